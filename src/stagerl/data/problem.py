@@ -1,0 +1,82 @@
+"""The one data model every stage passes around: a Problem."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DOMAINS = ("math", "code")
+
+
+class ProblemError(ValueError):
+    """A problem (or a row that should become one) is malformed."""
+
+
+@dataclass
+class Problem:
+    """One training or evaluation problem.
+
+    Math problems carry a ground-truth ``answer`` (LaTeX or plain text); code problems carry
+    ``tests`` in the APPS/TACO ``input_output`` form ``{"inputs": [...], "outputs": [...],
+    "fn_name"?: str}``.
+    """
+
+    id: str
+    """Unique id within its source."""
+    domain: str
+    """``"math"`` or ``"code"``: selects the reward."""
+    prompt: str
+    """The problem statement shown to the model (without chat template or instructions)."""
+    answer: str | None = None
+    """Ground-truth final answer (math only)."""
+    tests: dict | None = None
+    """Test cases (code only): ``inputs``, ``outputs`` and optional ``fn_name``."""
+    source: str = ""
+    """Where the problem comes from (dataset name)."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Anything else (subject, level, starter_code, ...)."""
+
+    def __post_init__(self) -> None:
+        problems = validate(self)
+        if problems:
+            field_name, msg = problems[0]
+            raise ProblemError(f"field '{field_name}': {msg}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Problem":
+        return cls(**{k: d[k] for k in ("id", "domain", "prompt", "answer", "tests", "source", "meta") if k in d})
+
+
+def validate(p: Problem) -> list[tuple[str, str]]:
+    """Return (field, message) for everything wrong with ``p``; empty when valid."""
+    errs: list[tuple[str, str]] = []
+    if not isinstance(p.id, str) or not p.id:
+        errs.append(("id", f"must be a non-empty string, got {p.id!r}"))
+    if p.domain not in DOMAINS:
+        errs.append(("domain", f"must be one of {DOMAINS}, got {p.domain!r}"))
+    if not isinstance(p.prompt, str) or not p.prompt.strip():
+        errs.append(("prompt", "must be a non-empty string"))
+    if p.domain == "math":
+        if not isinstance(p.answer, str) or not p.answer.strip():
+            errs.append(("answer", f"math problems need a non-empty string answer, got {p.answer!r}"))
+    if p.domain == "code":
+        t = p.tests
+        if not isinstance(t, dict):
+            errs.append(("tests", f"code problems need a dict with 'inputs' and 'outputs', got {type(t).__name__}"))
+        else:
+            ins, outs = t.get("inputs"), t.get("outputs")
+            if not isinstance(ins, list) or not isinstance(outs, list):
+                errs.append(("tests", "'inputs' and 'outputs' must both be lists"))
+            elif len(ins) != len(outs):
+                errs.append(("tests", f"'inputs' has {len(ins)} cases but 'outputs' has {len(outs)}"))
+            elif not ins:
+                errs.append(("tests", "no test cases"))
+            fn = t.get("fn_name")
+            if fn is not None and (not isinstance(fn, str) or not fn):
+                errs.append(("tests", f"'fn_name' must be a non-empty string, got {fn!r}"))
+    if not isinstance(p.meta, dict):
+        errs.append(("meta", "must be a dict"))
+    return errs

@@ -1,0 +1,41 @@
+"""The one interface every generation engine implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Union
+
+Message = dict  # {"role": "user" | "system" | "assistant", "content": str}
+Prompt = Union[str, list[Message]]  # a plain string is sent as one user message
+
+
+@dataclass
+class Completion:
+    text: str
+    """The generated text (no prompt, no special tokens)."""
+    tokens: int
+    """Number of generated tokens."""
+    finish: str
+    """``"stop"`` (ended by EOS/stop) or ``"length"`` (hit max_tokens: truncated)."""
+
+
+class Engine(Protocol):
+    """``generate`` returns, for each prompt, ``n`` completions in sample order."""
+
+    name: str
+
+    def generate(
+        self,
+        prompts: list[Prompt],
+        n: int = 1,
+        temperature: float = 0.6,
+        top_p: float = 0.95,
+        max_tokens: int = 1024,
+        seed: int | None = None,
+    ) -> list[list[Completion]]: ...
+
+    def close(self) -> None: ...
+
+
+def as_messages(prompt: Prompt) -> list[Message]:
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
