@@ -1,0 +1,311 @@
+"""The one typed recipe: dataclasses with a documented default per field; YAML in and out.
+
+A recipe describes the whole pipeline: problem sources, reference models and k, level rules,
+training stages and evaluation. ``load_recipe("recipe.yaml")`` validates every key (an unknown or
+mistyped key is an error naming its path, e.g. ``train.stages[1].beta``) and
+``dump_recipe(recipe, path)`` writes the resolved recipe back, so every run folder records exactly
+what ran. Built-in recipes live in ``stagerl/recipes/`` (``demo``, ``paper``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A recipe file or dict does not match the schema; the message names the key path."""
+
+
+@dataclass
+class ModelRef:
+    """A model reachable through one of the generation engines."""
+
+    name: str
+    """Short name used in tables, level rules and plots (e.g. ``r1-distill-qwen-7b``)."""
+    model: str = ""
+    """What the engine loads: an embedded alias (``smollm2-135m``), a local folder, a hub id, or
+    the served model name for ``openai``. Defaults to ``name``."""
+    engine: str = "transformers"
+    """``transformers`` (in-process), ``openai`` (any OpenAI-compatible server) or ``vllm``."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Engine options, e.g. ``{base_url: http://host:8000/v1, concurrency: 64}`` for ``openai``
+    or ``{batch_size: 32}`` for ``transformers``."""
+    temperature: float | None = None
+    """Per-model sampling temperature; ``None`` uses the scoring/eval default."""
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            self.model = self.name
+
+
+@dataclass
+class SamplingConfig:
+    """Sampling settings shared by scoring and evaluation (paper: T=0.6, top_p=0.95)."""
+
+    temperature: float = 0.6
+    """Sampling temperature."""
+    top_p: float = 0.95
+    """Nucleus sampling threshold."""
+    max_tokens: int = 16384
+    """Maximum generated tokens per sample; longer samples are cut and marked ``length``."""
+    seed: int = 0
+    """Base seed; engines derive per-call / per-sample seeds from it."""
+
+
+@dataclass
+class ScoringConfig:
+    """Difficulty scoring: k samples per (problem, reference model)."""
+
+    models: list[ModelRef] = field(default_factory=list)
+    """Reference models, an ordered ladder from weakest to strongest."""
+    k: int = 16
+    """Samples per (problem, model) under the fixed protocol (paper: 16)."""
+    adaptive: bool = True
+    """Sample in rounds and stop a pair once its level verdicts are decided; ``False`` keeps the
+    paper's fixed protocol (all k samples for every pair)."""
+    round_size: int = 4
+    """Samples per (problem, model) per round in adaptive mode."""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    """Sampling settings for the reference models."""
+    reward_workers: int | None = None
+    """Processes for grading; ``None`` = one per CPU core."""
+
+
+@dataclass
+class LevelsConfig:
+    """Difficulty levels: rules over pass rates."""
+
+    rules: Union[str, dict] = "paper"
+    """A preset name (``paper``, ``demo``), a YAML path, or the rules inline."""
+    bind: dict[str, str] = field(default_factory=dict)
+    """Model aliases of the rules bound to scoring model names, e.g. ``{small: r1-distill-1.5b}``."""
+
+
+@dataclass
+class PlateauConfig:
+    """When a stage's training score stops improving, the stage ends."""
+
+    metric: str = "reward"
+    """Logged metric watched (TRL's mean reward by default)."""
+    window: int = 10
+    """Steps averaged per point of the smoothed curve."""
+    patience: int = 3
+    """Consecutive windows without improvement before the plateau is declared."""
+    min_delta: float = 0.005
+    """Smallest improvement of the smoothed metric that counts."""
+
+
+@dataclass
+class StageConfig:
+    """One GRPO stage (paper: stage 1 on L2 until plateau, stage 2 on L3 with longer outputs)."""
+
+    name: str = "stage1"
+    """Name of the stage folder under ``stages/``."""
+    levels: list[str] = field(default_factory=lambda: ["L2"])
+    """Levels whose problems this stage trains on (their union)."""
+    learning_rate: float = 1e-6
+    """Adam learning rate (paper: 1e-6)."""
+    num_generations: int = 16
+    """Samples per prompt: the GRPO group size (paper: 16)."""
+    prompts_per_step: int = 128
+    """Prompts per optimizer step (paper batch: 128)."""
+    beta: float = 0.001
+    """KL coefficient against the reference model (paper: 0.001)."""
+    entropy_coef: float = 0.001
+    """Entropy bonus (paper: 0.001 in stage 1, 0 in stage 2)."""
+    max_completion_length: int = 16384
+    """Maximum generated tokens per sample (paper: 16k stage 1, 24k stage 2)."""
+    mask_truncated_completions: bool = False
+    """Exclude truncated samples from the loss (paper: stage 2)."""
+    temperature: float = 1.0
+    """Sampling temperature of the policy during training."""
+    max_steps: int = 1000
+    """Upper bound on optimizer steps; the plateau rule usually ends a stage first."""
+    plateau: PlateauConfig | None = field(default_factory=PlateauConfig)
+    """Plateau rule that ends the stage; ``None`` runs ``max_steps``."""
+    math_code_ratio: float | None = 2.1
+    """Math:code prompts per batch (paper: ~2.1:1); ``None`` keeps the data's own mix."""
+    seed: int = 0
+    """Seed of data order and sampling."""
+    trl: dict[str, Any] = field(default_factory=dict)
+    """Extra ``trl.GRPOConfig`` fields passed through as given (e.g. ``bf16``, ``use_vllm``,
+    ``gradient_accumulation_steps``, ``deepspeed``)."""
+
+
+@dataclass
+class TrainConfig:
+    """Staged GRPO training of the policy."""
+
+    policy: str = "smollm2-135m"
+    """Policy model: embedded alias, local folder or hub id."""
+    stages: list[StageConfig] = field(default_factory=list)
+    """Stages in order; each starts from the previous stage's checkpoint."""
+
+
+@dataclass
+class BenchmarkConfig:
+    """One evaluation benchmark."""
+
+    name: str
+    """Name in results and plots."""
+    source: Union[str, dict] = ""
+    """Problem source (``builtin:aime24``, a file path, ``hf:org/name`` or a dict); default
+    ``builtin:<name>``."""
+    k: int = 16
+    """Samples per problem; pass@1 is averaged over them (paper: 16 math, 4 code)."""
+    limit: int | None = None
+    """Evaluate only the first ``limit`` problems (for quick checks)."""
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            self.source = f"builtin:{self.name}"
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation of checkpoints: pass@1 averaged over k samples."""
+
+    benchmarks: list[BenchmarkConfig] = field(default_factory=list)
+    """Benchmarks to run."""
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_tokens=32768))
+    """Sampling settings (paper: T=0.6, top_p=0.95)."""
+    engine: str = "transformers"
+    """Engine used to sample from checkpoints."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Engine options."""
+
+
+@dataclass
+class Recipe:
+    """The whole pipeline, as one file."""
+
+    name: str = "run"
+    """Run name: the run folder is ``<runs_dir>/<name>``."""
+    runs_dir: str = "runs"
+    """Parent folder of run folders."""
+    data: list[Union[str, dict]] = field(default_factory=list)
+    """Training problem sources: ``builtin:<name>``, file paths, ``hf:<name>`` or dicts (see
+    ``stagerl.data.load_source``)."""
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    levels: LevelsConfig = field(default_factory=LevelsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+
+# --------------------------------------------------------------------------- YAML in and out
+
+
+def load_recipe(spec: str | Path | dict) -> Recipe:
+    """Load a recipe from a YAML path, a built-in recipe name (``demo``, ``paper``) or a dict."""
+    if isinstance(spec, dict):
+        return from_dict(Recipe, spec)
+    path = Path(spec)
+    if not path.exists():
+        builtin = resources.files("stagerl") / "recipes" / f"{spec}.yaml"
+        if not builtin.is_file():
+            raise ConfigError(f"no recipe file {spec!r} and no built-in recipe of that name "
+                              f"(built-in: {', '.join(builtin_recipes())})")
+        text, where = builtin.read_text(), f"built-in recipe {spec!r}"
+    else:
+        text, where = path.read_text(), str(path)
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML: {e}") from None
+    try:
+        return from_dict(Recipe, data)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def builtin_recipes() -> list[str]:
+    folder = resources.files("stagerl") / "recipes"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def to_dict(obj: Any) -> Any:
+    """A plain dict/list tree of a config object (what ``dump_recipe`` writes)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list):
+        return [to_dict(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def dump_recipe(recipe: Recipe, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+    return path
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``, checking every key and type."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'recipe'}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{_join(where, unknown[0])}: unknown key (valid keys: {', '.join(sorted(names))})")
+    kwargs = {k: _convert(hints[k], v, _join(where, k)) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"{where or 'recipe'}: {e}") from None
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(arg, value, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {tp}")
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):  # YAML reads 1e-6 as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if isinstance(tp, type) and not isinstance(value, tp) or (tp in (int, float) and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
