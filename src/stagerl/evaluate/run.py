@@ -1,0 +1,42 @@
+"""Benchmark evaluation: k samples per problem through the same engines, rewards and store as
+scoring (so a killed evaluation resumes), reported as pass@1 averaged over the k samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..config import EvalConfig, ModelRef
+from .passk import mean_pass_at_k
+
+
+def evaluate_checkpoint(name: str, model: str, cfg: EvalConfig, out_dir: str | Path) -> dict[str, dict]:
+    """Evaluate ``model`` (a checkpoint folder, embedded alias or hub id) on every benchmark of
+    ``cfg``; write ``<out_dir>/results.json`` and return it."""
+    from ..data import load_source
+    from ..scoring import score
+    from ..store import SampleStore
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ref = ModelRef(name=name, model=model, engine=cfg.engine, options=dict(cfg.options))
+    results: dict[str, dict] = {}
+    for bench in cfg.benchmarks:
+        problems = load_source(bench.source)
+        if bench.limit:
+            problems = problems[: bench.limit]
+        store = SampleStore(out_dir / f"{bench.name}.sqlite")
+        table = score(problems, [ref], store, k=bench.k, adaptive=False, sampling=cfg.sampling,
+                      out_dir=out_dir / bench.name)
+        counts = list(zip(table["samples"].astype(int), table["successes"].astype(int)))
+        results[bench.name] = {
+            "pass@1": mean_pass_at_k(counts, 1),
+            "k": bench.k,
+            "problems": len(problems),
+            "mean_reward": float(table["mean_reward"].mean()),
+            "mean_tokens": float(table["mean_tokens"].mean()),
+            "truncated": int(table["truncated"].sum()),
+            "sampling": vars(cfg.sampling),
+        }
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    return results

@@ -1,0 +1,121 @@
+"""The run report: ``report/report.md`` plus PNG plots, built from run-folder files alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .plots import plot_benchmarks, plot_pass_rates, plot_training
+
+
+def read_stages(run_dir: Path) -> list[dict]:
+    """Each stage folder's stage.json (if any) with its metrics.jsonl lines, in stage order."""
+    stages = []
+    for d in sorted((run_dir / "stages").glob("*")):
+        if not d.is_dir():
+            continue
+        info = json.loads((d / "stage.json").read_text()) if (d / "stage.json").exists() else {}
+        metrics_path = d / "metrics.jsonl"
+        metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()] if metrics_path.exists() else []
+        cfg = info.get("config", {})
+        stages.append({"dir": d.name, "name": cfg.get("name", d.name), "levels": cfg.get("levels", []), "info": info, "metrics": metrics})
+    return stages
+
+
+def read_eval(run_dir: Path) -> dict[str, dict]:
+    """``{checkpoint: {benchmark: results}}`` from eval/<checkpoint>/results.json, base first."""
+    out = {}
+    paths = sorted((run_dir / "eval").glob("*/results.json"), key=lambda p: (p.parent.name != "base", p.stat().st_mtime))
+    for p in paths:
+        out[p.parent.name] = json.loads(p.read_text())
+    return out
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """Write ``<run>/report/report.md`` and its plots; return the markdown path."""
+    run_dir = Path(run_dir)
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    md: list[str] = [f"# stagerl run `{run_dir.name}`", ""]
+    recipe_path = run_dir / "recipe.yaml"
+    recipe = yaml.safe_load(recipe_path.read_text()) if recipe_path.exists() else {}
+    if recipe:
+        models = ", ".join(m["name"] for m in recipe.get("scoring", {}).get("models", []))
+        md += [f"Policy: `{recipe.get('train', {}).get('policy', '?')}`. Reference models: {models or 'none'}. "
+               f"Recipe: [`recipe.yaml`](../recipe.yaml).", ""]
+
+    md += _scoring_section(run_dir, out)
+    md += _levels_section(run_dir)
+    md += _training_section(run_dir, out)
+    md += _eval_section(run_dir, out)
+    path = out / "report.md"
+    path.write_text("\n".join(md) + "\n")
+    return path
+
+
+def _scoring_section(run_dir: Path, out: Path) -> list[str]:
+    table_path = run_dir / "pass_rates.parquet"
+    if not table_path.exists():
+        return []
+    table = pd.read_parquet(table_path)
+    md = ["## Difficulty scoring", "", "| model | problems | samples | mean pass rate | solved ≥ 1 | mean tokens |",
+          "|---|---|---|---|---|---|"]
+    for model, g in table.groupby("model", sort=False):
+        md.append(f"| {model} | {len(g)} | {int(g['samples'].sum())} | {g['pass_rate'].mean():.3f} | "
+                  f"{int((g['successes'] > 0).sum())} | {g['mean_tokens'].mean():.0f} |")
+    ledger_path = run_dir / "ledger.json"
+    if ledger_path.exists():
+        ledger = json.loads(ledger_path.read_text())
+        total = ledger.get("total", {})
+        if total:
+            md += ["", f"Cost: {total.get('tokens', 0):,} generated tokens in {total.get('seconds', 0):.0f} s "
+                       f"({total.get('samples', 0):,} samples)."]
+    if plot_pass_rates(table, out / "pass_rates.png"):
+        md += ["", "![pass rates](pass_rates.png)"]
+    return md + [""]
+
+
+def _levels_section(run_dir: Path) -> list[str]:
+    stats_path = run_dir / "levels" / "stats.json"
+    if not stats_path.exists():
+        return []
+    stats = json.loads(stats_path.read_text())
+    md = ["## Levels", "", "```json", json.dumps(stats, indent=1)[:3000], "```"]
+    for png in sorted((run_dir / "levels").glob("*.png")):
+        md.append(f"![{png.stem}](../levels/{png.name})")
+    return md + [""]
+
+
+def _training_section(run_dir: Path, out: Path) -> list[str]:
+    stages = read_stages(run_dir)
+    if not stages:
+        return []
+    md = ["## Training", "", "| stage | levels | steps | ended because | first reward | last reward |", "|---|---|---|---|---|---|"]
+    for s in stages:
+        rewards = [m["reward"] for m in s["metrics"] if m.get("reward") is not None]
+        first = f"{rewards[0]:.3f}" if rewards else "-"
+        last = f"{rewards[-1]:.3f}" if rewards else "-"
+        md.append(f"| {s['name']} | {', '.join(s['levels'])} | {len(s['metrics'])} | {s['info'].get('reason', '?')} | {first} | {last} |")
+    if plot_training(stages, out / "training.png"):
+        md += ["", "![training curves](training.png)"]
+    return md + [""]
+
+
+def _eval_section(run_dir: Path, out: Path) -> list[str]:
+    results = read_eval(run_dir)
+    if not results:
+        return []
+    benches = list(dict.fromkeys(b for r in results.values() for b in r))
+    ckpts = list(results)
+    md = ["## Evaluation (pass@1 averaged over k samples)", "",
+          "| benchmark | k | " + " | ".join(ckpts) + " |", "|---|---|" + "---|" * len(ckpts)]
+    for b in benches:
+        k = next((r[b]["k"] for r in results.values() if b in r), "?")
+        cells = [f"{results[c][b]['pass@1']:.3f}" if b in results[c] else "-" for c in ckpts]
+        md.append(f"| {b} | {k} | " + " | ".join(cells) + " |")
+    if plot_benchmarks(results, out / "benchmarks.png"):
+        md += ["", "![benchmarks](benchmarks.png)"]
+    return md + [""]
