@@ -1,0 +1,171 @@
+"""The openai engine against a real ``transformers serve`` (SmolLM2-135M) on loopback.
+
+Retry behaviour is tested with a real flaky proxy (a loopback ``http.server``) in front of that
+server: it answers the first requests with an error status, then forwards to the real server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stagerl.engines import make_engine
+from stagerl.engines.openai import OpenAIEngine, OpenAIEngineError, split_tokens
+
+READY_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_command(model_dir: str, port: int) -> list[str]:
+    exe = Path(sys.executable).with_name("transformers")
+    exe_s = str(exe) if exe.exists() else (shutil.which("transformers") or "transformers")
+    return [exe_s, "serve", model_dir, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def server(smollm2_dir, tmp_path_factory):
+    """A real ``transformers serve`` pinned to SmolLM2; always stopped (whole process group)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(serve_command(smollm2_dir, port), stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"transformers serve exited ({proc.returncode}): {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"transformers serve not ready after {READY_TIMEOUT_S}s: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/v1", smollm2_dir
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=15)
+
+
+class FlakyProxy:
+    """Loopback proxy: the first ``failures`` POSTs get ``status``; the rest go to ``upstream``."""
+
+    def __init__(self, upstream: str, failures: int = 0, status: int = 503, headers: dict | None = None) -> None:
+        self.upstream, self.failures, self.status, self.headers = upstream, failures, status, headers or {}
+        self.requests: list[tuple[str, str | None, dict]] = []  # (path, authorization, body)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                proxy.requests.append((self.path, self.headers.get("Authorization"), json.loads(body)))
+                if proxy.failures > 0:
+                    proxy.failures -= 1
+                    code, data, extra = proxy.status, b'{"error": "try again"}', proxy.headers
+                else:
+                    r = httpx.post(proxy.upstream + self.path, content=body, timeout=120,
+                                   headers={"Content-Type": "application/json"})
+                    code, data, extra = r.status_code, r.content, {}
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FlakyProxy":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_generates_n_samples_per_prompt_from_a_real_server(server):
+    base_url, model = server
+    eng = make_engine("openai", model, base_url=base_url, concurrency=4)
+    out = eng.generate(["Say hello.", "What is 2 + 2?", "Name a fruit."], n=2, max_tokens=6, seed=3)
+    eng.close()
+    assert [len(r) for r in out] == [2, 2, 2]
+    for c in (c for r in out for c in r):
+        assert c.text and 1 <= c.tokens <= 6 and c.finish in ("stop", "length")
+    # transformers serve ignores n: the engine noticed and sent single requests instead
+    assert eng.n_supported is False
+
+
+def test_retries_5xx_then_succeeds_sending_the_key_and_per_sample_seeds(server, monkeypatch):
+    base_url, model = server
+    monkeypatch.setenv("STAGERL_TEST_KEY", "sk-test-123")
+    with FlakyProxy(base_url.removesuffix("/v1"), failures=2, status=503) as proxy:
+        eng = OpenAIEngine(proxy.url + "/v1", model, api_key_env="STAGERL_TEST_KEY", concurrency=1, backoff=0.01)
+        out = eng.generate(["Say hello."], n=3, max_tokens=4, seed=10)
+    assert len(out[0]) == 3 and all(c.tokens == 4 and c.finish == "length" for c in out[0])
+    bodies = [b for _, _, b in proxy.requests]
+    assert len(bodies) == 2 + 1 + 3  # two 503s, then the n=3 probe, then three single requests
+    assert bodies[0] == bodies[1] == bodies[2] and bodies[0]["n"] == 3 and bodies[0]["seed"] == 10
+    assert sorted(b["seed"] for b in bodies[3:]) == [10, 11, 12] and all("n" not in b for b in bodies[3:])
+    assert {auth for _, auth, _ in proxy.requests} == {"Bearer sk-test-123"}
+    assert "sk-test" not in repr(eng)
+
+
+def test_429_honours_retry_after(server):
+    base_url, model = server
+    with FlakyProxy(base_url.removesuffix("/v1"), failures=1, status=429, headers={"Retry-After": "0"}) as proxy:
+        eng = OpenAIEngine(proxy.url + "/v1", model, backoff=5.0)  # a backoff wait would take seconds
+        t0 = time.perf_counter()
+        out = eng.generate(["hi"], n=1, max_tokens=2)
+    assert len(proxy.requests) == 2 and out[0][0].tokens == 2
+    assert time.perf_counter() - t0 < 4.0
+
+
+def test_4xx_from_the_real_server_is_not_retried(server):
+    base_url, _ = server
+    with FlakyProxy(base_url.removesuffix("/v1")) as proxy:
+        eng = OpenAIEngine(proxy.url + "/v1", "no-such-model", backoff=0.01)
+        with pytest.raises(OpenAIEngineError, match="refused") as err:
+            eng.generate(["hi"], n=1, max_tokens=2)
+    assert err.value.status == 400 and len(proxy.requests) == 1
+
+
+def test_connection_refused_is_retried_then_reported():
+    eng = OpenAIEngine(f"http://127.0.0.1:{free_port()}/v1", "m", max_retries=2, backoff=0.01)
+    with pytest.raises(OpenAIEngineError, match="after 3 attempts"):
+        eng.generate(["hi"], n=1, max_tokens=2)
+
+
+def test_split_tokens_sums_to_total():
+    assert split_tokens(10, ["a", "bbbb"]) == [2, 8]
+    assert sum(split_tokens(7, ["x", "y", "z"])) == 7 and split_tokens(5, ["only"]) == [5]
