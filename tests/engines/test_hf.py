@@ -95,5 +95,20 @@ def test_loaded_model_needs_its_tokenizer(tiny):
 def test_bad_arguments(tiny):
     with pytest.raises(ValueError):
         tiny.generate(["hi"], n=0)
+
+
+def test_make_engine_errors_are_clear():
     with pytest.raises(ValueError, match="unknown engine"):
         make_engine("nope", "x")
+    with pytest.raises(ValueError, match="base_url"):
+        make_engine("openai", "served-model")
+
+
+def test_vllm_engine_without_vllm_names_the_extra():
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"pip install stagerl\[vllm\]"):
+            make_engine("vllm", "smollm2-135m")
+    else:
+        pytest.skip("vLLM is installed here")

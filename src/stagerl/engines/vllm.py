@@ -1,0 +1,81 @@
+"""In-process offline generation with vLLM (optional extra: ``pip install stagerl[vllm]``).
+
+A thin adapter: chat template applied with the model's tokenizer, one request per prompt with
+``SamplingParams(n, temperature, top_p, max_tokens, seed)``; prompt ``i`` gets seed ``seed + i``
+(vLLM's per-request seed), so its samples are reproducible whatever else runs in the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import resolve_model
+from .base import Completion, Prompt, as_messages
+
+INSTALL_HINT = "pip install stagerl[vllm]"
+
+
+def _import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as e:
+        raise ImportError(f"the 'vllm' engine needs vLLM, which is not installed; install it with: {INSTALL_HINT} "
+                          f"(or use engine 'openai' with a running `vllm serve`)") from e
+    return vllm
+
+
+class VLLMEngine:
+    """The ``vllm`` engine. ``model`` is resolved like for ``transformers``; ``llm_options``
+    (``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``, ``dtype``, ...) go
+    to ``vllm.LLM``."""
+
+    name = "vllm"
+
+    def __init__(self, model: str, progress: bool = False, **llm_options: Any) -> None:
+        vllm = _import_vllm()
+        self._vllm = vllm
+        self.model_path = resolve_model(model)
+        self.progress = progress
+        self.llm = vllm.LLM(model=self.model_path, **llm_options)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """Token ids of ``prompt`` with the model's chat template (plain text if it has none)."""
+        messages = as_messages(prompt)
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer("\n\n".join(str(m["content"]) for m in messages))["input_ids"])
+
+    def generate(
+        self,
+        prompts: list[Prompt],
+        n: int = 1,
+        temperature: float = 0.6,
+        top_p: float = 0.95,
+        max_tokens: int = 1024,
+        seed: int | None = None,
+    ) -> list[list[Completion]]:
+        """For each prompt, ``n`` completions in sample order (see ``Engine``)."""
+        if n < 1 or max_tokens < 1:
+            raise ValueError(f"n and max_tokens must be >= 1, got n={n}, max_tokens={max_tokens}")
+        SamplingParams = self._vllm.SamplingParams
+        params = [
+            SamplingParams(n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                           max_tokens=max_tokens, seed=None if seed is None else seed + i)
+            for i in range(len(prompts))
+        ]
+        requests = [{"prompt_token_ids": self.encode(p)} for p in prompts]
+        results = self.llm.generate(requests, params, use_tqdm=self.progress)
+        out: list[list[Completion]] = []
+        for res in results:
+            outs = sorted(res.outputs, key=lambda o: o.index)
+            out.append([
+                Completion(text=o.text, tokens=len(o.token_ids), finish="length" if o.finish_reason == "length" else "stop")
+                for o in outs
+            ])
+        return out
+
+    def close(self) -> None:
+        """Drop the vLLM instance (frees GPU memory once garbage-collected)."""
+        self.llm = None
