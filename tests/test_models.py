@@ -34,6 +34,11 @@ def test_local_file_is_not_a_model_folder(tmp_path):
         resolve_model(str(f))
 
 
+def test_missing_local_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_model(str(tmp_path / "runs" / "x" / "checkpoint"))
+
+
 def test_hub_id_is_passed_through_unchanged():
     assert resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
 

@@ -141,8 +141,8 @@ def resolve_model(spec: str, cache_dir: str | None = None) -> str:
         if _is_complete(out):
             return str(out)
         gguf = embedded_gguf_path(spec)
-        if out.exists():  # a foreign or broken folder in our cache slot: move it aside
-            shutil.rmtree(out)
+        if out.exists() and not _is_complete(out):  # a broken folder in our cache slot (not ours)
+            shutil.rmtree(out, ignore_errors=True)
         try:
             convert_gguf(gguf, out)
         except OSError:
@@ -150,8 +150,11 @@ def resolve_model(spec: str, cache_dir: str | None = None) -> str:
                 raise
         return str(out)
     path = Path(spec).expanduser()
-    looks_local = path.exists() or spec.startswith((".", "/", "~"))
+    # hub ids are "name" or "org/name"; anything deeper or anchored is meant as a folder
+    looks_local = path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1
     if looks_local:
+        if not path.exists():
+            raise ModelError(f"model folder '{spec}' does not exist")
         if not path.is_dir():
             raise ModelError(f"model path '{spec}' is not a directory")
         if not (path / "config.json").is_file():
