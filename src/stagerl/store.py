@@ -153,6 +153,12 @@ class SampleStore:
         """Registered ``(problem_id, domain)`` pairs in registration order."""
         return [tuple(r) for r in self._db().execute("SELECT problem_id, domain FROM problems ORDER BY pos")]
 
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Run a read-only SQL query (e.g. an aggregate over ``samples``) and return its rows."""
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            raise StoreError(f"query: only SELECT statements are allowed, got {sql[:40]!r}")
+        return self._db().execute(sql, args).fetchall()
+
     def __len__(self) -> int:
         return int(self._db().execute("SELECT COUNT(*) FROM samples").fetchone()[0])
 

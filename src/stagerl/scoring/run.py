@@ -1,0 +1,307 @@
+"""The scoring loop: k samples per (problem, reference model), graded and stored as they come.
+
+Models are scored one at a time in ladder order (weakest first), each loaded only when it has
+work and closed before the next, so memory holds one model. A model's phase runs in rounds:
+every pair that still needs samples asks for its next missing indices (``round_size`` of them in
+adaptive mode, all missing ones under the fixed protocol); requests with the same indices are
+batched across problems into engine calls of at most ``call_size`` sequences, and each call's
+samples are graded and stored in one transaction before the next call starts.
+
+Resuming: what to generate is always computed from the store (missing indices of ``0..k-1``), so
+a run killed at any moment and started again re-generates nothing it stored, and the store's
+primary key makes storing anything twice impossible. Only the call in flight at the kill is lost.
+
+Seeds: each call's seed is derived from ``sampling.seed``, the model name, the sample indices it
+asks for and its problems, so a run is reproducible and a resumed call never reuses the seed of
+an earlier call for other indices (which would duplicate samples). One seed per call rather than
+per pair: a per-pair seed would need one engine call per pair and give up batching across
+problems.
+
+Run without the stagerl CLI (used by the kill-and-resume test)::
+
+    python -m stagerl.scoring.run --problems problems.jsonl --model tiny=/path/to/ckpt \\
+        --store runs/x/samples.sqlite --out runs/x --k 8 --max-tokens 64 --option batch_size=8
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..config import ModelRef, SamplingConfig
+from ..data.problem import Problem
+from ..engines.base import Engine
+from ..rewards import problem_rewards
+from ..store import SampleStore
+from .adaptive import needs_samples, next_indices, stats_of
+from .table import pass_rate_table, write_table
+
+EngineFactory = Callable[[ModelRef], Engine]
+
+
+class ScoringError(ValueError):
+    """Scoring cannot start as asked (bad arguments, or a store made with other settings)."""
+
+
+def default_engine(ref: ModelRef) -> Engine:
+    """``make_engine(ref.engine, <resolved model>, **ref.options)``: local models are resolved with
+    ``resolve_model``; for ``openai`` the model is the served name."""
+    from ..engines import make_engine
+    from ..models import resolve_model
+
+    target = ref.model if ref.engine == "openai" else resolve_model(ref.model)
+    return make_engine(ref.engine, target, **ref.options)
+
+
+def call_seed(base: int, model: str, indices: tuple[int, ...], problem_ids: list[str]) -> int:
+    """The seed of one engine call (see the module docstring)."""
+    key = json.dumps([base, model, list(indices), problem_ids])
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def _messages(problem: Problem) -> Any:
+    try:
+        from ..data.prompts import to_messages
+    except ImportError:  # until stagerl.data.prompts lands: the bare statement plus the answer format
+        suffix = ("\n\nPut the final answer in \\boxed{}." if problem.domain == "math"
+                  else "\n\nAnswer with a Python program in a ```python block.")
+        return [{"role": "user", "content": problem.prompt + suffix}]
+    return to_messages(problem)
+
+
+def _fingerprint(ref: ModelRef, sampling: SamplingConfig) -> dict[str, Any]:
+    temp = sampling.temperature if ref.temperature is None else ref.temperature
+    return {"model": ref.model, "engine": ref.engine, "temperature": temp, "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens}
+
+
+def _check_inputs(problems: list[Problem], models: list[ModelRef], store: SampleStore, k: int, round_size: int,
+                  sampling: SamplingConfig) -> None:
+    if k < 1 or round_size < 1:
+        raise ScoringError(f"k and round_size must be >= 1, got k={k}, round_size={round_size}")
+    if not models:
+        raise ScoringError("no reference models to score with")
+    seen: set[str] = set()
+    for i, p in enumerate(problems):
+        if p.id in seen:
+            raise ScoringError(f"problem {i}: id {p.id!r} appears twice; problem ids must be unique")
+        seen.add(p.id)
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ScoringError(f"reference model names must be unique, got {names}")
+    for ref in models:  # stored samples are reused only if they were made the same way
+        want, had = _fingerprint(ref, sampling), store.get_meta(f"model/{ref.name}")
+        if had is not None and had != want:
+            diff = {key: (had.get(key), want[key]) for key in want if had.get(key) != want[key]}
+            raise ScoringError(f"{store.path} holds samples of model {ref.name!r} made with other settings "
+                               f"(stored vs now: {diff}); use a new run folder or another model name")
+
+
+def score(
+    problems: list[Problem],
+    models: list[ModelRef],
+    store: SampleStore,
+    k: int = 16,
+    adaptive: bool = True,
+    round_size: int = 4,
+    sampling: SamplingConfig | None = None,
+    rules: Any = None,
+    engine_factory: EngineFactory | None = None,
+    reward_workers: int | None = None,
+    progress: bool = True,
+    out_dir: str | Path | None = None,
+    call_size: int = 256,
+) -> pd.DataFrame:
+    """Score ``problems`` with the ladder ``models`` (weakest first); return the pass-rate table.
+
+    Every sample is graded with ``problem_rewards`` and stored in ``store``. With ``adaptive``
+    and level ``rules`` (bound to the model names), pairs are sampled ``round_size`` at a time and
+    stop once no open verdict depends on them (see ``adaptive.py``); without rules, or with
+    ``adaptive=False``, every pair gets k samples (the paper's protocol). ``engine_factory(ref)``
+    builds each model's engine (default: ``default_engine``). With ``out_dir``,
+    ``pass_rates.parquet`` and ``ledger.json`` are written there. The table's ``attrs`` hold
+    ``generated`` (samples generated by this call) and ``stored`` (new rows).
+    """
+    sampling = sampling or SamplingConfig()
+    factory = engine_factory or default_engine
+    adaptive = bool(adaptive and rules is not None)
+    _check_inputs(problems, models, store, k, round_size, sampling)
+    names = [m.name for m in models]
+    store.register_problems((p.id, p.domain) for p in problems)
+    for ref in models:
+        store.set_meta(f"model/{ref.name}", _fingerprint(ref, sampling))
+    store.set_meta("scoring", {"k": k, "models": names})
+
+    stored = {name: store.indices(name) for name in names}  # model -> problem -> {idx: reward}
+    remaining = sum(max(0, k - len([i for i in stored[m].get(p.id, {}) if i < k])) for m in names for p in problems)
+    bar = tqdm(total=remaining, desc="scoring", unit="sample", disable=not progress, dynamic_ncols=True)
+    totals = {"generated": 0, "stored": 0, "tokens": 0, "start": time.perf_counter()}
+    stopped: set[tuple[str, str]] = set()
+    try:
+        for ref in models:
+            _score_model(ref, problems, names, stored, store, k, adaptive, round_size, sampling, rules, factory,
+                         reward_workers, call_size, bar, totals, stopped)
+    finally:
+        bar.close()
+    keys = [(p.id, p.domain) for p in problems]
+    table = write_table(store, out_dir, keys, names, k) if out_dir is not None else \
+        pass_rate_table(store, keys, names, k)
+    table.attrs.update(generated=totals["generated"], stored=totals["stored"])
+    return table
+
+
+def _pending(ref: ModelRef, problems: list[Problem], names: list[str], stored: dict, k: int, adaptive: bool,
+             round_size: int, rules: Any, bar: Any, stopped: set) -> list[tuple[Problem, tuple[int, ...]]]:
+    """The (problem, indices) requests of this model's next round."""
+    out = []
+    for p in problems:
+        have = stored[ref.name].get(p.id, {})
+        idxs = next_indices(have, k, round_size if adaptive else k)
+        if not idxs:
+            continue
+        if adaptive:
+            stats = {m: stats_of(stored[m].get(p.id, {}), k) for m in names}
+            if ref.name not in needs_samples(rules, stats, names, k, p.id, p.domain):
+                if (p.id, ref.name) not in stopped:  # its remaining samples will never be drawn
+                    stopped.add((p.id, ref.name))
+                    bar.total -= len(next_indices(have, k, k))
+                    bar.refresh()
+                continue
+        out.append((p, tuple(idxs)))
+    return out
+
+
+def _score_model(ref: ModelRef, problems: list[Problem], names: list[str], stored: dict, store: SampleStore,
+                 k: int, adaptive: bool, round_size: int, sampling: SamplingConfig, rules: Any,
+                 factory: EngineFactory, reward_workers: int | None, call_size: int, bar: Any, totals: dict,
+                 stopped: set) -> None:
+    """All rounds of one model; its engine is built on first need and closed at the end."""
+    engine: Engine | None = None
+    temperature = sampling.temperature if ref.temperature is None else ref.temperature
+    try:
+        while True:
+            requests = _pending(ref, problems, names, stored, k, adaptive, round_size, rules, bar, stopped)
+            if not requests:
+                return
+            if engine is None:
+                bar.set_description(f"scoring [loading {ref.name}]")
+                engine = factory(ref)
+                bar.set_description(f"scoring [{ref.name}]")
+            groups: dict[tuple[int, ...], list[Problem]] = {}
+            for p, idxs in requests:
+                groups.setdefault(idxs, []).append(p)
+            for idxs, group in groups.items():
+                per_call = max(1, call_size // len(idxs))
+                for start in range(0, len(group), per_call):
+                    chunk = group[start:start + per_call]
+                    _one_call(engine, ref, chunk, idxs, temperature, sampling, store, stored, reward_workers,
+                              bar, totals)
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def _one_call(engine: Engine, ref: ModelRef, chunk: list[Problem], idxs: tuple[int, ...], temperature: float,
+              sampling: SamplingConfig, store: SampleStore, stored: dict, reward_workers: int | None, bar: Any,
+              totals: dict) -> None:
+    """Generate ``idxs`` for every problem of ``chunk``, grade, store in one transaction."""
+    seed = call_seed(sampling.seed, ref.name, idxs, [p.id for p in chunk])
+    t0 = time.perf_counter()
+    outs = engine.generate([_messages(p) for p in chunk], n=len(idxs), temperature=temperature,
+                           top_p=sampling.top_p, max_tokens=sampling.max_tokens, seed=seed)
+    share = (time.perf_counter() - t0) / (len(chunk) * len(idxs))
+    if len(outs) != len(chunk) or any(len(o) != len(idxs) for o in outs):
+        raise RuntimeError(f"engine {getattr(engine, 'name', engine)!r} returned {[len(o) for o in outs]} "
+                           f"completions for {len(chunk)} prompts × n={len(idxs)}")
+    flat = [(p, i, c) for p, comps in zip(chunk, outs) for i, c in zip(idxs, comps)]
+    rewards = problem_rewards([p for p, _, _ in flat], [c.text for _, _, c in flat], workers=reward_workers)
+    rows = [{"problem_id": p.id, "model": ref.name, "idx": i, "domain": p.domain, "text": c.text,
+             "tokens": int(c.tokens), "finish": c.finish, "reward": r, "seconds": share}
+            for (p, i, c), r in zip(flat, rewards)]
+    totals["stored"] += store.add(rows)
+    for row in rows:
+        stored[ref.name].setdefault(row["problem_id"], {})[row["idx"]] = row["reward"]
+    totals["generated"] += len(rows)
+    totals["tokens"] += sum(r["tokens"] for r in rows)
+    elapsed = max(time.perf_counter() - totals["start"], 1e-9)
+    bar.update(len(rows))
+    bar.set_postfix(samples_s=f"{totals['generated'] / elapsed:.2f}", tok_s=f"{totals['tokens'] / elapsed:.1f}",
+                    refresh=False)
+
+
+# ---------------------------------------------------------------------- entry point without the CLI
+
+
+def read_problems(path: str | Path) -> list[Problem]:
+    """Problems from a JSONL file of ``Problem.to_dict()`` rows (errors name the line)."""
+    out = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(Problem.from_dict(json.loads(line)))
+            except (ValueError, TypeError) as e:
+                raise ScoringError(f"{path}, line {n}: {e}") from None
+    return out
+
+
+def _kv(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key, value
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m stagerl.scoring.run``: score a JSONL problem file; print a JSON summary line."""
+    ap = argparse.ArgumentParser(description="Difficulty scoring into a sample store (resumable).")
+    ap.add_argument("--problems", required=True, help="JSONL file of problems")
+    ap.add_argument("--model", type=_kv, action="append", required=True, help="NAME=SPEC, weakest first")
+    ap.add_argument("--engine", default="transformers")
+    ap.add_argument("--option", type=_kv, action="append", default=[], help="engine option KEY=VALUE (JSON value)")
+    ap.add_argument("--store", required=True)
+    ap.add_argument("--out", default=None, help="folder for pass_rates.parquet and ledger.json")
+    ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--round-size", type=int, default=4)
+    ap.add_argument("--fixed", action="store_true", help="all k samples for every pair")
+    ap.add_argument("--rules", default=None, help="level rules (preset or YAML) for adaptive scoring")
+    ap.add_argument("--bind", type=_kv, action="append", default=[], help="rules alias=model name")
+    ap.add_argument("--temperature", type=float, default=0.6)
+    ap.add_argument("--top-p", type=float, default=0.95)
+    ap.add_argument("--max-tokens", type=int, default=1024)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--call-size", type=int, default=256)
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    options = {key: _json_or_str(v) for key, v in a.option}
+    models = [ModelRef(name=n, model=s, engine=a.engine, options=dict(options)) for n, s in a.model]
+    rules = None
+    if a.rules and not a.fixed:
+        from ..levels.rules import bind, load_rules
+
+        rules = load_rules(a.rules)
+        rules = bind(rules, dict(a.bind)) if a.bind else rules
+    store = SampleStore(a.store)
+    table = score(read_problems(a.problems), models, store, k=a.k, adaptive=not a.fixed, round_size=a.round_size,
+                  sampling=SamplingConfig(a.temperature, a.top_p, a.max_tokens, a.seed), rules=rules,
+                  progress=not a.no_progress, out_dir=a.out, call_size=a.call_size)
+    print(json.dumps({"generated": table.attrs["generated"], "stored": table.attrs["stored"],
+                      "rows": len(store), "pairs": len(table)}), flush=True)
+
+
+def _json_or_str(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The pass-rate table and the cost ledger, rebuilt from the sample store alone.
+
+``pass_rates.parquet`` is long: one row per (problem, model) with
+
+==================  ===========================================================================
+problem_id, domain  the problem
+model               the reference model's name (ladder order)
+k                   samples per pair under the fixed protocol
+samples             samples actually drawn (< k when adaptive scoring stopped the pair early)
+successes           samples with reward >= 1 - 1e-9
+pass_rate           successes / samples (NaN when the pair drew nothing)
+rate_lo, rate_hi    bounds of the k-sample rate: [s/k, (s+k-m)/k]; equal when samples == k
+decided_early       samples < k: the pair's outcome under the level rules was settled sooner
+mean_reward         mean reward of the drawn samples (partial credit for code)
+mean_tokens         mean generated tokens; ``max_tokens`` the longest sample
+truncated           samples cut at max_tokens (finish == "length")
+==================  ===========================================================================
+
+``ledger.json`` holds generated tokens, samples and generation seconds per model and in total.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..store import SampleStore
+from .adaptive import SUCCESS_EPS
+
+TABLE_COLUMNS = ["problem_id", "domain", "model", "k", "samples", "successes", "pass_rate", "rate_lo", "rate_hi",
+                 "decided_early", "mean_reward", "mean_tokens", "max_tokens", "truncated"]
+
+_AGG = f"""
+SELECT problem_id, model, COUNT(*), SUM(reward >= {1.0 - SUCCESS_EPS!r}), AVG(reward), AVG(tokens), MAX(tokens),
+       SUM(finish = 'length'), MAX(domain)
+FROM samples WHERE idx < ? GROUP BY problem_id, model
+"""
+
+
+def scoring_meta(store: SampleStore) -> dict[str, Any]:
+    """What ``score`` recorded in the store: ``{"k": int, "models": [names, weakest first]}``."""
+    return store.get_meta("scoring", {}) or {}
+
+
+def pass_rate_table(
+    store: SampleStore,
+    problems: list[tuple[str, str]] | None = None,
+    models: list[str] | None = None,
+    k: int | None = None,
+) -> pd.DataFrame:
+    """The pass-rate table (see the module docstring) of ``problems`` × ``models``.
+
+    ``problems`` are ``(problem_id, domain)`` pairs and default to every problem registered in the
+    store; ``models`` and ``k`` default to what ``score`` recorded. Only sample indices < k count.
+    Pairs that drew no sample are listed with ``samples`` 0 and bounds ``[0, 1]``.
+    """
+    meta = scoring_meta(store)
+    k = int(k or meta.get("k") or 0)
+    if k < 1:
+        raise ValueError(f"{store.path}: no k recorded by a scoring run; pass k")
+    problems = problems if problems is not None else store.problems()
+    db_rows = store.query(_AGG, (k,))
+    agg = {(r[0], r[1]): r for r in db_rows}
+    if models is None:
+        models = list(meta.get("models") or [])
+        models += sorted({m for _, m in agg} - set(models))
+    if not problems:  # nothing registered: list the sampled problems
+        problems = sorted({(r[0], r[8]) for r in db_rows})
+    out = []
+    for pid, domain in problems:
+        for model in models:
+            r = agg.get((pid, model))
+            n, s = (int(r[2]), int(r[3])) if r else (0, 0)
+            out.append({
+                "problem_id": pid, "domain": domain, "model": model, "k": k, "samples": n, "successes": s,
+                "pass_rate": s / n if n else math.nan, "rate_lo": s / k, "rate_hi": min(1.0, (s + k - n) / k),
+                "decided_early": n < k,
+                "mean_reward": float(r[4]) if r else math.nan, "mean_tokens": float(r[5]) if r else math.nan,
+                "max_tokens": int(r[6]) if r else 0, "truncated": int(r[7]) if r else 0,
+            })
+    return pd.DataFrame(out, columns=TABLE_COLUMNS)
+
+
+def ledger(store: SampleStore, models: list[str] | None = None) -> dict[str, Any]:
+    """Generated tokens, samples and generation seconds per model and in total (every stored sample)."""
+    rows = store.query(
+        "SELECT model, COUNT(*), SUM(tokens), SUM(seconds), SUM(finish = 'length') FROM samples GROUP BY model"
+    )
+    per = {m: {"samples": int(n), "tokens": int(t), "seconds": round(float(s), 3), "truncated": int(tr)}
+           for m, n, t, s, tr in rows}
+    order = list(models or scoring_meta(store).get("models") or [])
+    order += sorted(set(per) - set(order))
+    per = {m: per.get(m, {"samples": 0, "tokens": 0, "seconds": 0.0, "truncated": 0}) for m in order}
+    for v in per.values():
+        v["tokens_per_s"] = round(v["tokens"] / v["seconds"], 2) if v["seconds"] > 0 else None
+    total = {key: sum(v[key] for v in per.values()) for key in ("samples", "tokens", "truncated")}
+    total["seconds"] = round(sum(v["seconds"] for v in per.values()), 3)
+    return {"models": per, "total": total}
+
+
+def write_table(
+    store: SampleStore,
+    out_dir: str | Path,
+    problems: list[tuple[str, str]] | None = None,
+    models: list[str] | None = None,
+    k: int | None = None,
+) -> pd.DataFrame:
+    """Write ``pass_rates.parquet`` and ``ledger.json`` into ``out_dir`` from the store alone
+    (so both can be rebuilt after a crash); return the table. Files are replaced atomically."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = pass_rate_table(store, problems, models, k)
+    tmp = out_dir / ".pass_rates.parquet.tmp"
+    table.to_parquet(tmp, index=False)
+    tmp.replace(out_dir / "pass_rates.parquet")
+    tmp = out_dir / ".ledger.json.tmp"
+    tmp.write_text(json.dumps(ledger(store, models), indent=1) + "\n")
+    tmp.replace(out_dir / "ledger.json")
+    return table
