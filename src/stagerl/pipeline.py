@@ -116,9 +116,10 @@ def run_train(recipe: Recipe) -> list[dict]:
     run_dir = prepare_run(recipe)
     if not recipe.train.stages:
         raise ValueError("the recipe lists no training stages (key 'train.stages')")
+    levels = level_problems(run_dir)
     policy = resolve_model(recipe.train.policy)
     log(f"training {recipe.train.policy} through {len(recipe.train.stages)} stage(s)")
-    return train_stages(policy, level_problems(run_dir), recipe.train.stages, run_dir)
+    return train_stages(policy, levels, recipe.train.stages, run_dir)
 
 
 def checkpoints(recipe: Recipe) -> dict[str, str]:
