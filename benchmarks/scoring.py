@@ -1,0 +1,157 @@
+"""Benchmark: adaptive scoring vs the paper's fixed protocol — generated tokens, same labels.
+
+Ladder: the embedded SmolLM2-135M-Instruct at two temperatures, ``hot`` (T=1.0, the weak model)
+and ``cold`` (T=0.3, the strong one), on the built-in ``demo_math`` problems, k=8, short outputs.
+Rules of the paper's shape: keep = strong > 0; L1 = weak in (0,1); L2 = (weak = 0 and strong > 0)
+or both partial; L3 = strong = 0 plus 50% of the rest.
+
+1. The anchor: the fixed protocol, k samples for every pair, with the real engine, all stored
+   (``<run>/fixed.sqlite``; a second run of the benchmark resumes it and generates nothing new).
+2. Ours: adaptive scoring on a fresh store, whose engine replays the fixed run's stored samples in
+   index order (a pair's adaptive samples are indices 0..m-1 of its fixed samples, so both sides
+   see the same samples and only the stopping differs). The replayed rows are checked against the
+   fixed ones.
+3. Labels: the fixed table labelled with ``label`` vs the adaptive table with ``decide`` over its
+   bounds (every verdict must be decided) and with ``label`` over its point estimates.
+
+    .venv/bin/python benchmarks/scoring.py            # 24 problems, k=8, max_tokens 96
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from stagerl.config import ModelRef, SamplingConfig
+from stagerl.engines.base import Completion
+from stagerl.scoring import score
+from stagerl.scoring.run import ORDERS, _messages
+from stagerl.store import SampleStore
+
+RULES = {  # the paper's shape over two aliases (format: stagerl.levels.rules)
+    "models": ["weak", "strong"],
+    "keep": "strong > 0",
+    "levels": {
+        "L1": "0 < weak < 1",
+        "L2": "(weak == 0 and strong > 0) or (0 < weak < 1 and 0 < strong < 1)",
+        "L3": {"when": "strong == 0", "plus_fraction": {"math": 0.5, "code": 0.1}},
+    },
+}
+BIND = {"weak": "hot", "strong": "cold"}
+
+
+class ReplayEngine:
+    """Serves a model's stored samples, for each prompt in index order (0, 1, 2, ...)."""
+
+    name = "replay"
+
+    def __init__(self, store: SampleStore, model: str, prompt_ids: dict[str, str]) -> None:
+        self.rows: dict[str, list[dict]] = {}
+        for r in store.samples(model=model):
+            self.rows.setdefault(r["problem_id"], []).append(r)
+        self.prompt_ids, self.next = prompt_ids, {pid: 0 for pid in self.rows}
+
+    def generate(self, prompts, n=1, temperature=0.6, top_p=0.95, max_tokens=1024, seed=None):
+        out = []
+        for prompt in prompts:
+            pid = self.prompt_ids[json.dumps(prompt)]
+            start = self.next[pid]
+            rows = self.rows[pid][start:start + n]
+            assert [r["idx"] for r in rows] == list(range(start, start + n)), (pid, start, n)
+            self.next[pid] = start + n
+            out.append([Completion(r["text"], r["tokens"], r["finish"]) for r in rows])
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def labels_from_rates(rules, table: pd.DataFrame, point: bool) -> dict[str, dict]:
+    """problem -> labels: ``label`` over pass rates (point) or ``decide`` over [rate_lo, rate_hi]."""
+    from stagerl.levels.rules import decide, label
+
+    out = {}
+    for (pid, domain), g in table.groupby(["problem_id", "domain"], sort=False):
+        if point:  # a pair that drew nothing: any rate in its bounds gives the same labels
+            rates = {m: (r if not math.isnan(r) else lo) for m, r, lo in zip(g["model"], g["pass_rate"], g["rate_lo"])}
+            out[pid] = label(rules, rates, pid, domain)
+        else:
+            out[pid] = decide(rules, {m: (lo, hi) for m, lo, hi in zip(g["model"], g["rate_lo"], g["rate_hi"])},
+                              pid, domain)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problems", type=int, default=24)
+    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--round-size", type=int, default=2)
+    ap.add_argument("--max-tokens", type=int, default=96)
+    ap.add_argument("--batch-size", type=int, default=48)
+    ap.add_argument("--order", default="weakest-first", choices=ORDERS)
+    ap.add_argument("--run", default="runs/bench-scoring")
+    args = ap.parse_args()
+
+    from stagerl.data import load_builtin
+    from stagerl.levels.rules import bind, load_rules
+
+    problems = load_builtin("demo_math")[: args.problems]
+    rules = bind(load_rules(RULES), BIND)
+    ladder = [ModelRef(name="hot", model="smollm2-135m", temperature=1.0, options={"batch_size": args.batch_size}),
+              ModelRef(name="cold", model="smollm2-135m", temperature=0.3, options={"batch_size": args.batch_size})]
+    sampling = SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=args.max_tokens, seed=0)
+    run = Path(args.run)
+    run.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    fixed_store = SampleStore(run / "fixed.sqlite")
+    fixed = score(problems, ladder, fixed_store, k=args.k, adaptive=False, sampling=sampling, out_dir=run / "fixed")
+    print(f"fixed: {fixed.attrs['generated']} samples generated now ({time.perf_counter() - t0:.0f} s), "
+          f"{len(fixed_store)} stored")
+
+    prompt_ids = {json.dumps(_messages(p)): p.id for p in problems}
+    results = {}
+    for order in ORDERS:
+        path = run / f"adaptive-{order}.sqlite"
+        for f in run.glob(f"adaptive-{order}.sqlite*"):
+            f.unlink()
+        store = SampleStore(path)
+        table = score(problems, ladder, store, k=args.k, adaptive=True, round_size=args.round_size,
+                      sampling=sampling, rules=rules, progress=False, order=order,
+                      engine_factory=lambda ref: ReplayEngine(fixed_store, ref.name, prompt_ids))
+        replayed = {(r["problem_id"], r["model"], r["idx"]): r["text"] for r in store.samples()}
+        originals = {(r["problem_id"], r["model"], r["idx"]): r["text"] for r in fixed_store.samples()}
+        assert all(originals[key] == text for key, text in replayed.items()), "replay served other samples"
+        tokens = int(store.query("SELECT COALESCE(SUM(tokens), 0) FROM samples")[0][0])
+        results[order] = (table, tokens, len(store))
+
+    want = labels_from_rates(rules, fixed, point=True)
+    fixed_tokens = int(fixed_store.query("SELECT SUM(tokens) FROM samples")[0][0])
+    print(f"problems {len(problems)}, k={args.k}, round_size={args.round_size}, max_tokens={args.max_tokens}")
+    print("pass rates (fixed):", {m: round(float(g['pass_rate'].mean()), 3) for m, g in fixed.groupby('model')},
+          "| problems with hot in (0,1):", int(((fixed.model == 'hot') & (fixed.pass_rate > 0) & (fixed.pass_rate < 1)).sum()),
+          "| cold > 0:", int(((fixed.model == 'cold') & (fixed.pass_rate > 0)).sum()))
+    print(f"{'protocol':<26}{'samples':>8}{'tokens':>8}{'ratio':>7}  labels (decide / label)")
+    print(f"{'fixed':<26}{len(fixed_store):>8}{fixed_tokens:>8}{1.0:>7.2f}")
+    ok_labels = {}
+    for order, (table, tokens, samples) in results.items():
+        decided, point = labels_from_rates(rules, table, point=False), labels_from_rates(rules, table, point=True)
+        same_d = sum(decided[p] == want[p] for p in want)
+        same_p = sum(point[p] == want[p] for p in want)
+        ok_labels[order] = same_d == same_p == len(want)
+        print(f"{'adaptive ' + order:<26}{samples:>8}{tokens:>8}{tokens / fixed_tokens:>7.2f}  "
+              f"{same_d}/{len(want)} / {same_p}/{len(want)}")
+    table, tokens, _ = results[args.order]
+    ratio = tokens / fixed_tokens
+    ok = ratio <= 0.5 and ok_labels[args.order]
+    print(f"RESULT scoring_tokens ours={tokens} anchor={fixed_tokens} ratio={ratio:.3f} goal=<=0.5 "
+          f"ok={'yes' if ok else 'no'}")
+
+
+if __name__ == "__main__":
+    main()
