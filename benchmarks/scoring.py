@@ -34,12 +34,13 @@ from stagerl.scoring.run import ORDERS, _messages
 from stagerl.store import SampleStore
 
 RULES = {  # the paper's shape over two aliases (format: stagerl.levels.rules)
-    "models": ["weak", "strong"],
-    "keep": "strong > 0",
+    "models": {"weak": "weak", "strong": "strong"},
+    "keep": "strong in (0,1]",
     "levels": {
-        "L1": "0 < weak < 1",
-        "L2": "(weak == 0 and strong > 0) or (0 < weak < 1 and 0 < strong < 1)",
-        "L3": {"when": "strong == 0", "plus_fraction": {"math": 0.5, "code": 0.1}},
+        "L1": "weak in (0,1)",
+        "L2": {"any": [{"all": ["weak in [0,0]", "strong in (0,1]"]},
+                       {"all": ["weak in (0,1)", "strong in (0,1)"]}]},
+        "L3": {"any": ["strong in [0,0]", {"all": ["strong in (0,1]", {"retain": {"math": 0.5, "code": 0.1}}]}]},
     },
 }
 BIND = {"weak": "hot", "strong": "cold"}

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from ..config import ModelRef, SamplingConfig
 from ..data.problem import Problem
+from ..data.prompts import to_messages
 from ..engines.base import Engine
 from ..rewards import problem_rewards
 from ..store import SampleStore
@@ -69,12 +70,6 @@ def call_seed(base: int, model: str, indices: tuple[int, ...], problem_ids: list
 
 
 def _messages(problem: Problem) -> Any:
-    try:
-        from ..data.prompts import to_messages
-    except ImportError:  # until stagerl.data.prompts lands: the bare statement plus the answer format
-        suffix = ("\n\nPut the final answer in \\boxed{}." if problem.domain == "math"
-                  else "\n\nAnswer with a Python program in a ```python block.")
-        return [{"role": "user", "content": problem.prompt + suffix}]
     return to_messages(problem)
 
 
