@@ -1,0 +1,56 @@
+"""Built-in sets load with their documented row counts; generated sets are deterministic; prompts."""
+
+import pytest
+
+from stagerl.data import builtin_names, load_builtin, to_messages
+from stagerl.data.problem import validate
+
+COUNTS = {"aime24": 30, "aime25": 30, "amc23": 40, "math500": 500, "math_train": 8421, "lcb_test": 279, "lcb_train": 580}
+
+
+@pytest.mark.parametrize("name,count", COUNTS.items())
+def test_stored_sets(name, count):
+    ps = load_builtin(name)
+    assert len(ps) == count and len({p.id for p in ps}) == count
+    assert all(not validate(p) for p in ps)
+    domain = "code" if name.startswith("lcb") else "math"
+    assert {p.domain for p in ps} == {domain}
+
+
+def test_code_sets_keep_both_test_types():
+    ps = load_builtin("lcb_test")
+    kinds = {p.meta["test_type"] for p in ps}
+    assert kinds == {"stdin", "functional"}
+    fn = [p for p in ps if p.meta["test_type"] == "functional"]
+    assert all(p.tests["fn_name"] and p.tests["fn_name"] in p.meta["starter_code"] for p in fn)
+
+
+def test_generated_sets_are_deterministic_and_graded():
+    a, b = load_builtin("demo_math", n=25, seed=3), load_builtin("demo_math", n=25, seed=3)
+    assert [p.to_dict() for p in a] == [p.to_dict() for p in b]
+    assert [p.to_dict() for p in a] != [p.to_dict() for p in load_builtin("demo_math", n=25, seed=4)]
+    assert sorted({p.meta["level"] for p in a}) == [1, 2, 3, 4, 5]
+    for p in a:  # answers are right: recompute level 1-3 arithmetic from the text
+        if p.meta["level"] <= 3:
+            expr = p.prompt.removeprefix("What is ").rstrip("?").replace("times", "*")
+            assert str(eval(expr)) == p.answer
+    code = load_builtin("demo_code")
+    assert len(code) == 8 and sum("fn_name" in p.tests for p in code) == 4
+    assert [p.to_dict() for p in code] == [p.to_dict() for p in load_builtin("demo_code")]
+
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(ValueError, match="aime24"):
+        load_builtin("aime2024")
+    assert "demo_math" in builtin_names()
+
+
+def test_prompts():
+    math = to_messages(load_builtin("aime24")[0])
+    assert math[-1]["role"] == "user" and "\\boxed{}" in math[-1]["content"]
+    fn = next(p for p in load_builtin("lcb_test") if p.tests.get("fn_name"))
+    text = to_messages(fn, system="be brief")
+    assert text[0] == {"role": "system", "content": "be brief"}
+    assert fn.meta["starter_code"].strip() in text[1]["content"] and "```python" in text[1]["content"]
+    stdin = next(p for p in load_builtin("lcb_test") if not p.tests.get("fn_name"))
+    assert "standard input" in to_messages(stdin)[0]["content"]

@@ -1,0 +1,103 @@
+"""Loaders: every format, field mapping, domain inference, and errors that name file, row, field."""
+
+import gzip
+import json
+
+import pandas as pd
+import pytest
+
+from stagerl.data import LoadError, load_file, load_hf, load_source
+
+ROWS = [
+    {"id": "m1", "problem": "What is 2+2?", "answer": "4", "subject": "arith"},
+    {"id": "c1", "problem": "Print a+b.", "tests": {"inputs": ["1 2\n"], "outputs": ["3\n"]}},
+    {"id": "c2", "problem": "Add.", "tests": json.dumps({"inputs": [[1, 2]], "outputs": [3], "fn_name": "add"})},
+]
+
+
+def write(path, rows, fmt):
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif fmt == "jsonl.gz":
+        with gzip.open(path, "wt") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+    elif fmt == "json":
+        path.write_text(json.dumps(rows))
+    elif fmt == "json-data":
+        path.write_text(json.dumps({"data": rows}))
+    elif fmt == "parquet":
+        pd.DataFrame([{**r, "tests": json.dumps(r["tests"]) if isinstance(r.get("tests"), dict) else r.get("tests")}
+                      for r in rows]).to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("fmt,suffix", [("jsonl", ".jsonl"), ("jsonl.gz", ".jsonl.gz"), ("json", ".json"),
+                                        ("json-data", ".json"), ("parquet", ".parquet")])
+def test_each_format_loads_math_and_code(tmp_path, fmt, suffix):
+    ps = load_file(write(tmp_path / f"p{suffix}", ROWS, fmt))
+    assert [p.id for p in ps] == ["m1", "c1", "c2"]
+    assert [p.domain for p in ps] == ["math", "code", "code"]
+    assert ps[0].answer == "4" and ps[0].meta["subject"] == "arith"
+    assert ps[1].tests == {"inputs": ["1 2\n"], "outputs": ["3\n"]}
+    assert ps[2].tests["fn_name"] == "add" and ps[2].tests["outputs"] == [3]  # JSON string parsed
+
+
+def test_field_mapping_and_given_domain(tmp_path):
+    path = write(tmp_path / "q.jsonl", [{"qid": 7, "question": "1+1?", "solution": 2}], "jsonl")
+    (p,) = load_file(path, fields={"id": "qid", "prompt": "question", "answer": "solution"}, domain="math")
+    assert (p.id, p.prompt, p.answer, p.domain) == ("7", "1+1?", "2", "math")
+
+
+@pytest.mark.parametrize("row, field", [
+    ({"id": "x", "problem": "", "answer": "1"}, "prompt"),
+    ({"id": "x", "problem": "p"}, "domain"),
+    ({"id": "x", "problem": "p", "tests": {"inputs": [1, 2], "outputs": [1]}}, "tests"),
+    ({"id": "x", "problem": "p", "tests": "{not json"}, "tests"),
+    ({"id": "x", "problem": "p", "answer": "1", "domain": "poetry"}, "domain"),
+])
+def test_bad_row_error_names_file_row_and_field(tmp_path, row, field):
+    path = write(tmp_path / "bad.jsonl", [ROWS[0], row], "jsonl")
+    with pytest.raises(LoadError) as e:
+        load_file(path)
+    msg = str(e.value)
+    assert "bad.jsonl" in msg and "line 2" in msg and f"field '{field}'" in msg and "skip_bad=True" in msg
+
+
+def test_invalid_json_line_and_duplicate_ids(tmp_path):
+    path = tmp_path / "b.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n{oops\n")
+    with pytest.raises(LoadError, match=r"b.jsonl: line 2: not valid JSON"):
+        load_file(path)
+    path = write(tmp_path / "d.json", [ROWS[0], ROWS[0]], "json")
+    with pytest.raises(LoadError, match=r"d.json: row 1: field 'id': duplicate id 'm1' \(first seen at row 0\)"):
+        load_file(path)
+
+
+def test_skip_bad_reports_the_count(tmp_path):
+    path = write(tmp_path / "s.jsonl", [ROWS[0], {"id": "y", "problem": "p"}, ROWS[1], {"id": "z"}], "jsonl")
+    with pytest.warns(UserWarning, match="skipped 2 bad row"):
+        ps = load_file(path, skip_bad=True)
+    assert [p.id for p in ps] == ["m1", "c1"]
+    assert ps.skipped == 2 and "line 2" in ps.skipped_rows[0] and "line 4" in ps.skipped_rows[1]
+
+
+def test_load_hf_from_a_local_dataset_folder(tmp_path):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    write(folder / "train.jsonl", ROWS[:2], "jsonl")
+    ps = load_hf(str(folder), split="train")
+    assert [p.id for p in ps] == ["m1", "c1"]
+    ps = load_source({"hf": str(folder), "limit": 1})
+    assert len(ps) == 1
+
+
+def test_load_source_forms(tmp_path):
+    path = write(tmp_path / "a.jsonl", ROWS, "jsonl")
+    assert len(load_source(str(path))) == 3 and len(load_source({"path": str(path), "limit": 2})) == 2
+    assert len(load_source("builtin:aime24")) == 30
+    with pytest.raises(ValueError, match="exactly one of"):
+        load_source({"path": str(path), "builtin": "aime24"})
+    with pytest.raises(ValueError, match="unknown key 'splt'"):
+        load_source({"hf": "x", "splt": "train"})
+    with pytest.raises(FileNotFoundError):
+        load_source(str(tmp_path / "missing.jsonl"))
