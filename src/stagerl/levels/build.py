@@ -150,6 +150,9 @@ def read_level(path: str | Path) -> list[Problem]:
     df = pd.read_parquet(path)
     if "prompt" not in df.columns:
         raise RulesError(f"{path}: holds rates only; build levels with the problems to train on them")
-    return [Problem(id=r["id"], domain=r["domain"], prompt=r["prompt"], answer=r["answer"],
-                    tests=json.loads(r["tests"]) if r["tests"] else None, source=r["source"] or "",
-                    meta=json.loads(r["meta"]) if r["meta"] else {}) for r in df.to_dict("records")]
+    def opt(v):
+        return None if v is None or (isinstance(v, float) and pd.isna(v)) else v
+
+    return [Problem(id=r["id"], domain=r["domain"], prompt=r["prompt"], answer=opt(r["answer"]),
+                    tests=json.loads(r["tests"]) if opt(r["tests"]) else None, source=opt(r["source"]) or "",
+                    meta=json.loads(r["meta"]) if opt(r["meta"]) else {}) for r in df.to_dict("records")]
