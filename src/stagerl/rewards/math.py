@@ -1,34 +1,88 @@
-"""Math reward (first version; issue "Math reward" replaces it): last \\boxed{} vs gold with Math-Verify."""
+"""Math reward (the paper's): the last ``\\boxed{}`` answer, checked against the gold with Math-Verify.
+
+Score 1.0 when the final answer is equivalent to the ground truth, else 0.0; a wrong format (no
+box, empty box, unclosed box) scores 0, and so does hedging (several values for a single-valued
+gold). Fast paths decide certain cases in-process (see ``math_extract.fast_verdict``); the rest
+goes to Math-Verify on a shared, self-healing process pool (``math_pool``) where every item is
+time-bounded, so hostile input and non-main-thread callers are safe.
+"""
 
 from __future__ import annotations
 
-from math_verify import parse, verify
-from math_verify.parser import LatexExtractionConfig
+import os
+from collections import OrderedDict
+from threading import Lock
+
+from .math_extract import fast_verdict, last_boxed, normalize
+from .math_pool import run_math_verify
+
+_CACHE_SIZE = 200_000
+_CACHE: OrderedDict[tuple[str, str], float] = OrderedDict()
+_CACHE_LOCK = Lock()
 
 
-def _last_boxed(text: str) -> str | None:
-    i = text.rfind("\\boxed{")
-    if i < 0:
-        return None
-    depth, start = 0, i + len("\\boxed{")
-    for j in range(start, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            if depth == 0:
-                return text[start:j]
-            depth -= 1
-    return None
+def default_workers() -> int:
+    """Worker processes used when ``workers`` is None: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _cached(key: tuple[str, str]) -> float | None:
+    with _CACHE_LOCK:
+        v = _CACHE.get(key)
+        if v is not None:
+            _CACHE.move_to_end(key)
+        return v
+
+
+def _remember(key: tuple[str, str], v: float) -> None:
+    with _CACHE_LOCK:
+        _CACHE[key] = v
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
 
 
 def math_reward(response: str, gold: str) -> float:
-    box = _last_boxed(response)
-    if box is None or not box.strip():
-        return 0.0
-    g = parse(f"${gold}$", extraction_config=[LatexExtractionConfig()])
-    r = parse(f"${box}$", extraction_config=[LatexExtractionConfig()])
-    return 1.0 if g and r and verify(g, r) else 0.0
+    """Score one response: 1.0 if its last boxed answer is equivalent to ``gold`` (LaTeX), else 0.0.
+
+    Time-bounded from any thread (Math-Verify runs in a worker process).
+    """
+    return math_rewards([response], [gold], workers=1)[0]
 
 
 def math_rewards(responses: list[str], golds: list[str], workers: int | None = None) -> list[float]:
-    return [math_reward(r, g) for r, g in zip(responses, golds)]
+    """Score ``responses[i]`` against ``golds[i]``; see ``math_reward``.
+
+    ``workers``: Math-Verify processes (default: available CPUs). The pool is shared across calls
+    and only grows; identical (answer, gold) pairs are graded once.
+    """
+    if len(responses) != len(golds):
+        raise ValueError(f"{len(responses)} responses but {len(golds)} gold answers")
+    out = [0.0] * len(responses)
+    pending: dict[tuple[str, str], list[int]] = {}
+    for i, (resp, gold) in enumerate(zip(responses, golds)):
+        if not isinstance(resp, str) or not isinstance(gold, str):
+            continue
+        box = last_boxed(resp)
+        v = fast_verdict(box, gold)
+        if v is not None:
+            out[i] = v
+            continue
+        assert box is not None
+        key = (normalize(box), gold)
+        v = _cached(key)
+        if v is not None:
+            out[i] = v
+        else:
+            pending.setdefault((box, gold), []).append(i)
+    if pending:
+        items = list(pending)
+        n = default_workers() if workers is None else max(1, workers)
+        scores = run_math_verify(items, min(n, len(items)) if workers is None else n)
+        for (box, gold), s in zip(items, scores):
+            _remember((normalize(box), gold), s)
+            for i in pending[(box, gold)]:
+                out[i] = s
+    return out

@@ -1,0 +1,241 @@
+"""Pure-string half of the math reward: answer extraction, normalization and certain fast verdicts.
+
+Nothing here calls Math-Verify or sympy; every function is linear (or close) in its input, so it is
+safe on hostile text. ``fast_verdict`` returns a score only where Math-Verify's verdict is certain
+(same normalized string; both sides exact rationals; a hedged answer to a single-valued gold);
+otherwise ``None`` and the caller asks Math-Verify.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+MAX_BOX_CHARS = 2000
+"""Boxes longer than this (and longer than 10x the gold) are not answers: score 0 without parsing."""
+MAX_DEPTH = 64
+"""Brace/parenthesis nesting deeper than this is hostile: score 0 without parsing."""
+
+_BOX_CMDS = ("\\boxed", "\\fbox")
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` / ``\\fbox{...}`` (balanced, escaped braces skipped).
+
+    Also accepts the ``\\boxed 5`` form (up to the next ``$`` or line end). Returns ``None`` when
+    there is no box or the last box is unclosed; the content is stripped (may be empty).
+    """
+    start = max(text.rfind(c) for c in _BOX_CMDS)
+    if start < 0:
+        return None
+    i = start + (len("\\boxed") if text.startswith("\\boxed", start) else len("\\fbox"))
+    n = len(text)
+    if i < n and text[i] in " \t" and not text[i:].lstrip(" \t").startswith("{"):
+        rest = text[i:].lstrip(" \t")
+        end = len(rest)
+        for stop in ("$", "\n", "\\]", "\\)"):
+            k = rest.find(stop)
+            if 0 <= k < end:
+                end = k
+        return rest[:end].strip().rstrip(".")
+    while i < n and text[i] in " \t":
+        i += 1
+    if i >= n or text[i] != "{":
+        return None
+    depth, j = 0, i + 1
+    while j < n:
+        ch = text[j]
+        if ch == "\\":
+            j += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            if depth == 0:
+                return text[i + 1 : j].strip()
+            depth -= 1
+        j += 1
+    return None
+
+
+def nesting_depth(s: str) -> int:
+    """Maximum nesting depth of ``{}``, ``()`` and ``[]`` in ``s`` (brackets counted together)."""
+    depth = best = 0
+    for ch in s:
+        if ch in "{([":
+            depth += 1
+            if depth > best:
+                best = depth
+        elif ch in "})]":
+            depth -= 1
+    return best
+
+
+_WRAPPERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
+_DROP = re.compile(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displaystyle|\\[!,;:]|\\quad|\\qquad|~|\\ ")
+_TEXT = re.compile(r"\\(?:text|textbf|textit|textrm|mbox|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}")
+_DEG = re.compile(r"\^\s*\{?\\circ\}?|°|\\degree")
+_ASSIGN = re.compile(r"^[a-zA-Z]\s*=\s*(?=[^=]*$)")
+_THOUSANDS = re.compile(r"^([+-]?\d{1,3})((?:,\d{3})+)(\.\d+)?$")
+_UNIT = re.compile(r"^(.*?\d)\s*\\(?:text|mbox|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z .^2/]*\}$")
+_SPACE = re.compile(r"\s+")
+
+
+def normalize(s: str) -> str:
+    """Canonical string form of an answer: wrappers, spacing, ``\\dfrac``, units, degrees, ``x =``.
+
+    Percent signs are kept (Math-Verify treats ``50\\%`` and ``0.5`` as equal but ``0.5\\%`` and
+    ``0.5`` as different, so stripping them would not be certain).
+    """
+    s = s.strip()
+    changed = True
+    while changed and s:
+        changed = False
+        for a, b in _WRAPPERS:
+            if len(s) >= len(a) + len(b) and s.startswith(a) and s.endswith(b):
+                s, changed = s[len(a) : -len(b)].strip(), True
+                break
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("{,}", ",")
+    s = _DROP.sub(" ", s)
+    s = _DEG.sub("", s)
+    m = _UNIT.match(s.strip())
+    if m:
+        s = m.group(1)
+    s = _TEXT.sub(lambda m: m.group(1), s)
+    s = _ASSIGN.sub("", s.strip())
+    s = s.strip().rstrip(".").strip()
+    s = _SPACE.sub(" ", s)
+    # Spaces only matter between a command name and a following letter (``\pi r``).
+    s = re.sub(r"(?<![a-zA-Z]) | (?![a-zA-Z])", "", s)
+    m = _THOUSANDS.match(s)
+    if m:
+        s = m.group(1) + m.group(2).replace(",", "") + (m.group(3) or "")
+    while len(s) >= 2 and s[0] == "{" and s[-1] == "}" and last_balanced(s, 0) == len(s) - 1:
+        s = s[1:-1]
+    m = re.fullmatch(r"\(([A-Ea-e])\)", s)
+    if m:
+        s = m.group(1)
+    return s
+
+
+def last_balanced(s: str, i: int) -> int:
+    """Index of the brace closing the ``{`` at ``s[i]``, or -1."""
+    depth = 0
+    for j in range(i, len(s)):
+        if s[j] == "{":
+            depth += 1
+        elif s[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return j
+    return -1
+
+
+def _top_level_split(s: str, seps: str = ",;") -> list[str]:
+    parts, depth, cur = [], 0, []
+    for ch in s:
+        if ch in "{([":
+            depth += 1
+        elif ch in "})]":
+            depth -= 1
+        if ch in seps and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
+_HEDGE_WORDS = re.compile(r"\\pm|\\mp|±|\\lor|\\vee|(?<![a-zA-Z])(?:or|and)(?![a-zA-Z])")
+
+
+def is_multi(norm: str) -> bool:
+    """True when a normalized answer lists several values (top-level ``,``/``;``, ``\\pm``, ``or``)."""
+    if len(_top_level_split(norm)) > 1:
+        return True
+    return bool(_HEDGE_WORDS.search(norm))
+
+
+def is_single_valued(norm_gold: str) -> bool:
+    """True when a normalized gold is one value (not a list, set, interval, tuple or ``\\pm``)."""
+    if is_multi(norm_gold) or "\\cup" in norm_gold or "\\{" in norm_gold:
+        return False
+    return not (norm_gold[:1] in "([" and norm_gold[-1:] in ")]" and "," in norm_gold)
+
+
+_INT = r"[+-]?\d+"
+_DEC = r"[+-]?(?:\d+\.\d*|\.\d+)"
+_FRAC = re.compile(r"([+-]?)\\frac(?:\{\s*([+-]?\d+)\s*\}|(\d))(?:\{\s*([+-]?\d+)\s*\}|(\d))")
+_MIXED = re.compile(r"([+-]?)(\d+)\\frac\{(\d+)\}\{(\d+)\}")
+_SLASH = re.compile(r"([+-]?\d+)/([+-]?\d+)")
+
+
+def to_rational(norm: str) -> tuple[Fraction, bool, bool] | None:
+    """Exact value of a normalized number: ``(value, is_decimal, is_percent)`` or ``None``.
+
+    Accepts integers, decimals, ``\\frac{a}{b}``, ``\\frac ab``, ``a/b``, mixed numbers
+    (``2\\frac{1}{2}``) and a trailing ``\\%``. Anything else (radicals, symbols, huge literals)
+    is ``None``.
+    """
+    s, pct = norm, False
+    if s.endswith("\\%") or s.endswith("%"):
+        s, pct = s[: -2 if s.endswith("\\%") else -1], True
+    if len(s) > 60 or not s:
+        return None
+    try:
+        if re.fullmatch(_INT, s):
+            return Fraction(int(s)), False, pct
+        if re.fullmatch(_DEC, s):
+            return Fraction(s), True, pct
+        m = _FRAC.fullmatch(s)
+        if m:
+            num, den = int(m.group(2) or m.group(3)), int(m.group(4) or m.group(5))
+            if den == 0:
+                return None
+            v = Fraction(num, den)
+            return (-v if m.group(1) == "-" else v), False, pct
+        m = _MIXED.fullmatch(s)
+        if m and int(m.group(4)) != 0:
+            v = int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))
+            return (-v if m.group(1) == "-" else v), False, pct
+        m = _SLASH.fullmatch(s)
+        if m and int(m.group(2)) != 0:
+            return Fraction(int(m.group(1)), int(m.group(2))), False, pct
+    except (ValueError, ZeroDivisionError):
+        return None
+    return None
+
+
+def fast_verdict(box: str | None, gold: str) -> float | None:
+    """Score for ``box`` (the extracted answer) against ``gold`` when certain without Math-Verify.
+
+    Returns 0.0 for a format error (no box, empty box), an oversized or over-nested box, or a
+    hedged box (several values) for a single-valued gold; 1.0 for equal normalized strings; an
+    exact comparison when both sides are rationals; ``None`` when Math-Verify must decide.
+    """
+    if box is None or not box.strip():
+        return 0.0
+    if len(box) > max(MAX_BOX_CHARS, 10 * len(gold)) or nesting_depth(box) > MAX_DEPTH:
+        return 0.0
+    nb, ng = normalize(box), normalize(gold)
+    if not nb:
+        return 0.0
+    if nb == ng:
+        return 1.0
+    if is_single_valued(ng) and is_multi(nb):
+        return 0.0
+    rb, rg = to_rational(nb), to_rational(ng)
+    if rb is None or rg is None:
+        return None
+    (vb, db, pb), (vg, dg, pg) = rb, rg
+    if pb or pg:
+        # Math-Verify: integer percents compare by their number (9% == 9); others go to sympy.
+        both_int = vb.denominator == 1 and vg.denominator == 1 and not (db or dg)
+        return (1.0 if vb == vg else 0.0) if both_int else None
+    if vb == vg:
+        return 1.0
+    if not (db or dg):
+        return 0.0
+    # Math-Verify rounds floats to 6 places: values farther apart than that can never match.
+    return 0.0 if abs(vb - vg) > Fraction(2, 10**6) else None

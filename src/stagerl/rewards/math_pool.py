@@ -1,0 +1,286 @@
+"""A small, self-healing process pool for Math-Verify: each item is time-bounded, a hung or crashed
+worker costs only its own item.
+
+Why not ``concurrent.futures``: one dead worker breaks a ``ProcessPoolExecutor`` and fails every
+pending item, and it cannot kill a task stuck in C code (a huge integer power ignores signals).
+Here every worker runs one item at a time under its own ``setitimer`` alarm (signals work: the
+task runs in the worker's main thread, whatever thread the caller is on), and the parent kills
+and replaces a worker that overruns its hard deadline or dies. Workers are started from a
+forkserver that preloads Math-Verify (cheap respawns), die with their parent (``PR_SET_PDEATHSIG``
+plus EOF on their pipe), and are shut down at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+SOFT_TIMEOUT_S = 2.0
+"""Per-item alarm inside the worker (parse + verify); the item scores 0 when it fires."""
+HARD_GRACE_S = 2.0
+"""Extra seconds after the soft timeout before the parent kills the worker."""
+MEMORY_LIMIT_BYTES = 4 << 30
+"""Address-space limit of a worker (a memory bomb raises MemoryError instead of eating the host)."""
+
+
+class _ItemTimeout(BaseException):
+    """Raised by the worker's alarm; a BaseException so Math-Verify's ``except Exception`` lets it through."""
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise _ItemTimeout()
+
+
+@lru_cache(maxsize=8192)
+def _parse_gold(gold: str) -> list:
+    from math_verify import parse
+
+    return parse("$" + gold + "$", parsing_timeout=None)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=1)
+def _latex_config() -> list:
+    from math_verify.parser import LatexExtractionConfig
+
+    return [LatexExtractionConfig()]
+
+
+def grade_with_math_verify(box: str, gold: str, soft_timeout: float = SOFT_TIMEOUT_S) -> float:
+    """Math-Verify verdict for a boxed answer (content of the box) against a LaTeX gold.
+
+    Must run in a main thread (it uses ``SIGALRM``); the pool's workers do. Any error or timeout
+    scores 0.
+    """
+    from math_verify import parse, verify
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, soft_timeout)
+    try:
+        g = _parse_gold(gold)
+        r = parse("\\boxed{" + box + "}", extraction_config=_latex_config(), parsing_timeout=None)  # type: ignore[arg-type]
+        return 1.0 if g and r and verify(g, r, timeout_seconds=None) else 0.0
+    except (_ItemTimeout, Exception, RecursionError, MemoryError):
+        return 0.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _worker_main(fd: int, soft_timeout: float) -> None:
+    """Worker loop: receive ``(index, box, gold)``, send back ``(index, score)``; stop on EOF/None."""
+    _die_with_parent()
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+    except Exception:
+        pass
+    import logging
+
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    conn = Connection(fd)
+    grade_with_math_verify("1", "1", soft_timeout)  # warm up imports and caches
+    conn.send("ready")
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        i, box, gold = msg
+        conn.send((i, grade_with_math_verify(box, gold, soft_timeout)))
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: subprocess.Popen
+    conn: Connection
+    ready: bool = False
+    item: int | None = None
+    deadline: float = 0.0
+
+
+_LOCK = threading.Lock()
+_WORKERS: list[_Worker] = []
+_OWNER_PID = os.getpid()
+_SPAWN_Q: queue.Queue = queue.Queue()
+_SPAWNER: threading.Thread | None = None
+STARTUP_TIMEOUT_S = 120.0
+
+
+def _spawner_loop() -> None:
+    while True:
+        fn, box = _SPAWN_Q.get()
+        try:
+            box.append(fn())
+        except BaseException as e:  # noqa: BLE001 - handed back to the caller
+            box.append(e)
+
+
+def _on_spawner_thread(fn: Any) -> Any:
+    """Run ``fn`` on one long-lived thread: PR_SET_PDEATHSIG fires when the *creating thread* exits,
+    so workers must not be created by a short-lived caller thread."""
+    global _SPAWNER
+    if _SPAWNER is None or not _SPAWNER.is_alive():
+        _SPAWNER = threading.Thread(target=_spawner_loop, daemon=True, name="stagerl-math-spawner")
+        _SPAWNER.start()
+    box: list = []
+    _SPAWN_Q.put((fn, box))
+    while not box:
+        time.sleep(0.001)
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
+def _start_worker(soft_timeout: float) -> _Worker:
+    ours, theirs = socket.socketpair()
+    code = f"from stagerl.rewards.math_pool import _worker_main; _worker_main({theirs.fileno()}, {soft_timeout!r})"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+
+    def spawn() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-c", code], pass_fds=(theirs.fileno(),), env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True,
+        )
+
+    try:
+        proc = _on_spawner_thread(spawn)
+    finally:
+        theirs.close()
+    return _Worker(proc, Connection(ours.detach()))
+
+
+def _stop_worker(w: _Worker, kill: bool = False) -> None:
+    try:
+        if not kill:
+            try:
+                w.conn.send(None)
+                w.proc.wait(timeout=2.0)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if w.proc.poll() is None:
+            w.proc.kill()
+        w.proc.wait(timeout=5.0)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        w.conn.close()
+
+
+def shutdown() -> None:
+    """Stop every worker (called at interpreter exit; safe to call any time)."""
+    with _LOCK:
+        if os.getpid() == _OWNER_PID:
+            for w in _WORKERS:
+                _stop_worker(w)
+        _WORKERS.clear()
+
+
+atexit.register(shutdown)
+
+
+def pool_pids() -> list[int]:
+    """Process ids of the live workers (for tests and monitoring)."""
+    return [w.proc.pid for w in _WORKERS if w.proc.poll() is None]
+
+
+def run_math_verify(
+    items: list[tuple[str, str]],
+    workers: int,
+    soft_timeout: float = SOFT_TIMEOUT_S,
+    hard_grace: float = HARD_GRACE_S,
+) -> list[float]:
+    """Grade ``(box, gold)`` pairs on the shared pool (grown to ``workers`` processes).
+
+    Each item gets ``soft_timeout`` seconds inside its worker, and the worker is killed and
+    replaced after ``soft_timeout + hard_grace``; such items, and items whose worker crashed,
+    score 0. Thread-safe: concurrent callers take turns.
+    """
+    global _OWNER_PID
+    if not items:
+        return []
+    with _LOCK:
+        if os.getpid() != _OWNER_PID:  # forked child: the workers belong to the parent
+            _WORKERS.clear()
+            _OWNER_PID = os.getpid()
+        while len(_WORKERS) < max(1, workers):
+            _WORKERS.append(_start_worker(soft_timeout))
+        return _dispatch(items, soft_timeout, hard_grace)
+
+
+def _dispatch(items: list[tuple[str, str]], soft_timeout: float, hard_grace: float) -> list[float]:
+    results = [0.0] * len(items)
+    todo = list(range(len(items) - 1, -1, -1))  # a stack, popped from the end: item 0 first
+    failed_starts = 0
+
+    def replace(w: _Worker) -> None:
+        _stop_worker(w, kill=True)
+        _WORKERS[_WORKERS.index(w)] = nw = _start_worker(soft_timeout)
+        nw.deadline = time.monotonic() + STARTUP_TIMEOUT_S
+
+    for w in _WORKERS:
+        if not w.ready and w.deadline == 0.0:
+            w.deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while todo or any(w.item is not None for w in _WORKERS):
+        for w in _WORKERS:
+            if w.ready and w.item is None and todo:
+                i = todo.pop()
+                try:
+                    w.conn.send((i, *items[i]))
+                except OSError:  # died while idle: retry the item on its replacement
+                    todo.append(i)
+                    replace(w)
+                    continue
+                w.item, w.deadline = i, time.monotonic() + soft_timeout + hard_grace
+        waiting = [w for w in _WORKERS if w.item is not None or not w.ready]
+        if not waiting:
+            continue
+        timeout = max(0.0, min(w.deadline for w in waiting) - time.monotonic())
+        by_conn = {w.conn: w for w in waiting}
+        for conn in wait(list(by_conn), timeout=timeout):
+            w = by_conn[conn]  # type: ignore[index]
+            try:
+                msg = conn.recv()  # type: ignore[union-attr]
+            except (EOFError, OSError):  # crashed: its item (if any) scores 0
+                if not w.ready:
+                    failed_starts += 1
+                    if failed_starts > 3:
+                        raise RuntimeError("math reward workers fail to start (is math-verify installed?)")
+                else:
+                    w.item = None
+                replace(w)
+                continue
+            if msg == "ready":
+                w.ready = True
+            else:
+                i, score = msg
+                results[i] = float(score)
+                w.item = None
+        now = time.monotonic()
+        for w in [w for w in waiting if w.deadline <= now and (w.item is not None or not w.ready)]:
+            w.item = None  # hung in C code past its alarm: kill it, the item stays 0
+            replace(w)
+    return results
