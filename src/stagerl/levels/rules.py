@@ -16,10 +16,20 @@ A rules file (YAML or dict)::
           - "large in [0,0]"
           - all: ["large in (0,1]", {retain: {math: 0.5, code: 0.1}}]
 
-A condition is an atom ``"<alias> in <interval>"`` (quote it in YAML) (``(`` / ``)`` open ends, ``[`` / ``]`` closed),
-``{all: [...]}``, ``{any: [...]}``, ``{not: cond}`` or ``{retain: {domain: fraction}}``. ``retain``
-keeps a problem when a seeded hash of (seed, level, problem id) falls below its domain's fraction:
-deterministic, independent of order and of the other problems. Levels may overlap.
+A condition is one of
+
+- an atom ``"<alias> in <interval>"`` (quote it in YAML) with ``(`` / ``)`` for open and ``[`` / ``]``
+  for closed ends, or the same as a mapping ``{<alias>: "(0,1]"}`` or
+  ``{<alias>: {min: 0, max: 1, min_open: true, max_open: false}}`` (``min`` 0, ``max`` 1 and closed
+  ends by default);
+- ``{all: [cond, ...]}``, ``{any: [cond, ...]}`` (nest freely) or ``{not: cond}``;
+- ``{retain: {domain: fraction}}`` or ``{retain: fraction}`` (every domain): true when a seeded hash
+  of (seed, level, problem id) falls below the fraction — deterministic, independent of order and
+  of the other problems. A domain the mapping does not list is an error, not a silent 0.
+
+``keep`` (optional) is a condition every level implicitly requires. Levels may overlap. Level names
+are file and dataset-config names: letters, digits, ``_ . -``. Aliases cannot be ``all``, ``any``,
+``not`` or ``retain``.
 
 ``label`` evaluates the rules on known rates. ``decide`` evaluates them on *bounds* — the closed
 range each model's final rate can still take — in Kleene three-valued logic (True / False / None
@@ -39,7 +49,12 @@ from typing import Any
 import yaml
 
 Bounds = dict[str, tuple[float, float]]
-_ATOM = re.compile(r"^\s*([\w.\-/:]+)\s+in\s+([\[(])\s*([0-9.eE+-]+)\s*,\s*([0-9.eE+-]+)\s*([\])])\s*$")
+_NAME = r"[\w.\-/:]+"
+_ATOM = re.compile(rf"^\s*({_NAME})\s+in\s+(.+?)\s*$")
+_INTERVAL = re.compile(r"^\s*([\[(])\s*([0-9.eE+-]+)\s*,\s*([0-9.eE+-]+)\s*([\])])\s*$")
+_LEVEL_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
+_OPS = ("all", "any", "not", "retain")
+_INTERVAL_KEYS = {"min", "max", "min_open", "max_open"}
 
 
 class RulesError(ValueError):
@@ -48,6 +63,8 @@ class RulesError(ValueError):
 
 @dataclass(frozen=True)
 class Interval:
+    """A closed, open or half-open sub-interval of [0, 1]."""
+
     lo: float
     hi: float
     lo_open: bool
@@ -62,7 +79,8 @@ class Interval:
 
 @dataclass
 class Rules:
-    """Parsed rules; ``models`` maps each alias to the model name used in pass-rate tables."""
+    """Parsed rules. ``models`` maps each alias to the model name used in pass-rate tables;
+    ``levels`` maps each level name to its parsed condition (iterate it for the names)."""
 
     models: dict[str, str]
     levels: dict[str, Any]
@@ -78,7 +96,13 @@ class Rules:
     def level_names(self) -> list[str]:
         return list(self.levels)
 
+    @property
+    def model_names(self) -> list[str]:
+        """The bound model names, each once, in alias order."""
+        return list(dict.fromkeys(self.models.values()))
+
     def to_dict(self) -> dict:
+        """The rules as written (with the current alias bindings): YAML-ready."""
         d = copy.deepcopy(self.source)
         d["models"] = dict(self.models)
         return d
@@ -90,21 +114,56 @@ class Rules:
 # ------------------------------------------------------------------------------------- parsing
 
 
+def parse_interval(spec: Any, where: str = "interval") -> Interval:
+    """``"(0,1]"`` or ``{min, max, min_open, max_open}`` as an :class:`Interval` within [0, 1]."""
+    if isinstance(spec, str):
+        m = _INTERVAL.match(spec)
+        if not m:
+            raise RulesError(f"{where}: cannot read interval {spec!r}; write e.g. '(0,1)' or '[0,0]' "
+                             "with ( ) for open and [ ] for closed ends")
+        lb, lo, hi, rb = m.groups()
+        try:
+            iv = Interval(float(lo), float(hi), lb == "(", rb == ")")
+        except ValueError:
+            raise RulesError(f"{where}: cannot read the numbers of interval {spec!r}") from None
+    elif isinstance(spec, dict):
+        unknown = sorted(set(spec) - _INTERVAL_KEYS)
+        if unknown:
+            raise RulesError(f"{where}.{unknown[0]}: unknown key (valid: min, max, min_open, max_open)")
+        for key in ("min", "max"):
+            if key in spec and (isinstance(spec[key], bool) or not isinstance(spec[key], (int, float))):
+                raise RulesError(f"{where}.{key}: expected a number, got {spec[key]!r}")
+        for key in ("min_open", "max_open"):
+            if key in spec and not isinstance(spec[key], bool):
+                raise RulesError(f"{where}.{key}: expected true or false, got {spec[key]!r}")
+        iv = Interval(float(spec.get("min", 0.0)), float(spec.get("max", 1.0)),
+                      spec.get("min_open", False), spec.get("max_open", False))
+    else:
+        raise RulesError(f"{where}: expected an interval string like '(0,1]' or a mapping "
+                         f"{{min, max, min_open, max_open}}, got {spec!r}")
+    if not 0 <= iv.lo <= iv.hi <= 1:
+        raise RulesError(f"{where}: interval {iv} must lie within [0,1] with lo <= hi")
+    if iv.lo == iv.hi and (iv.lo_open or iv.hi_open):
+        raise RulesError(f"{where}: interval {iv} is empty (write [{iv.lo:g},{iv.lo:g}] for exactly {iv.lo:g})")
+    return iv
+
+
+def _alias(alias: str, where: str, aliases: set[str]) -> str:
+    if alias not in aliases:
+        raise RulesError(f"{where}: unknown model alias {alias!r} (aliases under 'models': {', '.join(sorted(aliases))})")
+    return alias
+
+
 def _parse(cond: Any, where: str, aliases: set[str]) -> Any:
     """Conditions become nested tuples: ("atom", alias, Interval) | ("all"|"any", [..]) |
-    ("not", c) | ("retain", {domain: fraction})."""
+    ("not", c) | ("retain", {domain: fraction} | fraction)."""
     if isinstance(cond, str):
         m = _ATOM.match(cond)
         if not m:
             raise RulesError(f"{where}: cannot read condition {cond!r}; write '<model alias> in (lo,hi)' "
                              "with ( ) for open and [ ] for closed ends")
-        alias, lb, lo, hi, rb = m.groups()
-        if alias not in aliases:
-            raise RulesError(f"{where}: unknown model alias {alias!r} (aliases under 'models': {', '.join(sorted(aliases))})")
-        iv = Interval(float(lo), float(hi), lb == "(", rb == ")")
-        if not 0 <= iv.lo <= iv.hi <= 1:
-            raise RulesError(f"{where}: interval {iv} must lie within [0,1] with lo <= hi")
-        return ("atom", alias, iv)
+        alias, iv = m.groups()
+        return ("atom", _alias(alias, where, aliases), parse_interval(iv, where))
     if isinstance(cond, dict) and len(cond) == 1:
         (op, arg), = cond.items()
         if op in ("all", "any"):
@@ -114,25 +173,32 @@ def _parse(cond: Any, where: str, aliases: set[str]) -> Any:
         if op == "not":
             return ("not", _parse(arg, f"{where}.not", aliases))
         if op == "retain":
-            if not isinstance(arg, dict) or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in arg.values()):
-                raise RulesError(f"{where}.retain: expected {{domain: fraction in [0,1]}}, got {arg!r}")
+            def frac(v: Any) -> bool:
+                return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+            if frac(arg):
+                return ("retain", float(arg))
+            if not isinstance(arg, dict) or not arg or not all(frac(v) for v in arg.values()):
+                raise RulesError(f"{where}.retain: expected a fraction in [0,1] or {{domain: fraction}}, got {arg!r}")
             return ("retain", {str(k): float(v) for k, v in arg.items()})
-    raise RulesError(f"{where}: expected an atom string or one of {{all, any, not, retain}}, got {cond!r}")
+        if isinstance(op, str) and op in aliases:
+            return ("atom", op, parse_interval(arg, f"{where}.{op}"))
+    raise RulesError(f"{where}: expected an atom ('<alias> in (lo,hi)' or {{<alias>: interval}}) or one of "
+                     f"{{all, any, not, retain}}, got {cond!r}")
 
 
 def load_rules(spec: str | Path | dict | Rules) -> Rules:
-    """Rules from a preset name (``paper``, ``demo``), a YAML file or a dict."""
+    """Rules from a preset name (``paper``, ``demo``), a YAML file or a dict; errors name the key path."""
     if isinstance(spec, Rules):
         return spec
     where = "rules"
     if not isinstance(spec, dict):
         path = Path(spec)
-        if path.exists():
+        if path.is_file():
             text, where = path.read_text(), str(path)
         else:
             preset = resources.files("stagerl.levels").joinpath("presets", f"{spec}.yaml")
-            if not preset.is_file():
-                raise RulesError(f"no rules file {spec!r} and no preset of that name (presets: {', '.join(presets())})")
+            if not _LEVEL_NAME.match(str(spec)) or not preset.is_file():
+                raise RulesError(f"no rules file {str(spec)!r} and no preset of that name (presets: {', '.join(presets())})")
             text, where = preset.read_text(), f"preset {spec!r}"
         try:
             spec = yaml.safe_load(text)
@@ -140,7 +206,7 @@ def load_rules(spec: str | Path | dict | Rules) -> Rules:
             raise RulesError(f"{where}: not valid YAML: {e}") from None
     if not isinstance(spec, dict):
         raise RulesError(f"{where}: expected a mapping with 'models' and 'levels'")
-    unknown = sorted(set(spec) - {"models", "levels", "keep", "seed"})
+    unknown = sorted(set(spec) - {"models", "levels", "keep", "seed"}, key=str)
     if unknown:
         raise RulesError(f"{where}.{unknown[0]}: unknown key (valid: models, levels, keep, seed)")
     models = spec.get("models")
@@ -148,25 +214,42 @@ def load_rules(spec: str | Path | dict | Rules) -> Rules:
         models = {m: m for m in models}
     if not isinstance(models, dict) or not models:
         raise RulesError(f"{where}.models: expected a mapping alias -> model name")
+    for alias, name in models.items():
+        if not isinstance(alias, str) or not re.fullmatch(_NAME, alias) or alias in _OPS:
+            raise RulesError(f"{where}.models.{alias}: an alias is a word (letters, digits, _ . - / :) "
+                             f"other than {', '.join(_OPS)}")
+        if not isinstance(name, str) or not name:
+            raise RulesError(f"{where}.models.{alias}: expected a model name, got {name!r}")
+    seed = spec.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise RulesError(f"{where}.seed: expected an integer, got {seed!r}")
     levels = spec.get("levels")
     if not isinstance(levels, dict) or not levels:
         raise RulesError(f"{where}.levels: expected a mapping level name -> condition")
+    for name in levels:
+        if not isinstance(name, str) or not _LEVEL_NAME.match(name) or name == "keep":
+            raise RulesError(f"{where}.levels.{name}: a level name is letters, digits, _ . - (not 'keep'); "
+                             "it names files and dataset configs")
     aliases = set(models)
-    parsed = {str(name): _parse(c, f"{where}.levels.{name}", aliases) for name, c in levels.items()}
+    parsed = {name: _parse(c, f"{where}.levels.{name}", aliases) for name, c in levels.items()}
     keep = _parse(spec["keep"], f"{where}.keep", aliases) if spec.get("keep") is not None else None
-    return Rules({str(k): str(v) for k, v in models.items()}, parsed, keep, int(spec.get("seed", 0)), copy.deepcopy(spec))
+    return Rules(dict(models), parsed, keep, seed, copy.deepcopy(spec))
 
 
 def presets() -> list[str]:
+    """Names of the built-in rules presets."""
     folder = resources.files("stagerl.levels").joinpath("presets")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def bind(rules: Rules, mapping: dict[str, str]) -> Rules:
-    """A copy of ``rules`` with aliases re-bound to other model names."""
+    """A copy of ``rules`` with aliases re-bound to other model names (e.g. ``{"small": "my-1.5b"}``)."""
     unknown = sorted(set(mapping) - set(rules.models))
     if unknown:
         raise RulesError(f"cannot bind unknown alias {unknown[0]!r} (aliases: {', '.join(rules.models)})")
+    bad = [a for a, n in mapping.items() if not isinstance(n, str) or not n]
+    if bad:
+        raise RulesError(f"cannot bind alias {bad[0]!r} to {mapping[bad[0]]!r}: expected a model name")
     return Rules({**rules.models, **mapping}, rules.levels, rules.keep, rules.seed, rules.source)
 
 
@@ -187,13 +270,26 @@ def _atom(iv: Interval, lo: float, hi: float) -> bool | None:
     return None
 
 
+def _retain_fraction(node: Any, level: str, domain: str) -> float:
+    spec = node[1]
+    if isinstance(spec, float):
+        return spec
+    if domain not in spec:
+        raise RulesError(f"levels.{level}.retain: no fraction for domain {domain!r} (listed: {', '.join(spec)}); "
+                         f"add '{domain}: 0' to retain none")
+    return spec[domain]
+
+
 def _eval(node: Any, rules: Rules, bounds: Bounds, level: str, pid: str, domain: str) -> bool | None:
     kind = node[0]
     if kind == "atom":
-        lo, hi = bounds.get(rules.models[node[1]], (0.0, 1.0))
+        model = rules.models[node[1]]
+        lo, hi = bounds.get(model, (0.0, 1.0))
+        if not 0 <= lo <= hi <= 1:
+            raise ValueError(f"problem {pid!r}: bounds of model {model!r} must satisfy 0 <= lo <= hi <= 1, got {(lo, hi)}")
         return _atom(node[2], lo, hi)
     if kind == "retain":
-        return retained(rules.seed, level, pid, node[1].get(domain, 0.0))
+        return retained(rules.seed, level, pid, _retain_fraction(node, level, domain))
     if kind == "not":
         v = _eval(node[1], rules, bounds, level, pid, domain)
         return None if v is None else not v
@@ -219,11 +315,13 @@ def decide(rules: Rules, bounds: Bounds, problem_id: str, domain: str) -> dict[s
 
 
 def label(rules: Rules, rates: dict[str, float], problem_id: str, domain: str) -> dict[str, bool]:
-    """Verdicts for known pass rates (every model the rules use must have one)."""
-    verdicts = decide(rules, {m: (r, r) for m, r in rates.items()}, problem_id, domain)
+    """Exact verdicts ("keep" and each level) for known pass rates keyed by model name. A rate the
+    verdicts need but ``rates`` lacks (or holds as NaN) is a :class:`RulesError` naming the model."""
+    bounds = {m: (float(r), float(r)) for m, r in rates.items() if r == r}  # r == r: not NaN
+    verdicts = decide(rules, bounds, problem_id, domain)
     open_ = [k for k, v in verdicts.items() if v is None]
     if open_:
-        missing = sorted(set(rules.models.values()) - set(rates))
+        missing = sorted(relevant_models(rules, bounds, problem_id, domain))
         raise RulesError(f"problem {problem_id!r}: verdict {open_[0]!r} needs the rate of model(s) {missing}")
     return verdicts  # type: ignore[return-value]
 
@@ -241,7 +339,9 @@ def _open_models(node: Any, rules: Rules, bounds: Bounds, level: str, pid: str, 
 
 
 def relevant_models(rules: Rules, bounds: Bounds, problem_id: str, domain: str) -> set[str]:
-    """Models whose rate could still change an undecided verdict of this problem."""
+    """Model names whose rate could still change an undecided verdict of this problem: those in an
+    undecided atom under undecided connectives (sound: a model left out cannot change any verdict;
+    empty exactly when every verdict is decided)."""
     out: set[str] = set()
     verdicts = decide(rules, bounds, problem_id, domain)
     if verdicts["keep"] is None:
