@@ -56,13 +56,13 @@ def test_wide_table_and_missing_model(tmp_path, table):
     long = read_table(tmp_path / "t.csv")
     assert set(long["model"]) == {"w", "s"}
     assert list(build_levels(long, load_rules(RULES))["L2"]["problem_id"]) == ["b"]
-    with pytest.raises(RulesError, match=r"no rate for model\(s\) \['s'\]"):
+    with pytest.raises(RulesError, match=r"no settled rate for model\(s\) \['s'\]"):
         build_levels(table[table.model == "w"], load_rules(RULES))
     skipped = build_levels(table[table.model == "w"], load_rules({**RULES, "keep": None}), on_missing="skip")
     assert list(skipped["L1"]["problem_id"]) == ["a", "c"]
     bad = wide.assign(w_pass_rate=2.0)
     bad.to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(RulesError, match="bad.csv.*'w_pass_rate'.*not a rate"):
+    with pytest.raises(RulesError, match=r"bad.csv: .*column 'w_pass_rate', row 0 \(problem 'a'\): 2.0 is not a pass rate"):
         read_table(tmp_path / "bad.csv")
 
 

@@ -1,53 +1,105 @@
 """Cut a pass-rate table into levels; read tables made here or elsewhere; write and read levels.
 
-A pass-rate table is long (one row per problem × model: ``problem_id, domain, model, pass_rate``
-and, from adaptive scoring, ``rate_lo`` / ``rate_hi``) or wide (one pass-rate column per model, as
-published difficulty-annotated datasets are). Levels are written one parquet file per level; the
-nested ``tests`` and ``meta`` fields are stored as JSON strings so any parquet reader (and
-``datasets.load_dataset("parquet", ...)``) takes them.
+A pass-rate table is *long* (one row per problem × model: ``problem_id, domain, model, pass_rate``
+and, from adaptive scoring, ``rate_lo`` / ``rate_hi``) or *wide* (one pass-rate column per model, as
+published difficulty-annotated datasets are); :func:`to_long` turns the second into the first.
+
+A level is a DataFrame with one row per problem: ``problem_id, domain, rate_<model>...`` or, built
+with the problems, the Problem fields ``id, domain, prompt, answer, tests, source, meta`` followed by
+the ``rate_<model>`` columns. In the parquet files ``tests`` and ``meta`` are JSON strings (so any
+parquet reader, and ``datasets.load_dataset("parquet", ...)``, takes them); :func:`read_level`
+turns the rows back into Problems.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from ..data.problem import Problem
-from .rules import Rules, RulesError, decide
+from ..data.problem import Problem, ProblemError
+from .rules import Rules, RulesError, decide, relevant_models
 
 LONG_COLUMNS = ("problem_id", "model", "pass_rate")
+PROBLEM_COLUMNS = ("id", "domain", "prompt", "answer", "tests", "source", "meta")
+_ID_COLUMNS = ("problem_id", "id", "unique_id")
+_NOT_MODELS = {"domain", "samples", "successes", "k", "index", "idx"}
+
+
+def _auto_model_columns(df: pd.DataFrame, id_col: str) -> dict[str, str]:
+    """Model name -> column: the ``*_pass_rate`` / ``pass_rate_*`` columns if there are any, else
+    every numeric column other than the id and known count columns."""
+    marked = {}
+    for c in map(str, df.columns):
+        if c.endswith("_pass_rate") and c != "_pass_rate":
+            marked[c[: -len("_pass_rate")]] = c
+        elif c.startswith("pass_rate_") and c != "pass_rate_":
+            marked[c[len("pass_rate_"):]] = c
+    if marked:
+        return marked
+    return {str(c): str(c) for c in df.columns if c != id_col and str(c) not in _NOT_MODELS
+            and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])}
+
+
+def _check_rates(df: pd.DataFrame, col: str, id_col: str, what: str) -> None:
+    values = pd.to_numeric(df[col], errors="coerce")
+    bad = df[(values.notna() & ~values.between(0, 1)) | (values.isna() & df[col].notna())]
+    if len(bad):
+        i = bad.index[0]
+        v = df.at[i, col]
+        shown = repr(v) if isinstance(v, str) else str(v)
+        raise RulesError(f"{what}: column {col!r}, row {i} (problem {str(df.at[i, id_col])!r}): "
+                         f"{shown} is not a pass rate in [0, 1]")
 
 
 def to_long(df: pd.DataFrame, model_columns: dict[str, str] | None = None, domain: str | None = None) -> pd.DataFrame:
-    """A wide table (one pass-rate column per model) in long form. ``model_columns`` maps model name
-    -> column; by default every numeric column other than the id is a model (a ``_pass_rate``
-    suffix is dropped from the name)."""
-    id_col = next((c for c in ("problem_id", "id", "unique_id") if c in df.columns), None)
-    if id_col is None:
-        raise RulesError(f"pass-rate table: no id column (expected 'problem_id' or 'id'; columns: {list(df.columns)})")
-    if model_columns is None:
-        skip = {id_col, "domain", "samples", "k"}
-        model_columns = {c[: -len("_pass_rate")] if c.endswith("_pass_rate") else c: c
-                         for c in df.columns if c not in skip and pd.api.types.is_numeric_dtype(df[c])}
-    if not model_columns:
-        raise RulesError(f"pass-rate table: no numeric pass-rate columns found (columns: {list(df.columns)})")
-    rows = []
-    for model, col in model_columns.items():
-        if col not in df.columns:
-            raise RulesError(f"pass-rate table: column {col!r} (model {model!r}) not found")
-        bad = df[~df[col].between(0, 1)]
-        if len(bad):
-            raise RulesError(f"pass-rate table: column {col!r}, row {bad.index[0]}: {bad[col].iloc[0]!r} is not a rate in [0, 1]")
-        part = pd.DataFrame({"problem_id": df[id_col].astype(str), "model": model, "pass_rate": df[col].astype(float)})
-        part["domain"] = df["domain"].values if "domain" in df.columns else (domain or "math")
-        rows.append(part)
-    return pd.concat(rows, ignore_index=True)
+    """A pass-rate table in long form: ``problem_id, domain, model, pass_rate`` (plus any bounds).
+
+    A long table (``problem_id, model, pass_rate``) is checked and returned as is. A wide one has
+    an id column (``problem_id``, ``id`` or ``unique_id``) and one pass-rate column per model:
+    ``model_columns`` maps model name -> column; by default the ``<model>_pass_rate`` (or
+    ``pass_rate_<model>``) columns, or else every numeric column. NaN rates are left out (unknown).
+    ``domain`` fills a missing ``domain`` column (left empty otherwise, for the problems to fill)."""
+    what = "pass-rate table"
+    if all(c in df.columns for c in LONG_COLUMNS):
+        out = df.copy()
+        out["problem_id"] = out["problem_id"].astype(str)
+        _check_rates(out, "pass_rate", "problem_id", what)
+    else:
+        id_col = next((c for c in _ID_COLUMNS if c in df.columns), None)
+        if id_col is None:
+            raise RulesError(f"{what}: no id column (expected one of {list(_ID_COLUMNS)}; columns: {list(df.columns)})")
+        if model_columns is None:
+            model_columns = _auto_model_columns(df, id_col)
+        if not model_columns:
+            raise RulesError(f"{what}: no pass-rate columns found (columns: {list(df.columns)}); "
+                             "name them <model>_pass_rate or pass model_columns={model: column}")
+        parts = []
+        for model, col in model_columns.items():
+            if col not in df.columns:
+                raise RulesError(f"{what}: column {col!r} (model {model!r}) not found (columns: {list(df.columns)})")
+            _check_rates(df, col, id_col, what)
+            part = pd.DataFrame({"problem_id": df[id_col].astype(str), "model": str(model),
+                                 "pass_rate": pd.to_numeric(df[col]).astype(float)})
+            if "domain" in df.columns:
+                part["domain"] = df["domain"].values
+            parts.append(part[part["pass_rate"].notna()])
+        out = pd.concat(parts, ignore_index=True)
+    if "domain" not in out.columns:
+        out["domain"] = domain
+    elif domain is not None:
+        out["domain"] = out["domain"].fillna(domain)
+    dup = out[out.duplicated(["problem_id", "model"], keep=False)]
+    if len(dup):
+        raise RulesError(f"{what}: problem {dup['problem_id'].iloc[0]!r} has {len(dup[dup.problem_id == dup.problem_id.iloc[0]])} "
+                         f"rows for model {dup['model'].iloc[0]!r}; expected one per (problem, model)")
+    return out
 
 
-def read_table(path: str | Path, model_columns: dict[str, str] | None = None) -> pd.DataFrame:
-    """A pass-rate table from parquet, csv or jsonl, long or wide."""
+def read_table(path: str | Path, model_columns: dict[str, str] | None = None, domain: str | None = None) -> pd.DataFrame:
+    """A pass-rate table from parquet, csv or jsonl, long or wide, in long form (see :func:`to_long`)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"pass-rate table not found: {path} (run `stagerl score` first, or pass --table)")
@@ -60,69 +112,105 @@ def read_table(path: str | Path, model_columns: dict[str, str] | None = None) ->
         df = pd.read_json(path, lines=True)
     else:
         raise RulesError(f"{path}: unknown table format (expected .parquet, .csv or .jsonl)")
-    if all(c in df.columns for c in LONG_COLUMNS):
-        return df
     try:
-        return to_long(df, model_columns)
+        return to_long(df, model_columns, domain)
     except RulesError as e:
         raise RulesError(f"{path}: {e}") from None
 
 
-def _bounds(g: pd.DataFrame) -> dict[str, tuple[float, float]]:
-    out = {}
-    for r in g.itertuples(index=False):
-        lo, hi = getattr(r, "rate_lo", None), getattr(r, "rate_hi", None)
-        if lo is None or pd.isna(lo):
-            lo = hi = r.pass_rate
-        if pd.isna(lo):
-            continue  # a pair with no samples: unknown
-        out[r.model] = (float(lo), float(hi))
-    return out
+def _problems_by_id(problems: list[Problem] | pd.DataFrame) -> dict[str, Problem]:
+    if isinstance(problems, pd.DataFrame):
+        rows = problems.to_dict("records")
+        problems = []
+        for i, r in enumerate(rows):
+            r = {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for key in ("tests", "meta"):
+                if isinstance(r.get(key), str):
+                    r[key] = json.loads(r[key])
+            r["meta"] = r.get("meta") or {}
+            try:
+                problems.append(Problem.from_dict(r))
+            except (ProblemError, TypeError) as e:
+                raise RulesError(f"problems, row {i} (id {r.get('id')!r}): {e}") from None
+    by_id: dict[str, Problem] = {}
+    for p in problems:
+        if p.id in by_id:
+            raise RulesError(f"problems: id {p.id!r} appears twice")
+        by_id[p.id] = p
+    return by_id
 
 
-def label_table(table: pd.DataFrame, rules: Rules, on_missing: str = "error") -> pd.DataFrame:
+def label_table(table: pd.DataFrame, rules: Rules, on_missing: str = "error",
+                domains: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per problem: ``problem_id, domain, keep, <level>...`` and ``rate_<model>`` columns.
-    A verdict the table cannot settle (a model's rate missing) is an error naming problem and model,
-    or, with ``on_missing="skip"``, the problem is left out (``attrs["skipped"]`` counts them)."""
+
+    A pair's ``rate_lo`` / ``rate_hi`` (adaptive scoring) are used as bounds when present, else its
+    ``pass_rate``. A verdict the table cannot settle (a model's rate missing or too loose) is an
+    error naming problem and models, or, with ``on_missing="skip"``, the problem is left out
+    (``attrs["skipped"]`` lists them). ``domains`` (problem id -> domain) fills or checks domains."""
+    if on_missing not in ("error", "skip"):
+        raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+    t = to_long(table)
+    bounded = "rate_lo" in t.columns and "rate_hi" in t.columns
+    cols = [t["problem_id"], t["domain"], t["model"].astype(str), t["pass_rate"].astype(float),
+            t["rate_lo"] if bounded else t["pass_rate"], t["rate_hi"] if bounded else t["pass_rate"]]
+    per: dict[str, tuple[Any, dict, dict]] = {}
+    for pid, dom, model, rate, lo, hi in zip(*cols):
+        entry = per.setdefault(pid, (dom, {}, {}))
+        if dom != entry[0] and not (pd.isna(dom) and pd.isna(entry[0])):
+            raise RulesError(f"pass-rate table: problem {pid!r} has two domains, {entry[0]!r} and {dom!r}")
+        entry[2][model] = rate
+        if lo != lo or hi != hi:  # NaN: a pair with no samples
+            lo, hi = rate, rate
+        if lo == lo:
+            entry[1][model] = (float(lo), float(hi))
     rows, skipped = [], []
-    for pid, g in table.groupby("problem_id", sort=False):
-        domain = str(g["domain"].iloc[0]) if "domain" in g.columns else "math"
-        bounds = _bounds(g)
-        verdicts = decide(rules, bounds, str(pid), domain)
-        if any(v is None for v in verdicts.values()):
-            missing = sorted(set(rules.models.values()) - set(bounds))
+    for pid, (dom, bounds, rates) in per.items():
+        known = (domains or {}).get(pid)
+        if known is not None and isinstance(dom, str) and dom != known:
+            raise RulesError(f"problem {pid!r}: the pass-rate table says domain {dom!r}, the problems say {known!r}")
+        dom = dom if isinstance(dom, str) else known
+        if dom is None:
+            raise RulesError(f"problem {pid!r}: no domain (the table has no 'domain' column; pass the problems, "
+                             "or domain= to to_long/read_table)")
+        verdicts = decide(rules, bounds, pid, dom)
+        if None in verdicts.values():
             if on_missing == "skip":
-                skipped.append(str(pid))
+                skipped.append(pid)
                 continue
-            raise RulesError(f"problem {pid!r}: the table has no rate for model(s) {missing} that the rules need "
-                             f"(table models: {sorted(table['model'].unique())}); bind the rule aliases with "
-                             "levels.bind, or score these models")
-        row = {"problem_id": str(pid), "domain": domain, **verdicts}
-        row.update({f"rate_{r.model}": float(r.pass_rate) for r in g.itertuples(index=False)})
-        rows.append(row)
-    out = pd.DataFrame(rows)
+            need = sorted(relevant_models(rules, bounds, pid, dom))
+            raise RulesError(f"problem {pid!r}: the table has no settled rate for model(s) {need} that the rules "
+                             f"need (table models: {sorted(t['model'].astype(str).unique())}); bind the rule "
+                             "aliases with levels.bind, score these models, or pass on_missing='skip'")
+        rows.append({"problem_id": pid, "domain": dom, **verdicts, **{f"rate_{m}": r for m, r in rates.items()}})
+    out = pd.DataFrame(rows, columns=["problem_id", "domain", "keep", *rules.levels]) if not rows else pd.DataFrame(rows)
     out.attrs["skipped"] = skipped
     return out
 
 
-def build_levels(table: pd.DataFrame, rules: Rules, problems: list[Problem] | None = None,
+def build_levels(table: pd.DataFrame, rules: Rules, problems: list[Problem] | pd.DataFrame | None = None,
                  on_missing: str = "error") -> dict[str, pd.DataFrame]:
-    """``{level: DataFrame}``: the problems in each level, with their rates and (given ``problems``)
-    their fields."""
-    labels = label_table(table, rules, on_missing)
-    by_id = {p.id: p for p in problems} if problems is not None else None
+    """``{level: DataFrame}``: the problems in each level (in table order), with their
+    ``rate_<model>`` columns and, given ``problems`` (Problems or a DataFrame of their dicts),
+    their fields (``tests`` and ``meta`` as JSON strings). Every level's ``attrs["skipped"]`` lists
+    the problems left out for missing rates (``on_missing="skip"``; see :func:`label_table`)."""
+    by_id = _problems_by_id(problems) if problems is not None else None
+    domains = {pid: p.domain for pid, p in by_id.items()} if by_id is not None else None
+    labels = label_table(table, rules, on_missing, domains)
     if by_id is not None and len(labels):
-        unknown = sorted(set(labels["problem_id"]) - set(by_id))
+        unknown = [pid for pid in labels["problem_id"] if pid not in by_id]
         if unknown:
-            raise RulesError(f"the pass-rate table has {len(unknown)} problem(s) not in the recipe's data, "
+            raise RulesError(f"the pass-rate table has {len(unknown)} problem(s) not among the given problems, "
                              f"e.g. {unknown[0]!r}")
+    rate_cols = [c for c in labels.columns if c.startswith("rate_")]
     levels = {}
     for name in rules.levels:
-        part = labels[labels[name] == True] if len(labels) else labels  # noqa: E712
-        rate_cols = [c for c in part.columns if c.startswith("rate_")]
+        part = labels[labels[name].astype(bool)] if len(labels) else labels
         df = part[["problem_id", "domain", *rate_cols]].reset_index(drop=True)
         if by_id is not None:
-            df = pd.DataFrame([{**_problem_row(by_id[pid]), **r} for pid, r in zip(df["problem_id"], df.to_dict("records"))])
+            fields = pd.DataFrame([_problem_row(by_id[pid]) for pid in df["problem_id"]], columns=list(PROBLEM_COLUMNS))
+            df = pd.concat([fields, df[rate_cols]], axis=1)
+        df.attrs["skipped"] = list(labels.attrs["skipped"])
         levels[name] = df
     return levels
 
@@ -134,7 +222,7 @@ def _problem_row(p: Problem) -> dict:
 
 
 def write_levels(levels: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
-    """One ``<level>.parquet`` per level in ``out_dir``."""
+    """One ``<level>.parquet`` per level in ``out_dir``; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -146,13 +234,24 @@ def write_levels(levels: dict[str, pd.DataFrame], out_dir: str | Path) -> list[P
 
 
 def read_level(path: str | Path) -> list[Problem]:
-    """A level file back as Problems (needs the problem fields: build with ``problems=``)."""
+    """A level file back as Problems (the file needs the problem fields: build with ``problems=``)."""
     df = pd.read_parquet(path)
     if "prompt" not in df.columns:
-        raise RulesError(f"{path}: holds rates only; build levels with the problems to train on them")
-    def opt(v):
-        return None if v is None or (isinstance(v, float) and pd.isna(v)) else v
+        raise RulesError(f"{path}: holds rates only; build the levels with the problems to train on them")
 
-    return [Problem(id=r["id"], domain=r["domain"], prompt=r["prompt"], answer=opt(r["answer"]),
-                    tests=json.loads(r["tests"]) if opt(r["tests"]) else None, source=opt(r["source"]) or "",
-                    meta=json.loads(r["meta"]) if opt(r["meta"]) else {}) for r in df.to_dict("records")]
+    def opt(v: Any) -> Any:
+        return None if v is None or (isinstance(v, float) and v != v) else v
+
+    def obj(v: Any) -> Any:
+        v = opt(v)
+        return json.loads(v) if isinstance(v, str) else v
+
+    out = []
+    for i, r in enumerate(df.to_dict("records")):
+        try:
+            out.append(Problem(id=r["id"], domain=r["domain"], prompt=r["prompt"], answer=opt(r.get("answer")),
+                               tests=obj(r.get("tests")), source=opt(r.get("source")) or "",
+                               meta=obj(r.get("meta")) or {}))
+        except (ProblemError, json.JSONDecodeError) as e:
+            raise RulesError(f"{path}, row {i} (id {r.get('id')!r}): {e}") from None
+    return out
