@@ -14,7 +14,7 @@ from collections import OrderedDict
 from threading import Lock
 
 from .math_extract import fast_verdict, last_boxed, normalize
-from .math_pool import run_math_verify
+from .math_pool import run_math_verify, start_pool
 
 _CACHE_SIZE = 200_000
 _CACHE: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -80,9 +80,14 @@ def math_rewards(responses: list[str], golds: list[str], workers: int | None = N
     if pending:
         items = list(pending)
         n = default_workers() if workers is None else max(1, workers)
-        scores = run_math_verify(items, min(n, len(items)) if workers is None else n)
+        scores = run_math_verify(items, n)
         for (box, gold), s in zip(items, scores):
             _remember((normalize(box), gold), s)
             for i in pending[(box, gold)]:
                 out[i] = s
     return out
+
+
+def warm_up(workers: int | None = None) -> float:
+    """Start the Math-Verify worker pool now (it otherwise starts on first use); returns seconds."""
+    return start_pool(default_workers() if workers is None else max(1, workers))

@@ -95,7 +95,11 @@ def normalize(s: str) -> str:
             if len(s) >= len(a) + len(b) and s.startswith(a) and s.endswith(b):
                 s, changed = s[len(a) : -len(b)].strip(), True
                 break
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("{,}", ",")
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("{,}", ",").replace("\\$", "")
+    s = re.sub(r",\\!\s*", ",", s)
+    m = _THOUSANDS.match(s)  # before spacing is dropped: "58, 500" is a list, "58,500" a number
+    if m:
+        s = m.group(1) + m.group(2).replace(",", "") + (m.group(3) or "")
     s = _DROP.sub(" ", s)
     s = _DEG.sub("", s)
     m = _UNIT.match(s.strip())
@@ -105,11 +109,10 @@ def normalize(s: str) -> str:
     s = _ASSIGN.sub("", s.strip())
     s = s.strip().rstrip(".").strip()
     s = _SPACE.sub(" ", s)
-    # Spaces only matter between a command name and a following letter (``\pi r``).
-    s = re.sub(r"(?<![a-zA-Z]) | (?![a-zA-Z])", "", s)
-    m = _THOUSANDS.match(s)
-    if m:
-        s = m.group(1) + m.group(2).replace(",", "") + (m.group(3) or "")
+    # Spaces only matter between letters (``\pi r``) and between digits (``2 3`` is not ``23``
+    # for Math-Verify): drop the rest.
+    # A space after a comma stays: Math-Verify reads "58, 500" as a list but "58,500" as a number.
+    s = re.sub(r"(?<!,)(?:(?<![a-zA-Z0-9]) | (?![a-zA-Z0-9])|(?<=[a-zA-Z]) (?=[0-9])|(?<=[0-9]) (?=[a-zA-Z]))", "", s)
     while len(s) >= 2 and s[0] == "{" and s[-1] == "}" and last_balanced(s, 0) == len(s) - 1:
         s = s[1:-1]
     m = re.fullmatch(r"\(([A-Ea-e])\)", s)
@@ -207,6 +210,29 @@ def to_rational(norm: str) -> tuple[Fraction, bool, bool] | None:
     return None
 
 
+_NOT_SCALAR = re.compile(r"=|<|>|\\le|\\ge|\\in|\\cup|\\cap|\\\{|\\begin|\\infty|\\pm|\\mp|\\to")
+
+
+def shape(norm: str) -> str:
+    """Coarse shape of a normalized answer: ``tuple`` (bracketed, with a comma), ``list``
+    (top-level comma), ``scalar`` (plain expression) or ``other`` (relations, sets, matrices...)."""
+    if not norm or _NOT_SCALAR.search(norm) or _HEDGE_WORDS.search(norm):
+        return "other"
+    if len(_top_level_split(norm)) > 1:
+        return "list"
+    if norm[0] in "([" and norm[-1] in ")]":
+        inner = norm[1:-1]
+        if nesting_depth(inner) >= 0 and "," in inner and len(_top_level_split(inner)) > 1:
+            balanced = 0
+            for ch in inner:
+                balanced += ch in "([{"
+                balanced -= ch in ")]}"
+                if balanced < 0:
+                    return "other"
+            return "tuple"
+    return "scalar"
+
+
 def fast_verdict(box: str | None, gold: str) -> float | None:
     """Score for ``box`` (the extracted answer) against ``gold`` when certain without Math-Verify.
 
@@ -226,6 +252,13 @@ def fast_verdict(box: str | None, gold: str) -> float | None:
     if is_single_valued(ng) and is_multi(nb):
         return 0.0
     rb, rg = to_rational(nb), to_rational(ng)
+    sb, sg = shape(nb), shape(ng)
+    if "scalar" in (sb, sg) and {sb, sg} <= {"scalar", "tuple", "list"} and sb != sg:
+        return 0.0  # Math-Verify never equates a number with a tuple, interval or list
+    if rb is not None and not rb[1] and rg is None and sg == "scalar":
+        letters = set(re.sub(r"\\[a-zA-Z]+", "", ng)) & set("abcdfghjklmnopqrstuvwxyzABCDFGHJKLMNOPQRSTUVWXYZ")
+        if letters:
+            return 0.0  # an exact number never equals a gold with free variables (e, i excluded)
     if rb is None or rg is None:
         return None
     (vb, db, pb), (vg, dg, pg) = rb, rg

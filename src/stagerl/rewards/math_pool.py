@@ -34,6 +34,14 @@ MEMORY_LIMIT_BYTES = 4 << 30
 """Address-space limit of a worker (a memory bomb raises MemoryError instead of eating the host)."""
 
 
+_WARMUP = (
+    ("1", "1"), ("\\frac{\\sqrt{3}}{2}", "\\sin 60^\\circ"), ("2\\pi", "\\pi + \\pi"), ("x^2+1", "1+x^2"),
+    ("(1, 2]", "(1,2]"), ("\\{1, 2\\}", "1, 2"), ("3 + 4i", "4i+3"), ("y = 2x", "2x"), ("x \\in [0,1]", "[0,1]"),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"), ("\\text{Evelyn}", "Evelyn"),
+    ("0.5", "\\frac{1}{2}"), ("\\log_2 8", "3"), ("10\\%", "0.1"), ("p - q", "\\sqrt{51}"),
+)
+
+
 class _ItemTimeout(BaseException):
     """Raised by the worker's alarm; a BaseException so Math-Verify's ``except Exception`` lets it through."""
 
@@ -100,7 +108,8 @@ def _worker_main(fd: int, soft_timeout: float) -> None:
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     conn = Connection(fd)
-    grade_with_math_verify("1", "1", soft_timeout)  # warm up imports and caches
+    for box, gold in _WARMUP:  # first calls pay sympy's lazy imports: pay them before "ready"
+        grade_with_math_verify(box, gold, max(soft_timeout, 10.0))
     conn.send("ready")
     while True:
         try:
@@ -231,10 +240,23 @@ def run_math_verify(
         return _dispatch(items, soft_timeout, hard_grace)
 
 
+def start_pool(workers: int, soft_timeout: float = SOFT_TIMEOUT_S) -> float:
+    """Grow the shared pool to ``workers`` processes and wait until all are ready; returns seconds."""
+    t0 = time.monotonic()
+    run_math_verify([("1", "1")] * max(1, workers), workers, soft_timeout)
+    with _LOCK:
+        for w in _WORKERS:
+            if not w.ready:
+                msg = w.conn.recv() if w.conn.poll(STARTUP_TIMEOUT_S) else None
+                w.ready = msg == "ready"
+    return time.monotonic() - t0
+
+
 def _dispatch(items: list[tuple[str, str]], soft_timeout: float, hard_grace: float) -> list[float]:
     results = [0.0] * len(items)
     todo = list(range(len(items) - 1, -1, -1))  # a stack, popped from the end: item 0 first
     failed_starts = 0
+    crashes: dict[int, int] = {}
 
     def replace(w: _Worker) -> None:
         _stop_worker(w, kill=True)
@@ -269,7 +291,10 @@ def _dispatch(items: list[tuple[str, str]], soft_timeout: float, hard_grace: flo
                     failed_starts += 1
                     if failed_starts > 3:
                         raise RuntimeError("math reward workers fail to start (is math-verify installed?)")
-                else:
+                elif w.item is not None:
+                    crashes[w.item] = crashes.get(w.item, 0) + 1
+                    if crashes[w.item] < 2:  # maybe it died before taking the item: retry once
+                        todo.append(w.item)
                     w.item = None
                 replace(w)
                 continue
