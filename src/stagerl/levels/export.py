@@ -1,7 +1,9 @@
 """Export leveled data as a Hugging Face dataset folder with a dataset card.
 
-The folder loads with ``datasets.load_dataset(folder, "<level>")`` and publishes as it stands with
-``push_to_hub`` (or ``huggingface-cli upload``).
+Layout: ``data/<level>.parquet`` and ``README.md`` whose YAML front-matter declares one config per
+level (split ``train``; the first level is the default config). The folder loads with
+``datasets.load_dataset(folder, "<level>", split="train")`` and publishes as it stands with
+``huggingface-cli upload <repo> <folder> --repo-type dataset`` (or ``load_dataset`` + ``push_to_hub``).
 """
 
 from __future__ import annotations
@@ -14,51 +16,79 @@ import yaml
 
 from .rules import Rules
 
+_TAGS = ["reasoning", "math", "code", "difficulty", "curriculum", "stagerl"]
+
+
+def _counts_table(levels: dict[str, pd.DataFrame]) -> str:
+    domains = sorted({str(d) for df in levels.values() for d in df["domain"].dropna().unique()})
+    head = "| level | problems | " + " | ".join(domains) + " |\n|---|---|" + "---|" * len(domains)
+    rows = []
+    for name, df in levels.items():
+        by = df["domain"].value_counts()
+        rows.append(f"| {name} | {len(df)} | " + " | ".join(str(int(by.get(d, 0))) for d in domains) + " |")
+    return "\n".join([head, *rows])
+
 
 def export_dataset(levels: dict[str, pd.DataFrame], rules: Rules, out_dir: str | Path, info: dict) -> Path:
-    """Write ``data/<level>.parquet`` (one config per level, split ``train``) and ``README.md``.
+    """Write ``data/<level>.parquet`` (one config per level, split ``train``) and ``README.md``;
+    return ``out_dir``.
 
-    ``info`` describes how the rates were made: sources, reference models, k, sampling settings."""
+    ``info`` describes how the rates were made; keys used (all optional): ``sources`` (list),
+    ``reference_models`` (weakest to strongest), ``k`` (samples per problem and model),
+    ``sampling`` (dict of settings), ``stats`` (e.g. from ``level_stats``), ``license``."""
     out = Path(out_dir)
     (out / "data").mkdir(parents=True, exist_ok=True)
     for name, df in levels.items():
         df.to_parquet(out / "data" / f"{name}.parquet", index=False)
-    front = {"configs": [{"config_name": name, "data_files": [{"split": "train", "path": f"data/{name}.parquet"}]}
-                         for name in levels],
-             "tags": ["reasoning", "math", "code", "difficulty", "stagerl"]}
-    counts = "\n".join(f"| {name} | {len(df)} | " + ", ".join(f"{d}: {c}" for d, c in df["domain"].value_counts().items())
-                       + " |" for name, df in levels.items())
+    configs = []
+    for i, name in enumerate(levels):
+        config: dict = {"config_name": name, "data_files": [{"split": "train", "path": f"data/{name}.parquet"}]}
+        if i == 0:
+            config["default"] = True
+        configs.append(config)
+    front: dict = {"configs": configs, "tags": _TAGS, "task_categories": ["text-generation"], "language": ["en"]}
+    if info.get("license"):
+        front["license"] = info["license"]
+    stats = info.get("stats") or {}
+    dropped = f"- Dropped by the `keep` rule: {stats['dropped']} of {stats.get('problems', '?')} problems\n" \
+        if stats.get("dropped") is not None else ""
+    first = next(iter(levels), "<level>")
     card = f"""---
 {yaml.safe_dump(front, sort_keys=False).strip()}
 ---
 
 # Difficulty-graded problems (stagerl)
 
-Problems graded by the pass rates of reference models sampled k times each, then cut into
-levels by rules over those rates (a-m-team 2025 recipe, built with stagerl). Levels may overlap.
+Problems graded by the pass rates of reference models, each sampling every problem k times, then
+cut into levels by rules over those rates (the a-m-team 2025 recipe, built with stagerl).
+Levels may overlap: one config per level.
 
 ## How the rates were made
 - Sources: {", ".join(map(str, info.get("sources", []))) or "n/a"}
-- Reference models (weakest to strongest): {", ".join(info.get("reference_models", [])) or "n/a"}
+- Reference models (weakest to strongest): {", ".join(map(str, info.get("reference_models", []))) or "n/a"}
 - Samples per problem and model (k): {info.get("k", "n/a")}
-- Sampling: `{json.dumps(info.get("sampling", {}))}`
-
-## Counts per level
-| level | problems | by domain |
-|---|---|---|
-{counts}
+- Sampling: `{json.dumps(info.get("sampling", {}), default=str)}`
+{dropped}
+## Problems per level and domain
+{_counts_table(levels)}
 
 ## Rules
+Conditions are pass-rate intervals per model alias (`(`/`)` open, `[`/`]` closed ends); `models`
+binds each alias to a reference model; `retain` keeps a seeded, per-problem fraction.
+
 ```yaml
 {rules.to_yaml().strip()}
 ```
 
 ## Fields
-`id`, `domain` (math | code), `prompt`, `answer` (math), `tests` (code; JSON string in the APPS/TACO
-`input_output` form), `source`, `meta` (JSON string), and `rate_<model>`: the pass rate of each
-reference model.
+`id`, `domain` (math | code), `prompt`, `answer` (math), `tests` (code; a JSON string in the APPS/TACO
+`input_output` form: `inputs`, `outputs`, optional `fn_name`), `source`, `meta` (a JSON string), and
+`rate_<model>`: the pass rate of each reference model (successes / samples).
 
-Load a level: `datasets.load_dataset("<this folder or repo>", "<level>", split="train")`.
+```python
+from datasets import load_dataset
+ds = load_dataset("<this folder or repo>", "{first}", split="train")
+```
 """
     (out / "README.md").write_text(card)
     return out

@@ -119,8 +119,10 @@ def parse_interval(spec: Any, where: str = "interval") -> Interval:
     if isinstance(spec, str):
         m = _INTERVAL.match(spec)
         if not m:
+            hint = ("; in a YAML flow list quote each condition: [\"a in (0,1)\", ...]"
+                    if spec.strip()[:1] in "[(" and spec.strip()[-1:] not in ")]" else "")
             raise RulesError(f"{where}: cannot read interval {spec!r}; write e.g. '(0,1)' or '[0,0]' "
-                             "with ( ) for open and [ ] for closed ends")
+                             f"with ( ) for open and [ ] for closed ends{hint}")
         lb, lo, hi, rb = m.groups()
         try:
             iv = Interval(float(lo), float(hi), lb == "(", rb == ")")
