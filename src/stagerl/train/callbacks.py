@@ -1,0 +1,100 @@
+"""Per-step metrics and the plateau stop, as one ``transformers.TrainerCallback``.
+
+Each TRL log event (one per optimizer step: the adapter sets ``logging_steps=1``) becomes one JSON
+line of ``metrics.jsonl`` with normalized keys — ``step``, ``reward``, ``reward_std``, ``kl``,
+``entropy``, ``completion_length``, ``clipped_ratio`` (share of truncated completions),
+``learning_rate``, ``seconds`` (since the stage began) — followed by every other key TRL logged,
+unchanged (``loss``, ``grad_norm``, ``completions/max_length``, ``rewards/<func>/mean``, ...).
+A normalized key TRL did not log this step (``kl`` when ``beta == 0``) is ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from ..config import PlateauConfig
+from ..curriculum import PlateauTracker
+
+NORMALIZED: dict[str, str] = {
+    "reward": "reward",
+    "reward_std": "reward_std",
+    "kl": "kl",
+    "entropy": "entropy",
+    "completions/mean_length": "completion_length",
+    "completions/clipped_ratio": "clipped_ratio",
+    "learning_rate": "learning_rate",
+}
+"""TRL log key -> our key in metrics.jsonl."""
+
+_SUMMARY_KEYS = ("train_runtime", "train_loss", "train_samples_per_second")
+
+
+def normalize_logs(logs: dict[str, Any], step: int, seconds: float) -> dict[str, Any]:
+    """One metrics.jsonl row from a TRL ``logs`` dict: normalized keys first, then the rest as logged."""
+    row: dict[str, Any] = {"step": step}
+    for trl_key, key in NORMALIZED.items():
+        row[key] = _clean(logs.get(trl_key))
+    row["seconds"] = round(seconds, 3)
+    for key, value in logs.items():
+        if key not in NORMALIZED and key not in row:
+            row[key] = _clean(value)
+    return row
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe scalar: tensors become floats, NaN/inf become None."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class StageMetricsCallback(TrainerCallback):
+    """Appends one line per step to ``path`` and stops training once ``plateau`` is reached.
+
+    ``plateau.metric`` may name a normalized key (``reward``, ``completion_length``) or any raw
+    TRL key (``rewards/problem_reward/mean``). ``plateau_step`` holds the step that ended the stage.
+    """
+
+    def __init__(self, path: str | Path, plateau: PlateauConfig | None = None) -> None:
+        self.path = Path(path)
+        self.plateau = plateau
+        self.rows: list[dict[str, Any]] = []
+        self.tracker = PlateauTracker(plateau) if plateau is not None else None
+        self.plateau_step: int | None = None
+        self._t0 = time.time()
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> None:
+        self._t0 = time.time()
+        self.rows, self.plateau_step = [], None
+        self.tracker = PlateauTracker(self.plateau) if self.plateau is not None else None
+        if state.is_world_process_zero:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")  # a stage restarted from scratch starts a fresh file
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not logs or any(k in logs for k in _SUMMARY_KEYS) or any(k.startswith("eval_") for k in logs):
+            return
+        row = normalize_logs(logs, state.global_step, time.time() - self._t0)
+        self.rows.append(row)
+        if state.is_world_process_zero:
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+        if self.tracker is None:
+            return
+        metric = self.tracker.cfg.metric
+        if metric not in row:
+            raise ValueError(f"plateau metric {metric!r} is not logged by TRL; logged keys: {', '.join(row)}")
+        value = row[metric]
+        if self.tracker.update(math.nan if value is None else float(value)) and self.plateau_step is None:
+            self.plateau_step = state.global_step
+            control.should_training_stop = True

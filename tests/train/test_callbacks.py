@@ -1,0 +1,61 @@
+"""The metrics callback: normalized lines per step and the plateau stop, driven by real Trainer objects."""
+
+import json
+import math
+
+import pytest
+from transformers import TrainerControl, TrainerState, TrainingArguments
+
+from stagerl.config import PlateauConfig
+from stagerl.train import StageMetricsCallback, normalize_logs
+
+
+def trl_logs(reward: float) -> dict:
+    return {"loss": 0.1, "reward": reward, "reward_std": 0.2, "kl": 0.0, "entropy": 1.5,
+            "completions/mean_length": 12.0, "completions/clipped_ratio": 0.25, "learning_rate": 1e-6,
+            "rewards/problem_reward/mean": reward, "grad_norm": float("nan")}
+
+
+def test_normalize_keeps_everything_and_cleans_nan():
+    row = normalize_logs(trl_logs(0.5), step=3, seconds=1.23456)
+    assert row["step"] == 3 and row["reward"] == 0.5 and row["completion_length"] == 12.0
+    assert row["clipped_ratio"] == 0.25 and row["seconds"] == 1.235
+    assert row["rewards/problem_reward/mean"] == 0.5 and row["grad_norm"] is None
+    assert normalize_logs({"reward": 1.0}, 1, 0.0)["kl"] is None
+
+
+def run_logs(tmp_path, rewards, plateau):
+    cb = StageMetricsCallback(tmp_path / "metrics.jsonl", plateau)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none")
+    state, control = TrainerState(), TrainerControl()
+    cb.on_train_begin(args, state, control)
+    stopped_at = None
+    for step, r in enumerate(rewards, start=1):
+        state.global_step = step
+        cb.on_log(args, state, control, logs=trl_logs(r))
+        if control.should_training_stop and stopped_at is None:
+            stopped_at = step
+    cb.on_log(args, state, control, logs={"train_runtime": 1.0, "train_loss": 0.1})  # summary: no line
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    return cb, lines, stopped_at
+
+
+def test_one_line_per_step_and_plateau_stop(tmp_path):
+    cb, lines, stopped = run_logs(tmp_path, [0.1, 0.3, 0.3, 0.3, 0.3],
+                                  PlateauConfig(window=1, patience=2, min_delta=0.01))
+    assert stopped == 4 and cb.plateau_step == 4
+    assert [x["step"] for x in lines] == [1, 2, 3, 4, 5]
+    assert all(math.isfinite(x["reward"]) for x in lines)
+
+
+def test_no_plateau_rule_never_stops(tmp_path):
+    _, lines, stopped = run_logs(tmp_path, [0.5] * 6, None)
+    assert stopped is None and len(lines) == 6
+
+
+def test_plateau_on_a_raw_trl_key_and_missing_key(tmp_path):
+    _, _, stopped = run_logs(tmp_path, [0.5] * 3, PlateauConfig(metric="rewards/problem_reward/mean", window=1,
+                                                                patience=1, min_delta=0.1))
+    assert stopped == 2
+    with pytest.raises(ValueError, match="plateau metric 'acc' is not logged"):
+        run_logs(tmp_path, [0.5], PlateauConfig(metric="acc"))
