@@ -221,16 +221,25 @@ def _problem_row(p: Problem) -> dict:
             "meta": json.dumps(p.meta, default=str)}
 
 
+def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
+    """``df`` as parquet; an empty one is written with no row group (``datasets`` fails on a
+    zero-row row group: "BatchSize must be greater than 0")."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if len(df):
+        pq.write_table(table, path)
+    else:
+        pq.ParquetWriter(path, table.schema).close()
+    return Path(path)
+
+
 def write_levels(levels: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
     """One ``<level>.parquet`` per level in ``out_dir``; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, df in levels.items():
-        path = out / f"{name}.parquet"
-        df.to_parquet(path, index=False)
-        paths.append(path)
-    return paths
+    return [write_parquet(df, out / f"{name}.parquet") for name, df in levels.items()]
 
 
 def read_level(path: str | Path) -> list[Problem]:

@@ -1,7 +1,7 @@
 """Export leveled data as a Hugging Face dataset folder with a dataset card.
 
 Layout: ``data/<level>.parquet`` and ``README.md`` whose YAML front-matter declares one config per
-level (split ``train``; the first level is the default config). The folder loads with
+non-empty level (split ``train``; the first one is the default config). The folder loads with
 ``datasets.load_dataset(folder, "<level>", split="train")`` and publishes as it stands with
 ``huggingface-cli upload <repo> <folder> --repo-type dataset`` (or ``load_dataset`` + ``push_to_hub``).
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from .build import write_parquet
 from .rules import Rules
 
 _TAGS = ["reasoning", "math", "code", "difficulty", "curriculum", "stagerl"]
@@ -30,29 +31,37 @@ def _counts_table(levels: dict[str, pd.DataFrame]) -> str:
 
 
 def export_dataset(levels: dict[str, pd.DataFrame], rules: Rules, out_dir: str | Path, info: dict) -> Path:
-    """Write ``data/<level>.parquet`` (one config per level, split ``train``) and ``README.md``;
-    return ``out_dir``.
+    """Write ``data/<level>.parquet`` (one config per non-empty level, split ``train``; the first is
+    the default) and ``README.md``; return ``out_dir``. Empty levels are listed in the card but get
+    no config: ``datasets`` cannot load an empty split.
 
     ``info`` describes how the rates were made; keys used (all optional): ``sources`` (list),
     ``reference_models`` (weakest to strongest), ``k`` (samples per problem and model),
     ``sampling`` (dict of settings), ``stats`` (e.g. from ``level_stats``), ``license``."""
+    nonempty = [name for name, df in levels.items() if len(df)]
+    if not nonempty:
+        raise ValueError(f"every level is empty ({', '.join(levels)}): nothing to export")
     out = Path(out_dir)
     (out / "data").mkdir(parents=True, exist_ok=True)
-    for name, df in levels.items():
-        df.to_parquet(out / "data" / f"{name}.parquet", index=False)
     configs = []
-    for i, name in enumerate(levels):
+    for name in nonempty:
+        write_parquet(levels[name], out / "data" / f"{name}.parquet")
         config: dict = {"config_name": name, "data_files": [{"split": "train", "path": f"data/{name}.parquet"}]}
-        if i == 0:
+        if name == nonempty[0]:
             config["default"] = True
         configs.append(config)
+    empty = [name for name in levels if name not in nonempty]
+    for name in empty:  # a stale file from an earlier export would contradict the card
+        (out / "data" / f"{name}.parquet").unlink(missing_ok=True)
+    empty_note = (f"\nEmpty levels, exported without a config (`datasets` cannot load an empty split): "
+                  f"{', '.join(empty)}.\n" if empty else "")
     front: dict = {"configs": configs, "tags": _TAGS, "task_categories": ["text-generation"], "language": ["en"]}
     if info.get("license"):
         front["license"] = info["license"]
     stats = info.get("stats") or {}
     dropped = f"- Dropped by the `keep` rule: {stats['dropped']} of {stats.get('problems', '?')} problems\n" \
         if stats.get("dropped") is not None else ""
-    first = next(iter(levels), "<level>")
+    first = nonempty[0]
     card = f"""---
 {yaml.safe_dump(front, sort_keys=False).strip()}
 ---
@@ -71,7 +80,7 @@ Levels may overlap: one config per level.
 {dropped}
 ## Problems per level and domain
 {_counts_table(levels)}
-
+{empty_note}
 ## Rules
 Conditions are pass-rate intervals per model alias (`(`/`)` open, `[`/`]` closed ends); `models`
 binds each alias to a reference model; `retain` keeps a seeded, per-problem fraction.
