@@ -114,3 +114,32 @@ def test_relevant_models_skip_what_cannot_matter(paper):
     assert relevant_models(paper, {R: (0.25, 0.5), S: (1, 1)}, "p", "math") == {L}
     # the strongest never solves it (known): dropped, nobody else matters
     assert relevant_models(paper, {R: (0, 0)}, "p", "math") == set()
+
+
+@pytest.mark.parametrize("l,r,keep,always_in", [
+    (0.0, 1.0, True, True),       # the 32B never solves it: always in L3
+    (0.0, 1 / 16, True, True),    # ... with the strongest just inside keep
+    (0.0, 0.0, False, False),     # dropped by keep even though the 32B fails
+    (1 / 16, 1.0, True, False),   # just inside (0,1]: retained by the draw only
+    (1.0, 1.0, True, False),      # exactly 1: retained by the draw only
+])
+def test_paper_l3_boundaries(paper, l, r, keep, always_in):
+    ids = [f"q{i}" for i in range(400)]
+    got = [lab(paper, 0.5, 0.5, l, r, pid, "math")["L3"] for pid in ids]
+    assert lab(paper, 0.5, 0.5, l, r)["keep"] is keep
+    if always_in or not keep:
+        assert all(got) is always_in and any(got) is always_in
+    else:
+        draws = [retained(0, "L3", pid, 0.5) for pid in ids]
+        assert got == draws and 0.4 < sum(got) / len(ids) < 0.6
+
+
+def test_paper_policy_alias_binds_l1_only(paper):
+    mine = bind(paper, {"policy": "my-policy"})
+    rates = {S: 0.0, M: 0.5, L: 0.0, R: 1.0, "my-policy": 0.5}
+    v = label(mine, rates, "p", "math")
+    assert (v["L1"], v["L2"], v["L3"]) == (True, True, True)  # L1 from my-policy; L2 from the 1.5B (0) and 7B
+    assert label(mine, {**rates, "my-policy": 1.0}, "p", "math")["L1"] is False
+    with pytest.raises(RulesError, match=r"needs the rate of model\(s\) \['my-policy'\]"):
+        label(mine, {S: 0.5, M: 0.5, L: 0.5, R: 1.0}, "p", "math")
+    assert load_rules("demo").models == {"policy": "smollm2-135m"} and load_rules("demo").keep is None
