@@ -93,8 +93,9 @@ def to_long(df: pd.DataFrame, model_columns: dict[str, str] | None = None, domai
         out["domain"] = out["domain"].fillna(domain)
     dup = out[out.duplicated(["problem_id", "model"], keep=False)]
     if len(dup):
-        raise RulesError(f"{what}: problem {dup['problem_id'].iloc[0]!r} has {len(dup[dup.problem_id == dup.problem_id.iloc[0]])} "
-                         f"rows for model {dup['model'].iloc[0]!r}; expected one per (problem, model)")
+        pid, model = dup["problem_id"].iloc[0], dup["model"].iloc[0]
+        n = int(((dup["problem_id"] == pid) & (dup["model"] == model)).sum())
+        raise RulesError(f"{what}: problem {pid!r} has {n} rows for model {model!r}; expected one per (problem, model)")
     return out
 
 
