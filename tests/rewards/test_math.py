@@ -116,6 +116,10 @@ CASES: list[tuple[str, str, float]] = [
     (f"{B}{{5}} then {B}{{6", "5", 0.0),  # the last box is unclosed
     (f"{B}", "5", 0.0),
     ("", "5", 0.0),
+    # units with an exponent the normalizer keeps, and negative percents: Math-Verify decides
+    ("\\boxed{864}", "864 \\mbox{ inches}^2", 1.0),
+    ("\\boxed{15}", "15\\mbox{ cm}^2", 1.0),
+    ("\\boxed{-4\\%}", "-4", 0.0),
 ]
 
 

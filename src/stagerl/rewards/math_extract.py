@@ -257,14 +257,17 @@ def fast_verdict(box: str | None, gold: str) -> float | None:
         return 0.0  # Math-Verify never equates a number with a tuple, interval or list
     if rb is not None and not rb[1] and rg is None and sg == "scalar":
         letters = set(re.sub(r"\\[a-zA-Z]+", "", ng)) & set("abcdfghjklmnopqrstuvwxyzABCDFGHJKLMNOPQRSTUVWXYZ")
-        if letters:
-            return 0.0  # an exact number never equals a gold with free variables (e, i excluded)
+        if letters and not re.search(r"\\(?:text|mbox|mathrm)", gold):
+            # an exact number never equals a gold with free variables (e, i excluded); letters of a
+            # unit the normalizer could not strip (``864 \mbox{ inches}^2``) go to Math-Verify
+            return 0.0
     if rb is None or rg is None:
         return None
     (vb, db, pb), (vg, dg, pg) = rb, rg
     if pb or pg:
         # Math-Verify: integer percents compare by their number (9% == 9); others go to sympy.
-        both_int = vb.denominator == 1 and vg.denominator == 1 and not (db or dg)
+        # (certain only for values >= 0: Math-Verify reads "-4\%" differently from "-4")
+        both_int = vb.denominator == 1 and vg.denominator == 1 and not (db or dg) and vb >= 0 and vg >= 0
         return (1.0 if vb == vg else 0.0) if both_int else None
     if vb == vg:
         return 1.0
