@@ -1,0 +1,160 @@
+"""Benchmark: ``code_rewards`` (warm bubblewrap slots, one fork per test) vs the usual harness
+(one plain ``python3`` process per test), on real LiveCodeBench problems, same run, same workers.
+
+Solutions (correct, wrong, runtime error) are written here for a handful of built-in
+``lcb_test`` problems (no reference solutions ship with them); each is replicated with a unique
+comment so every submission really runs (as distinct RL samples would). Both sides use the same
+interpreter, the same LiveCodeBench import header and the same verdict functions; their scores
+must agree and match the scores known for these solutions.
+
+    .venv/bin/python benchmarks/code_reward.py [--replicas 8] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+
+from stagerl.rewards import code_rewards
+from stagerl.rewards import sandbox as sb
+from stagerl.rewards.code import extract_code, normalize_tests, stdout_matches, value_matches
+
+BOOM = "raise RuntimeError('boom')\n"
+SOLUTIONS: dict[str, list[tuple[str, float]]] = {  # problem id -> [(program, known score)]
+    "lcb-test-0000": [
+        ("n = int(input())\na = list(map(int, input().split()))\nprint(a.index(sorted(a)[-2]) + 1)", 1.0),
+        ("n = int(input())\na = list(map(int, input().split()))\nprint(a.index(max(a)) + 1)", 0.0),
+    ],
+    "lcb-test-0001": [
+        ("y = int(input())\nprint(366 if y % 400 == 0 or (y % 4 == 0 and y % 100) else 365)", 1.0),
+        ("y = int(input())\nprint(366 if y % 4 == 0 else 365)", 0.75),
+        (BOOM, 0.0),
+    ],
+    "lcb-test-0003": [
+        ("n = int(input())\ns = input().strip()\nbeat = {'R': 'P', 'P': 'S', 'S': 'R'}\ndp = {m: -10**9 for m in 'RPS'}\n"
+         "for i, c in enumerate(s):\n    nd = {m: -10**9 for m in 'RPS'}\n    for m in (c, beat[c]):\n"
+         "        best = 0 if i == 0 else max(dp[p] for p in 'RPS' if p != m)\n        nd[m] = best + (m == beat[c])\n"
+         "    dp = nd\nprint(max(dp.values()))", 1.0),
+        ("n = int(input())\nprint(n // 2)", 1 / 3),
+    ],
+    "lcb-test-0007": [
+        ("class Solution:\n    def finalPositionOfSnake(self, n: int, commands: List[str]) -> int:\n        i = j = 0\n"
+         "        for c in commands:\n            i += (c == 'DOWN') - (c == 'UP')\n            j += (c == 'RIGHT') - (c == 'LEFT')\n"
+         "        return i * n + j", 1.0),
+        ("class Solution:\n    def finalPositionOfSnake(self, n: int, commands: List[str]) -> int:\n        i = j = 0\n"
+         "        for c in commands:\n            i += (c == 'DOWN') - (c == 'UP')\n            j += (c == 'RIGHT') - (c == 'LEFT')\n"
+         "        return j * n + i", 0.5),
+        ("class Solution:\n    def finalPositionOfSnake(self, n, commands):\n        " + BOOM, 0.0),
+    ],
+    "lcb-test-0009": [
+        ("class Solution:\n    def winningPlayerCount(self, n: int, pick: List[List[int]]) -> int:\n"
+         "        c = Counter(map(tuple, pick))\n        return sum(any(c[(i, y)] > i for y in range(11)) for i in range(n))", 1.0),
+        ("def winningPlayerCount(n, pick):\n    from collections import Counter\n    c = Counter(map(tuple, pick))\n"
+         "    return sum(any(c[(i, y)] >= i for y in range(11)) for i in range(n))", 0.0),
+    ],
+    "lcb-test-0013": [
+        ("n = int(input())\ns = [input().strip() for _ in range(n)]\nfor j in range(max(map(len, s))):\n"
+         "    print(''.join(s[i][j] if j < len(s[i]) else '*' for i in range(n - 1, -1, -1)).rstrip('*'))", 1.0),
+        ("n = int(input())\ns = [input().strip() for _ in range(n)]\nfor j in range(max(map(len, s))):\n"
+         "    print(''.join(s[i][j] if j < len(s[i]) else '*' for i in range(n - 1, -1, -1)))", 0.0),
+    ],
+    "lcb-test-0023": [
+        ("s = input().strip()\nprint(s.rstrip('0').rstrip('.') if '.' in s else s)", 1.0),
+        ("print(float(input()))", 1.0),  # numerically equal: the tolerant checker accepts it (as LiveCodeBench does)
+    ],
+    "lcb-test-0036": [
+        ("a, b = map(int, input().split())\nprint(1 if a == b else 3 if (a + b) % 2 == 0 else 2)", 1.0),
+        ("print(3)", 1 / 3),
+        ("print(3", 0.0),
+    ],
+    "lcb-test-0039": [
+        ("l, r = map(int, input().split())\nprint('Yes' if (l, r) == (1, 0) else 'No' if (l, r) == (0, 1) else 'Invalid')", 1.0),
+        ("l, r = map(int, input().split())\nprint('Yes' if l else 'No')", 0.5),
+        ("import sys\nsys.exit(0)\nprint('Yes')", 0.0),
+    ],
+}
+
+
+def load_problems() -> dict[str, dict]:
+    path = resources.files("stagerl.data") / "sets" / "lcb_test.jsonl.gz"
+    with gzip.open(str(path), "rt") as f:
+        rows = (json.loads(line) for line in f)
+        return {r["id"]: r for r in rows if r["id"] in SOLUTIONS}
+
+
+def anchor_score(code: str, tests: dict, timeout: float) -> float:
+    """The usual harness: one fresh ``python3`` per test, the same header and verdicts."""
+    fn, inputs, outputs = normalize_tests(tests)
+    from stagerl.rewards.sandbox_init import PRELUDE
+
+    prog = PRELUDE + code
+    if fn:
+        prog += ("\nimport json as _j, sys as _s\n_a = _j.loads(_s.stdin.read())\n_S = globals().get('Solution')\n"
+                 f"_f = getattr(_S(), {fn!r}) if isinstance(_S, type) and hasattr(_S, {fn!r}) else globals()[{fn!r}]\n"
+                 "_s.stdout.write(_j.dumps(_f(*_a)))\n")
+    passed = 0
+    for inp, exp in zip(inputs, outputs):
+        try:
+            p = subprocess.run([sb.PYTHON, "-X", "int_max_str_digits=0", "-c", prog], input=json.dumps(inp) if fn else inp,
+                               capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            continue
+        if p.returncode != 0:
+            continue
+        if fn:
+            try:
+                passed += value_matches(json.loads(p.stdout), exp)
+            except ValueError:
+                pass
+        else:
+            passed += stdout_matches(p.stdout, exp)
+    return passed / len(outputs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--replicas", type=int, default=8, help="copies of each solution (each made unique)")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    problems = load_problems()
+    items = []  # (response, tests, known score)
+    for pid, sols in SOLUTIONS.items():
+        for k, (code, known) in enumerate(sols):
+            for r in range(args.replicas):
+                items.append((f"Here you go.\n```python\n{code}\n# sample {k}.{r}\n```\n", problems[pid]["tests"], known))
+    n_tests = sum(len(t["inputs"]) for _, t, _ in items)
+    status = sb.sandbox_status()
+    print(f"sandbox: {status}")
+    print(f"{len(problems)} problems, {len(items)} submissions, {n_tests} test runs, workers={args.workers}")
+    t0 = time.perf_counter()
+    code_rewards([items[0][0]], [items[0][1]], workers=args.workers)
+    print(f"slot start-up (once per process, not timed below): {time.perf_counter() - t0:.2f} s")
+
+    t0 = time.perf_counter()
+    ours = code_rewards([r for r, _, _ in items], [t for _, t, _ in items], workers=args.workers)
+    t_ours = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(args.workers) as ex:
+        anchor = list(ex.map(lambda it: anchor_score(extract_code(it[0]) or "", it[1], sb.Limits().timeout_s), items))
+    t_anchor = time.perf_counter() - t0
+
+    disagree = sum(abs(a - b) > 1e-9 for a, b in zip(ours, anchor))
+    wrong = sum(abs(a - k) > 1e-9 for a, (_, _, k) in zip(ours, items))
+    rate_ours, rate_anchor = n_tests / t_ours, n_tests / t_anchor
+    ratio = rate_ours / rate_anchor
+    print(f"ours: {rate_ours:.1f} tests/s ({t_ours:.2f} s); one python3 per test: {rate_anchor:.1f} tests/s ({t_anchor:.2f} s)")
+    print(f"mean score ours={sum(ours) / len(ours):.3f} anchor={sum(anchor) / len(anchor):.3f}; "
+          f"disagreements={disagree}; off the known scores={wrong}")
+    ok = ratio >= 3 and disagree == 0 and wrong == 0 and status.startswith("bwrap")
+    print(f"RESULT code_reward_tests_per_s ours={rate_ours:.1f} anchor={rate_anchor:.1f} ratio={ratio:.2f} goal=>=3 "
+          f"ok={'yes' if ok else 'no'}")
+
+
+if __name__ == "__main__":
+    main()
