@@ -101,3 +101,29 @@ def test_load_source_forms(tmp_path):
         load_source({"hf": "x", "splt": "train"})
     with pytest.raises(FileNotFoundError):
         load_source(str(tmp_path / "missing.jsonl"))
+
+
+def test_mapping_typo_is_an_error_not_ignored(tmp_path):
+    path = write(tmp_path / "t.jsonl", ROWS[:1], "jsonl")
+    with pytest.raises(ValueError, match=r"t.jsonl: fields: unknown field 'promt'"):
+        load_file(path, fields={"promt": "question"})
+
+
+def test_given_domain_wins_over_a_domain_column_and_leftovers_go_to_meta(tmp_path):
+    # Omni-MATH style: a 'domain' column that holds a subject, not math/code
+    rows = [{"id": 1, "problem": "p", "answer": 27.0, "domain": ["Algebra"], "tests": {"inputs": [1], "outputs": [1]}}]
+    (p,) = load_file(write(tmp_path / "o.jsonl", rows, "jsonl"), domain="math")
+    assert (p.domain, p.answer, p.tests) == ("math", "27", None)
+    assert p.meta["domain"] == ["Algebra"] and p.meta["tests"] == {"inputs": [1], "outputs": [1]}
+
+
+def test_load_source_rejects_options_of_another_kind(tmp_path):
+    path = write(tmp_path / "a.jsonl", ROWS, "jsonl")
+    with pytest.raises(ValueError, match="unknown key 'n' for a path source"):
+        load_source({"path": str(path), "n": 5})
+    with pytest.raises(ValueError, match="unknown key 'domain' for a builtin source"):
+        load_source({"builtin": "aime24", "domain": "code"})
+    with pytest.raises(ValueError, match="'limit' must be a positive integer"):
+        load_source({"path": str(path), "limit": 0})
+    assert [p.id for p in load_source({"builtin": "demo_math", "n": 7, "seed": 2, "limit": 3})] == \
+        [p.id for p in load_source({"builtin": "demo_math", "n": 7, "seed": 2})][:3]

@@ -96,26 +96,31 @@ def row_to_problem(row: Any, fields: dict[str, str] | None = None, domain: str |
     if not isinstance(row, dict):
         raise LoadError(f"expected an object with named fields, got {type(row).__name__}")
     fields = fields or {}
-    used: set[str] = set()
+    cols: dict[str, str] = {}  # our field -> the column it came from
     values: dict[str, Any] = {}
-    for ours in ("id", "prompt", "answer", "tests", "domain", "source"):
+    # a domain given by the caller wins; the file's 'domain' column (if any) then stays in meta
+    for ours in ("id", "prompt", "answer", "tests", "source") + (() if domain else ("domain",)):
         col, val = _pick(row, ours, fields)
         if col is not None:
-            used.add(col)
-            values[ours] = val
+            cols[ours], values[ours] = col, val
     tests = values.get("tests")
     if isinstance(tests, str):  # APPS/TACO store input_output as a JSON string
         try:
             tests = json.loads(tests)
         except json.JSONDecodeError as e:
-            raise LoadError(f"field 'tests': not valid JSON ({e.msg})") from None
+            raise LoadError(f"field 'tests' (column '{cols['tests']}'): not valid JSON ({e.msg})") from None
     answer = values.get("answer")
-    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+    if isinstance(answer, float) and answer.is_integer():
+        answer = str(int(answer))  # 27.0 -> "27"
+    elif isinstance(answer, (int, float)) and not isinstance(answer, bool):
         answer = str(answer)
-    dom = values.get("domain") or domain or ("code" if tests is not None else "math" if answer is not None else None)
+    dom = domain or values.get("domain") or ("code" if tests is not None else "math" if answer is not None else None)
     if dom is None:
         raise LoadError("field 'domain': cannot tell math from code (no 'answer' and no 'tests'); "
                         "map the columns with fields={...} or pass domain=")
+    # columns we did not use (including an answer on a code row or tests on a math row) go to meta
+    unused = {"answer"} if dom == "code" else {"tests"} if dom == "math" else set()
+    used = {col for ours, col in cols.items() if ours not in unused}
     pid = values.get("id", default_id)
     meta = {k: v for k, v in row.items() if k not in used}
     return Problem(id=str(pid) if pid is not None else "", domain=dom, prompt=values.get("prompt"),
@@ -125,6 +130,9 @@ def row_to_problem(row: Any, fields: dict[str, str] | None = None, domain: str |
 
 def _collect(rows: Iterable[tuple[str, Any]], where: str, fields, domain, skip_bad: bool, source: str,
              id_prefix: str) -> Problems:
+    bad_keys = sorted(set(fields or {}) - set(DEFAULT_COLUMNS))
+    if bad_keys:  # a typo in the mapping would otherwise be ignored silently
+        raise ValueError(f"{where}: fields: unknown field '{bad_keys[0]}' (ours: {', '.join(DEFAULT_COLUMNS)})")
     out: list[Problem] = []
     bad: list[str] = []
     seen: dict[str, str] = {}
@@ -172,36 +180,48 @@ def load_hf(name: str, config: str | None = None, split: str = "train", fields: 
 
 
 SOURCE_KEYS = ("builtin", "path", "hf")
+# the optional keys each kind of source takes (besides ``limit``)
+SOURCE_OPTIONS = {
+    "builtin": ("n", "seed"),
+    "path": ("fields", "domain", "skip_bad"),
+    "hf": ("config", "split", "fields", "domain", "skip_bad"),
+}
 
 
 def load_source(spec: str | dict) -> Problems:
     """The one entry point recipes use. ``spec`` is ``"builtin:NAME"``, ``"hf:ORG/NAME"``, a file
-    path, or a dict with exactly one of ``builtin`` / ``path`` / ``hf`` and optional ``config``,
-    ``split``, ``fields``, ``domain``, ``limit``, ``skip_bad`` (and ``n``, ``seed`` for generated
-    built-ins)."""
+    path, or a dict with exactly one of ``builtin`` / ``path`` / ``hf``, an optional ``limit``
+    (the first N problems) and the options of its kind: ``n``, ``seed`` for generated built-ins;
+    ``fields``, ``domain``, ``skip_bad`` for files; the same plus ``config``, ``split`` for HF
+    datasets. A key that does not apply is an error, not silently ignored."""
     from .builtin import load_builtin
 
     if isinstance(spec, str):
         kind, sep, rest = spec.partition(":")
         spec = {kind: rest} if sep and kind in ("builtin", "hf") else {"path": spec}
+    if not isinstance(spec, dict):
+        raise ValueError(f"data source: expected a string or a mapping, got {type(spec).__name__}")
     spec = dict(spec)
     kinds = [k for k in SOURCE_KEYS if k in spec]
     if len(kinds) != 1:
         raise ValueError(f"data source {spec}: give exactly one of {', '.join(SOURCE_KEYS)}")
-    allowed = set(SOURCE_KEYS) | {"config", "split", "fields", "domain", "limit", "skip_bad", "n", "seed"}
+    kind = kinds[0]
+    allowed = {kind, "limit", *SOURCE_OPTIONS[kind]}
     unknown = sorted(set(spec) - allowed)
     if unknown:
-        raise ValueError(f"data source {spec}: unknown key '{unknown[0]}' (valid: {', '.join(sorted(allowed))})")
+        raise ValueError(f"data source {spec}: unknown key '{unknown[0]}' for a {kind} source "
+                         f"(valid: {', '.join(sorted(allowed))})")
     limit = spec.get("limit")
-    if "builtin" in spec:
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"data source {spec}: 'limit' must be a positive integer, got {limit!r}")
+    if kind == "builtin":
         gen = {k: spec[k] for k in ("n", "seed") if k in spec}
         problems = Problems(load_builtin(spec["builtin"], **gen))
-    elif "path" in spec:
+    elif kind == "path":
         problems = load_file(spec["path"], spec.get("domain"), spec.get("fields"), spec.get("skip_bad", False))
     else:
         problems = load_hf(spec["hf"], spec.get("config"), spec.get("split", "train"), spec.get("fields"),
                            spec.get("domain"), spec.get("skip_bad", False))
-    if limit:
-        skipped = problems.skipped_rows
-        problems = Problems(problems[:limit], skipped)
+    if limit is not None:
+        problems = Problems(problems[:limit], problems.skipped_rows)
     return problems
