@@ -177,3 +177,70 @@ def test_broken_sandbox_raises_instead_of_scoring_zero():
     assert p.returncode != 0 and "SandboxError" in p.stderr
     p = _python(code, STAGERL_SANDBOX="bwrap", STAGERL_SANDBOX_PYTHON="/nonexistent/python3")
     assert p.returncode != 0 and "SandboxError: STAGERL_SANDBOX=bwrap but bubblewrap is unusable" in p.stderr
+
+
+def _descendants(pid: int) -> set[int]:
+    """All live descendants of ``pid`` (via /proc/<pid>/task/*/children)."""
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = [int(x) for x in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            for k in kids:
+                if k not in out:
+                    out.add(k)
+                    todo.append(k)
+    return out
+
+
+def test_sandbox_dies_with_its_caller_and_leaves_nothing():
+    code = (
+        "import threading\nfrom stagerl.rewards import code_rewards\n"
+        "r = [f'```python\\nimport os\\nos.fork()\\nwhile True: pass  # {k}\\n```' for k in 'ab']\n"
+        "print('started', flush=True)\ncode_rewards(r, [{'inputs': ['1'] * 50, 'outputs': ['1'] * 50}] * 2, workers=2)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 20
+        while len(_descendants(p.pid)) < 10 and time.monotonic() < deadline:  # 2 slots x (bwrap, init, worker, program, its fork)
+            time.sleep(0.1)
+        tree = _descendants(p.pid)
+        assert len(tree) >= 10 and sandbox_processes()  # the programs are running as slot uids
+    finally:
+        p.kill()
+        p.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (any(Path(f"/proc/{q}").exists() for q in tree) or sandbox_processes()):
+        time.sleep(0.1)
+    left = [q for q in tree if Path(f"/proc/{q}").exists() and "zombie" not in Path(f"/proc/{q}/status").read_text()]
+    assert left == [] and sandbox_processes() == []
+
+
+def test_several_processes_at_once_get_their_own_slots(tmp_path):
+    code = (
+        "from stagerl.rewards import code_rewards\nfrom stagerl.rewards.sandbox import configure\nconfigure(timeout_s=2.0)\n"
+        "bomb = '```python\\nimport os\\nwhile True:\\n    try: os.fork()\\n    except OSError: pass\\n```'\n"
+        "good = '```python\\nprint(input())\\n```'\n"
+        "print(code_rewards([bomb, good, good, bomb, good], [{'inputs': ['a', 'b'], 'outputs': ['a', 'b']}] * 5, workers=2))\n"
+    )
+    before = set(os.listdir("/tmp"))
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        assert out.strip() == "[0.0, 1.0, 1.0, 0.0, 1.0]"
+    assert {n for n in set(os.listdir("/tmp")) - before if n.startswith("stagerl")} == set()
+
+
+def test_program_files_stay_in_the_sandbox():
+    before = set(os.listdir("/tmp"))
+    prog = "import os\nfor i in range(50):\n    open(f'f{i}', 'w').write('x' * 1000)\nos.makedirs('d/e', exist_ok=True)\nprint(input())"
+    assert code_rewards([md(prog)] * 2, [ECHO] * 2) == [1.0, 1.0]
+    # the next program on the same slot starts in an empty work dir
+    assert code_reward(md("import os\nprint('hi' if not os.listdir('.') else os.listdir('.'))"), ECHO) == 1.0
+    assert set(os.listdir("/tmp")) - before == set()

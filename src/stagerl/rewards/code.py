@@ -24,6 +24,9 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from . import sandbox
+from .sandbox import SandboxError, sandbox_status
+
+__all__ = ["code_reward", "code_rewards", "extract_code", "sandbox_status", "SandboxError"]
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n`]*\n(.*?)```", re.S)
 _PY_LANGS = ("python", "py", "python3", "")
