@@ -111,7 +111,7 @@ _slots: list[_Slot] = []
 
 
 def _is_root() -> bool:
-    return os.geteuid() == 0
+    return os.geteuid() == 0  # per-slot uids and the worker's capabilities need root
 
 
 def _lease_uid() -> tuple[int, socket.socket] | tuple[None, None]:
@@ -135,6 +135,8 @@ def _bwrap_argv(py_args: list[str]) -> list[str]:
     if _is_root():
         for cap in _CAPS:
             argv += ["--cap-add", cap]
+    else:  # unprivileged bwrap needs a user namespace; children then share the caller's uid
+        argv += ["--unshare-user"]
     argv += ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64"):
         p = Path("/") / name
