@@ -13,9 +13,28 @@ from stagerl.config import PlateauConfig, StageConfig
 from stagerl.data.problem import Problem
 from stagerl.report.render import read_stages
 from stagerl.train import train_stages
+from stagerl.train.grpo import _make_reward
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core box OpenMP spin-waits make 2 threads 2x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 PROBLEMS = [Problem(id=f"add{i}", domain="math", prompt=f"What is {i} + {i + 1}?", answer=str(2 * i + 1))
             for i in range(3)]
+
+
+def test_reward_function_grades_conversational_completions():
+    reward = _make_reward(PROBLEMS, workers=1)
+    logged: dict[str, float] = {}
+    completions = [[{"role": "assistant", "content": "so \\boxed{1}"}], [{"role": "assistant", "content": "\\boxed{4}"}],
+                   [{"role": "assistant", "content": "no box: 5"}]]
+    scores = reward(completions=completions, problem_index=[0, 1, 2], log_metric=logged.__setitem__)
+    assert scores == [1.0, 0.0, 0.0] and logged == {"reward_math": pytest.approx(1 / 3)}
 
 
 def tiny_stage(**kw) -> StageConfig:
