@@ -9,17 +9,20 @@ from __future__ import annotations
 from .problem import Problem
 
 MATH_TEMPLATE = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+"""Math problems: the R1 / Qwen2.5-Math instruction, verbatim."""
 
 CODE_STDIN_TEMPLATE = (
     "{problem}\n\nWrite a Python 3 program that reads the input from standard input and writes the "
     "answer to standard output. Put your final solution in one ```python code block."
 )
+"""Code problems tested on stdin/stdout (no ``fn_name``)."""
 
 CODE_CALL_TEMPLATE = (
-    "{problem}\n\nComplete the following Python 3 code; `{fn_name}` must return the answer (do not "
-    "print it or read input). Put your final solution in one ```python code block.\n\n"
-    "```python\n{starter}\n```"
+    "{problem}\n\nComplete the {what} below in Python 3: it must return the answer (do not print it or "
+    "read input). Put your final solution in one ```python code block.\n\n```python\n{starter}\n```"
 )
+"""Function-call problems (``tests["fn_name"]``): ``{what}`` is "function `f`" or "method `f` of class
+`Solution`", ``{starter}`` the starter code (or a bare signature when the problem has none)."""
 
 
 def to_text(problem: Problem) -> str:
@@ -29,8 +32,10 @@ def to_text(problem: Problem) -> str:
     fn_name = (problem.tests or {}).get("fn_name")
     if not fn_name:
         return CODE_STDIN_TEMPLATE.format(problem=problem.prompt)
-    starter = (problem.meta.get("starter_code") or f"def {fn_name}(*args):\n    ").rstrip()
-    return CODE_CALL_TEMPLATE.format(problem=problem.prompt, fn_name=fn_name, starter=starter)
+    starter = (problem.meta.get("starter_code") or "").rstrip() or f"def {fn_name}(*args):\n    ..."
+    what = (f"method `{fn_name}` of class `Solution`" if "class Solution" in starter
+            else f"function `{fn_name}`")
+    return CODE_CALL_TEMPLATE.format(problem=problem.prompt, what=what, starter=starter)
 
 
 def to_messages(problem: Problem, system: str | None = None) -> list[dict]:
