@@ -100,3 +100,15 @@ def test_smollm2_two_steps(smollm2_dir, tmp_path):
     assert len(lines) == 2 and all(math.isfinite(json.loads(x)["entropy"]) for x in lines)
     before, after = weights(smollm2_dir), weights(info["checkpoint"])
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_stage_without_checkpoint_or_stage_json_is_not_finished(tmp_path):
+    from stagerl.train import finished
+
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "stage.json").write_text(json.dumps({"reason": "max_steps"}))
+    assert finished(tmp_path) is None                      # stage.json but no saved model
+    (tmp_path / "checkpoint" / "config.json").write_text("{}")
+    assert finished(tmp_path)["checkpoint"] == str((tmp_path / "checkpoint").resolve())
+    (tmp_path / "stage.json").unlink()
+    assert finished(tmp_path) is None                      # crashed before stage.json: train again
