@@ -77,6 +77,13 @@ class ScoringConfig:
     """Sampling settings for the reference models."""
     reward_workers: int | None = None
     """Processes for grading; ``None`` = one per CPU core."""
+    call_size: int = 64
+    """Samples per engine call. A call's samples are graded and stored together, so this bounds
+    the work a crash can lose and sets how often progress updates; raise it for large GPU batches
+    or many served replicas."""
+    order: str = "weakest-first"
+    """Ladder order: ``weakest-first`` or ``strongest-first`` (cheaper when many problems are
+    dropped because the strongest model never solves them)."""
 
 
 @dataclass

@@ -73,7 +73,7 @@ def run_score(recipe: Recipe, fixed: bool = False, limit: int | None = None) -> 
     table = score(problems, recipe.scoring.models, store, k=recipe.scoring.k, adaptive=adaptive,
                   round_size=recipe.scoring.round_size, sampling=recipe.scoring.sampling,
                   rules=bound_rules(recipe) if adaptive else None, reward_workers=recipe.scoring.reward_workers,
-                  out_dir=run_dir)
+                  out_dir=run_dir, call_size=recipe.scoring.call_size, order=recipe.scoring.order)
     log(f"pass-rate table: {run_dir / 'pass_rates.parquet'}")
     return table
 
@@ -119,7 +119,7 @@ def run_train(recipe: Recipe) -> list[dict]:
     levels = level_problems(run_dir)
     policy = resolve_model(recipe.train.policy)
     log(f"training {recipe.train.policy} through {len(recipe.train.stages)} stage(s)")
-    return train_stages(policy, levels, recipe.train.stages, run_dir)
+    return train_stages(policy, levels, recipe.train.stages, run_dir, reward_workers=recipe.scoring.reward_workers)
 
 
 def checkpoints(recipe: Recipe) -> dict[str, str]:

@@ -14,7 +14,11 @@ from .plots import plot_benchmarks, plot_pass_rates, plot_training
 def read_stages(run_dir: Path) -> list[dict]:
     """Each stage folder's stage.json (if any) with its metrics.jsonl lines, in stage order."""
     stages = []
-    for d in sorted((run_dir / "stages").glob("*")):
+    def order(d: Path) -> tuple:
+        head = d.name.split("_", 1)[0]
+        return (int(head), d.name) if head.isdigit() else (1 << 30, d.name)
+
+    for d in sorted((run_dir / "stages").glob("*"), key=order):
         if not d.is_dir():
             continue
         info = json.loads((d / "stage.json").read_text()) if (d / "stage.json").exists() else {}

@@ -6,10 +6,11 @@ This package knows nothing of engines, scoring or training.
 
 from __future__ import annotations
 
-from .code import code_reward, code_rewards
+from .code import SandboxError, code_reward, code_rewards, sandbox_status
 from .math import math_reward, math_rewards
 
-__all__ = ["math_reward", "math_rewards", "code_reward", "code_rewards", "problem_rewards"]
+__all__ = ["math_reward", "math_rewards", "code_reward", "code_rewards", "problem_rewards", "sandbox_status",
+           "SandboxError"]
 
 
 def problem_rewards(problems: list, responses: list[str], workers: int | None = None) -> list[float]:

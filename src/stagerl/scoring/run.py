@@ -114,7 +114,7 @@ def score(
     reward_workers: int | None = None,
     progress: bool = True,
     out_dir: str | Path | None = None,
-    call_size: int = 256,
+    call_size: int = 64,
     order: str = "weakest-first",
 ) -> pd.DataFrame:
     """Score ``problems`` with the ladder ``models`` (weakest first); return the pass-rate table.
