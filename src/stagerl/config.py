@@ -47,6 +47,22 @@ class ModelRef:
 
 
 @dataclass
+class PromptConfig:
+    """How problems are put to every model (scoring, training and evaluation alike)."""
+
+    system: str | None = None
+    """Optional system message."""
+    fewshot: bool = False
+    """Show one worked exchange of the problem's domain first (``stagerl.data.prompts.FEWSHOT``);
+    helps small models keep the answer format (``\\boxed{}``, one ```python block)."""
+
+    def messages(self, problem: Any) -> list[dict]:
+        from .data.prompts import to_messages
+
+        return to_messages(problem, system=self.system, fewshot=self.fewshot)
+
+
+@dataclass
 class SamplingConfig:
     """Sampling settings shared by scoring and evaluation (paper: T=0.6, top_p=0.95)."""
 
@@ -201,6 +217,7 @@ class Recipe:
     data: list[Union[str, dict]] = field(default_factory=list)
     """Training problem sources: ``builtin:<name>``, file paths, ``hf:<name>`` or dicts (see
     ``stagerl.data.load_source``)."""
+    prompt: PromptConfig = field(default_factory=PromptConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     levels: LevelsConfig = field(default_factory=LevelsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

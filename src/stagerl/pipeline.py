@@ -73,7 +73,8 @@ def run_score(recipe: Recipe, fixed: bool = False, limit: int | None = None) -> 
     table = score(problems, recipe.scoring.models, store, k=recipe.scoring.k, adaptive=adaptive,
                   round_size=recipe.scoring.round_size, sampling=recipe.scoring.sampling,
                   rules=bound_rules(recipe) if adaptive else None, reward_workers=recipe.scoring.reward_workers,
-                  out_dir=run_dir, call_size=recipe.scoring.call_size, order=recipe.scoring.order)
+                  out_dir=run_dir, call_size=recipe.scoring.call_size, order=recipe.scoring.order,
+                  messages=recipe.prompt.messages)
     log(f"pass-rate table: {run_dir / 'pass_rates.parquet'}")
     return table
 
@@ -119,7 +120,8 @@ def run_train(recipe: Recipe) -> list[dict]:
     levels = level_problems(run_dir)
     policy = resolve_model(recipe.train.policy)
     log(f"training {recipe.train.policy} through {len(recipe.train.stages)} stage(s)")
-    return train_stages(policy, levels, recipe.train.stages, run_dir, reward_workers=recipe.scoring.reward_workers)
+    return train_stages(policy, levels, recipe.train.stages, run_dir, reward_workers=recipe.scoring.reward_workers,
+                        messages=recipe.prompt.messages)
 
 
 def checkpoints(recipe: Recipe) -> dict[str, str]:
@@ -141,7 +143,7 @@ def run_eval(recipe: Recipe, which: dict[str, str] | None = None) -> dict[str, d
     results = {}
     for name, path in (which or checkpoints(recipe)).items():
         log(f"evaluating {name} ({path})")
-        results[name] = evaluate_checkpoint(name, path, recipe.eval, run_dir / "eval" / name)
+        results[name] = evaluate_checkpoint(name, path, recipe.eval, run_dir / "eval" / name, recipe.prompt)
         for bench, r in results[name].items():
             log(f"  {bench}: pass@1 = {r['pass@1']:.3f} over {r['problems']} problems x k={r['k']}")
     return results

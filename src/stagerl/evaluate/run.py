@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import EvalConfig, ModelRef
+from ..config import EvalConfig, ModelRef, PromptConfig
 from .passk import mean_pass_at_k
 
 
-def evaluate_checkpoint(name: str, model: str, cfg: EvalConfig, out_dir: str | Path) -> dict[str, dict]:
+def evaluate_checkpoint(name: str, model: str, cfg: EvalConfig, out_dir: str | Path,
+                        prompt: PromptConfig | None = None) -> dict[str, dict]:
     """Evaluate ``model`` (a checkpoint folder, embedded alias or hub id) on every benchmark of
     ``cfg``; write ``<out_dir>/results.json`` and return it."""
     from ..data import load_source
@@ -27,7 +28,7 @@ def evaluate_checkpoint(name: str, model: str, cfg: EvalConfig, out_dir: str | P
             problems = problems[: bench.limit]
         store = SampleStore(out_dir / f"{bench.name}.sqlite")
         table = score(problems, [ref], store, k=bench.k, adaptive=False, sampling=cfg.sampling,
-                      out_dir=out_dir / bench.name)
+                      out_dir=out_dir / bench.name, messages=(prompt or PromptConfig()).messages)
         counts = list(zip(table["samples"].astype(int), table["successes"].astype(int)))
         results[bench.name] = {
             "pass@1": mean_pass_at_k(counts, 1),

@@ -40,7 +40,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import trl
@@ -53,13 +53,7 @@ from ..data.problem import Problem
 from ..rewards import problem_rewards
 from .callbacks import StageMetricsCallback
 
-try:
-    from ..data.prompts import to_messages
-except ImportError:  # pragma: no cover - the prompts module ships with the data stage
-    def to_messages(problem: Problem) -> list[dict]:
-        """Chat messages for ``problem`` (math: reason step by step, answer in \\boxed{})."""
-        suffix = "\nPlease reason step by step, and put your final answer within \\boxed{}."
-        return [{"role": "user", "content": problem.prompt + (suffix if problem.domain == "math" else "")}]
+from ..data.prompts import to_messages
 
 
 class TrainConfigError(ValueError):
@@ -156,18 +150,19 @@ def _make_reward(pool: list[Problem], workers: int | None):
     return problem_reward
 
 
-def stage_dataset(problems: list[Problem], stage: StageConfig) -> tuple[Dataset, list[Problem]]:
+def stage_dataset(problems: list[Problem], stage: StageConfig,
+                  messages: Callable[[Problem], list[dict]] = to_messages) -> tuple[Dataset, list[Problem]]:
     """Rows in training order: ``prompt`` (chat messages), ``problem_index`` into the returned pool,
     ``problem_id`` and ``domain``; ``prompts_per_step × max_steps`` rows, mixed per batch."""
     order = mixed_order(problems, stage.prompts_per_step, stage.math_code_ratio, stage.seed, stage.max_steps)
     index = {p.id: i for i, p in enumerate(problems)}
-    rows = [{"prompt": to_messages(p), "problem_index": index[p.id], "problem_id": p.id, "domain": p.domain}
+    rows = [{"prompt": messages(p), "problem_index": index[p.id], "problem_id": p.id, "domain": p.domain}
             for p in order]
     return Dataset.from_list(rows), list(problems)
 
 
 def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig, out_dir: str | Path,
-                reward_workers: int | None = None) -> dict:
+                reward_workers: int | None = None, messages: Callable[[Problem], list[dict]] = to_messages) -> dict:
     """Train ``policy`` (a checkpoint folder or hub id) on ``problems`` for one stage; return stage.json.
 
     Ends at the plateau (``stage.plateau``) or after ``stage.max_steps``; saves the model and
@@ -177,7 +172,7 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     args = grpo_config(stage, out_dir)
-    dataset, pool = stage_dataset(problems, stage)
+    dataset, pool = stage_dataset(problems, stage, messages)
     callback = StageMetricsCallback(out_dir / "metrics.jsonl", stage.plateau)
     trainer = GRPOTrainer(model=str(policy), reward_funcs=[_make_reward(pool, reward_workers)], args=args,
                           train_dataset=dataset, callbacks=[callback])
@@ -237,7 +232,8 @@ def finished(out_dir: Path) -> dict | None:
 
 
 def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: list[StageConfig],
-                 run_dir: str | Path, reward_workers: int | None = None) -> list[dict]:
+                 run_dir: str | Path, reward_workers: int | None = None,
+                 messages: Callable[[Problem], list[dict]] = to_messages) -> list[dict]:
     """Train through ``stages`` in order, each from the previous stage's checkpoint; return their stage.json.
 
     Every stage's levels are checked before any training starts. A stage whose folder already
@@ -254,7 +250,7 @@ def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: l
         out = stage_dir(run_dir, i, stage)
         info = finished(out)
         if info is None:
-            info = train_stage(current, problems, stage, out, reward_workers=reward_workers)
+            info = train_stage(current, problems, stage, out, reward_workers=reward_workers, messages=messages)
         results.append(info)
         current = info["checkpoint"]
     return results
