@@ -49,16 +49,22 @@ FEWSHOT: dict[str, list[tuple[Problem, str]]] = {
 ``benchmarks/calibrate_demo.py``, SmolLM2-135M boxed 1 of 12 answers without and 11 of 12 with it."""
 
 
-def to_messages(problem: Problem, system: str | None = None) -> list[dict]:
-    """Chat messages for ``problem``: an optional system message, then the worked examples in
-    ``problem.meta["shots"]`` (if any) as earlier user/assistant turns, then the problem.
+FEWSHOT: dict[str, list[tuple[Problem, str]]] = {
+    "math": [(Problem("fewshot-math", "math", "What is 3 + 4?", answer="7"), "3 + 4 = 7.\nThe answer is \\boxed{7}.")],
+    "code": [(Problem("fewshot-code", "code", "Read one line of text and print it in upper case.",
+                      tests={"inputs": ["hi\n"], "outputs": ["HI\n"]}),
+              "```python\nprint(input().upper())\n```")],
+}
+"""One worked exchange per domain, shown before the problem when ``fewshot=True`` (recipe key
+``prompt.fewshot``). Small models rarely keep the answer format without it: in calibration
+(``benchmarks/calibrate_demo.py``) SmolLM2-135M boxed 1 of 12 answers without it, 11 of 12 with."""
 
-    A shot is ``{"prompt": str, "response": str}``; for math its prompt goes through
-    ``MATH_TEMPLATE`` like the problem's, for code it is used as written. Small models follow
-    the answer format far more reliably after one worked example (the demo sets use this).
-    """
+
+def to_messages(problem: Problem, system: str | None = None, fewshot: bool = False) -> list[dict]:
+    """Chat messages for ``problem``: an optional system message, optional worked exchanges of the
+    same domain (``FEWSHOT``) as earlier user/assistant turns, then the problem."""
     messages = [{"role": "system", "content": system}] if system else []
-    for shot in problem.meta.get("shots") or ():
-        text = MATH_TEMPLATE.format(problem=shot["prompt"]) if problem.domain == "math" else shot["prompt"]
-        messages += [{"role": "user", "content": text}, {"role": "assistant", "content": shot["response"]}]
+    if fewshot:
+        for example, answer in FEWSHOT[problem.domain]:
+            messages += [{"role": "user", "content": to_text(example)}, {"role": "assistant", "content": answer}]
     return messages + [{"role": "user", "content": to_text(problem)}]
