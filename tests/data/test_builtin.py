@@ -54,3 +54,15 @@ def test_prompts():
     assert fn.meta["starter_code"].strip() in text[1]["content"] and "```python" in text[1]["content"]
     stdin = next(p for p in load_builtin("lcb_test") if not p.tests.get("fn_name"))
     assert "standard input" in to_messages(stdin)[0]["content"]
+
+
+def test_fewshot_prompt_shows_one_exchange_of_the_same_domain():
+    from stagerl.config import PromptConfig
+
+    math, code = load_builtin("demo_math", n=1)[0], load_builtin("demo_code")[0]
+    for p in (math, code):
+        plain, shot = to_messages(p), PromptConfig(system="sys", fewshot=True).messages(p)
+        assert [m["role"] for m in shot] == ["system", "user", "assistant", "user"]
+        assert shot[-1] == plain[-1] and shot[1]["content"] != p.prompt
+    assert "\\boxed{7}" in PromptConfig(fewshot=True).messages(math)[1]["content"]
+    assert "```python" in PromptConfig(fewshot=True).messages(code)[1]["content"]
