@@ -1,4 +1,4 @@
-"""Built-in sets load with their documented row counts; generated sets are deterministic; prompts."""
+"""Built-in sets load with their documented row counts and valid problems; prompts for them."""
 
 import pytest
 
@@ -23,20 +23,6 @@ def test_code_sets_keep_both_test_types():
     assert kinds == {"stdin", "functional"}
     fn = [p for p in ps if p.meta["test_type"] == "functional"]
     assert all(p.tests["fn_name"] and p.tests["fn_name"] in p.meta["starter_code"] for p in fn)
-
-
-def test_generated_sets_are_deterministic_and_graded():
-    a, b = load_builtin("demo_math", n=25, seed=3), load_builtin("demo_math", n=25, seed=3)
-    assert [p.to_dict() for p in a] == [p.to_dict() for p in b]
-    assert [p.to_dict() for p in a] != [p.to_dict() for p in load_builtin("demo_math", n=25, seed=4)]
-    assert sorted({p.meta["level"] for p in a}) == [1, 2, 3, 4, 5]
-    for p in a:  # answers are right: recompute level 1-3 arithmetic from the text
-        if p.meta["level"] <= 3:
-            expr = p.prompt.removeprefix("What is ").rstrip("?").replace("times", "*")
-            assert str(eval(expr)) == p.answer
-    code = load_builtin("demo_code")
-    assert len(code) == 8 and sum("fn_name" in p.tests for p in code) == 4
-    assert [p.to_dict() for p in code] == [p.to_dict() for p in load_builtin("demo_code")]
 
 
 def test_unknown_name_lists_valid_ones():

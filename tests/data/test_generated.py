@@ -3,7 +3,9 @@
 import contextlib
 import io
 import json
+import re
 import sys
+
 
 from stagerl.data import demo_code, demo_math, load_builtin, to_messages
 from stagerl.data.problem import validate
@@ -80,3 +82,41 @@ def test_code_prompts_say_how_to_answer():
             assert p.meta["starter_code"].strip() in text and p.tests["fn_name"] in text
         else:
             assert "standard input" in text and "standard output" in text
+
+
+def solve(text: str) -> int:
+    """Answer a demo_math problem from its wording alone (independent of the generator)."""
+    nums = [int(x) for x in re.findall(r"\d+", text)]
+    if m := re.fullmatch(r"What is (\d+) (\+|-|times) (\d+)\?", text):
+        a, op, b = int(m[1]), m[2], int(m[3])
+        return a + b if op == "+" else a - b if op == "-" else a * b
+    if "boxes" in text:
+        boxes, per, extra = nums
+        return boxes * per + extra
+    if "more" in text:
+        return nums[0] + nums[1]
+    assert "gives away" in text, text
+    return nums[0] - nums[1]
+
+
+def test_demo_math_is_deterministic_valid_graded_and_right():
+    a = demo_math(n=40, seed=3)
+    assert dump(a) == dump(demo_math(n=40, seed=3)) == dump(load_builtin("demo_math", n=40, seed=3))
+    assert dump(a) != dump(demo_math(n=40, seed=4))
+    assert dump(demo_math(n=10, seed=3)) == dump(a[:10])  # a longer set extends a shorter one
+    assert len(a) == 40 and len({p.id for p in a}) == 40 and all(not validate(p) for p in a)
+    assert [p.meta["level"] for p in a[:10]] == [1, 2, 3, 4, 5] * 2
+    for p in a:
+        assert p.answer == str(solve(p.prompt)), p.prompt
+    # harder levels have bigger or more numbers
+    assert max(int(p.answer) for p in a if p.meta["level"] == 1) <= 18
+
+
+def test_demo_math_prompt_with_the_worked_exchange():
+    p = demo_math(n=1)[0]
+    msgs = to_messages(p, system="sys", fewshot=True)
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
+    assert "\\boxed{" in msgs[2]["content"] and p.prompt not in msgs[1]["content"]
+    assert msgs[-1]["content"].startswith(p.prompt) and msgs[-1]["content"].endswith(
+        "put your final answer within \\boxed{}.")
+    assert to_messages(p) == msgs[-1:]  # no examples unless asked

@@ -23,6 +23,7 @@ GENERATED = {"demo_math": generated.demo_math, "demo_code": generated.demo_code}
 
 
 def builtin_names() -> list[str]:
+    """Names accepted by ``load_builtin``: the stored sets, then the generated ones."""
     return sorted(STORED) + sorted(GENERATED)
 
 
@@ -48,4 +49,4 @@ def load_builtin(name: str, limit: int | None = None, **gen_args) -> list[Proble
             problems = [_row_to_problem(json.loads(line), domain, name) for line in f if line.strip()]
     else:
         raise ValueError(f"unknown built-in set {name!r}; built-in sets: {', '.join(builtin_names())}")
-    return problems[:limit] if limit else problems
+    return problems if limit is None else problems[:limit]

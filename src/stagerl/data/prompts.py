@@ -44,17 +44,6 @@ FEWSHOT: dict[str, list[tuple[Problem, str]]] = {
                       tests={"inputs": ["hi\n"], "outputs": ["HI\n"]}),
               "```python\nprint(input().upper())\n```")],
 }
-"""One worked exchange per domain, shown before the problem when ``fewshot=True``. Small models
-(the embedded 135M) rarely keep the answer format without it: measured with
-``benchmarks/calibrate_demo.py``, SmolLM2-135M boxed 1 of 12 answers without and 11 of 12 with it."""
-
-
-FEWSHOT: dict[str, list[tuple[Problem, str]]] = {
-    "math": [(Problem("fewshot-math", "math", "What is 3 + 4?", answer="7"), "3 + 4 = 7.\nThe answer is \\boxed{7}.")],
-    "code": [(Problem("fewshot-code", "code", "Read one line of text and print it in upper case.",
-                      tests={"inputs": ["hi\n"], "outputs": ["HI\n"]}),
-              "```python\nprint(input().upper())\n```")],
-}
 """One worked exchange per domain, shown before the problem when ``fewshot=True`` (recipe key
 ``prompt.fewshot``). Small models rarely keep the answer format without it: in calibration
 (``benchmarks/calibrate_demo.py``) SmolLM2-135M boxed 1 of 12 answers without it, 11 of 12 with."""
