@@ -42,13 +42,14 @@ def test_prompts():
     assert "standard input" in to_messages(stdin)[0]["content"]
 
 
-def test_fewshot_prompt_shows_one_exchange_of_the_same_domain():
+def test_fewshot_prompt_shows_worked_exchanges_of_the_same_domain():
     from stagerl.config import PromptConfig
+    from stagerl.data.prompts import FEWSHOT
 
     math, code = load_builtin("demo_math", n=1)[0], load_builtin("demo_code")[0]
     for p in (math, code):
         plain, shot = to_messages(p), PromptConfig(system="sys", fewshot=True).messages(p)
-        assert [m["role"] for m in shot] == ["system", "user", "assistant", "user"]
+        assert [m["role"] for m in shot] == ["system"] + ["user", "assistant"] * len(FEWSHOT[p.domain]) + ["user"]
         assert shot[-1] == plain[-1] and shot[1]["content"] != p.prompt
     assert "\\boxed{7}" in PromptConfig(fewshot=True).messages(math)[1]["content"]
     assert "```python" in PromptConfig(fewshot=True).messages(code)[1]["content"]

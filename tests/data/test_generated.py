@@ -9,6 +9,7 @@ import sys
 
 from stagerl.data import demo_code, demo_math, load_builtin, to_messages
 from stagerl.data.problem import validate
+from stagerl.data.prompts import FEWSHOT
 
 
 def dump(problems):
@@ -115,8 +116,8 @@ def test_demo_math_is_deterministic_valid_graded_and_right():
 def test_demo_math_prompt_with_the_worked_exchange():
     p = demo_math(n=1)[0]
     msgs = to_messages(p, system="sys", fewshot=True)
-    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
-    assert "\\boxed{" in msgs[2]["content"] and p.prompt not in msgs[1]["content"]
+    assert [m["role"] for m in msgs] == ["system"] + ["user", "assistant"] * len(FEWSHOT["math"]) + ["user"]
+    assert all("\\boxed{" in m["content"] for m in msgs[2:-1:2]) and p.prompt not in msgs[1]["content"]
     assert msgs[-1]["content"].startswith(p.prompt) and msgs[-1]["content"].endswith(
         "put your final answer within \\boxed{}.")
     assert to_messages(p) == msgs[-1:]  # no examples unless asked

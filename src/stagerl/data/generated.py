@@ -18,21 +18,19 @@ ITEMS = ["apples", "books", "marbles", "pencils", "stickers", "cookies", "coins"
 
 
 def _level1(r: random.Random) -> tuple[str, int]:
+    """Single-digit addition."""
     a, b = r.randint(1, 9), r.randint(1, 9)
     return f"What is {a} + {b}?", a + b
 
 
 def _level2(r: random.Random) -> tuple[str, int]:
-    a, b = r.randint(10, 60), r.randint(2, 9)
-    return (f"What is {a} + {b}?", a + b) if r.random() < 0.5 else (f"What is {a} - {b}?", a - b)
-
-
-def _level3(r: random.Random) -> tuple[str, int]:
-    a, b = r.randint(2, 9), r.randint(3, 12)
+    """Times tables."""
+    a, b = r.randint(2, 9), r.randint(2, 10)
     return f"What is {a} times {b}?", a * b
 
 
-def _level4(r: random.Random) -> tuple[str, int]:
+def _level3(r: random.Random) -> tuple[str, int]:
+    """One-step word problem: gets more or gives away."""
     name, item = r.choice(NAMES), r.choice(ITEMS)
     a, b = r.randint(3, 20), r.randint(2, 15)
     if r.random() < 0.5:
@@ -41,9 +39,16 @@ def _level4(r: random.Random) -> tuple[str, int]:
     return f"{name} has {a} {item} and gives away {b}. How many {item} are left?", a - b
 
 
+def _level4(r: random.Random) -> tuple[str, int]:
+    """Two-digit plus or minus one-digit."""
+    a, b = r.randint(10, 60), r.randint(2, 9)
+    return (f"What is {a} + {b}?", a + b) if r.random() < 0.5 else (f"What is {a} - {b}?", a - b)
+
+
 def _level5(r: random.Random) -> tuple[str, int]:
+    """Two-step word problem: boxes times items per box, plus extra items."""
     name, item = r.choice(NAMES), r.choice(ITEMS)
-    boxes, per, extra = r.randint(2, 6), r.randint(3, 9), r.randint(1, 9)
+    boxes, per, extra = r.randint(2, 4), r.randint(2, 5), r.randint(1, 5)
     return (f"{name} buys {boxes} boxes of {item} with {per} {item} in each box, then finds {extra} more "
             f"{item}. How many {item} does {name} have in total?", boxes * per + extra)
 

@@ -39,14 +39,18 @@ def to_text(problem: Problem) -> str:
 
 
 FEWSHOT: dict[str, list[tuple[Problem, str]]] = {
-    "math": [(Problem("fewshot-math", "math", "What is 3 + 4?", answer="7"), "3 + 4 = 7.\nThe answer is \\boxed{7}.")],
+    "math": [(Problem("fewshot-math", "math", "What is 3 + 4?", answer="7"), "3 + 4 = 7.\nThe answer is \\boxed{7}."),
+             (Problem("fewshot-math-word", "math", "Mia has 5 pens and buys 2 more. How many pens does Mia have now?",
+                      answer="7"), "Mia has 5 + 2 = 7 pens.\nThe answer is \\boxed{7}.")],
     "code": [(Problem("fewshot-code", "code", "Read one line of text and print it in upper case.",
                       tests={"inputs": ["hi\n"], "outputs": ["HI\n"]}),
               "```python\nprint(input().upper())\n```")],
 }
-"""One worked exchange per domain, shown before the problem when ``fewshot=True`` (recipe key
-``prompt.fewshot``). Small models rarely keep the answer format without it: in calibration
-(``benchmarks/calibrate_demo.py``) SmolLM2-135M boxed 1 of 12 answers without it, 11 of 12 with."""
+"""Worked exchanges per domain, shown before the problem when ``fewshot=True`` (recipe key
+``prompt.fewshot``). Small models rarely keep the answer format without them: in calibration
+(``benchmarks/calibrate_demo.py``) SmolLM2-135M boxed 1 of 12 answers without the arithmetic
+example, 11 of 12 with it; the word-problem example lifted one-step word problems from 0.12 to
+about 0.3 pass rate (T=0.8, k=4)."""
 
 
 def to_messages(problem: Problem, system: str | None = None, fewshot: bool = False) -> list[dict]:
