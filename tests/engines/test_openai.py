@@ -144,11 +144,11 @@ def test_retries_5xx_then_succeeds_sending_the_key_and_per_sample_seeds(server, 
 def test_429_honours_retry_after(server):
     base_url, model = server
     with FlakyProxy(base_url.removesuffix("/v1"), failures=1, status=429, headers={"Retry-After": "0"}) as proxy:
-        eng = OpenAIEngine(proxy.url + "/v1", model, backoff=5.0)  # a backoff wait would take seconds
+        eng = OpenAIEngine(proxy.url + "/v1", model, backoff=60.0)
         t0 = time.perf_counter()
         out = eng.generate(["hi"], n=1, max_tokens=2)
     assert len(proxy.requests) == 2 and out[0][0].tokens == 2
-    assert time.perf_counter() - t0 < 4.0
+    assert time.perf_counter() - t0 < 12.0  # a backoff wait would take >= 15 s (capped at 30 s, jitter >= 0.5)
 
 
 def test_4xx_from_the_real_server_is_not_retried(server):

@@ -244,3 +244,9 @@ def test_program_files_stay_in_the_sandbox():
     # the next program on the same slot starts in an empty work dir
     assert code_reward(md("import os\nprint('hi' if not os.listdir('.') else os.listdir('.'))"), ECHO) == 1.0
     assert set(os.listdir("/tmp")) - before == set()
+
+
+def test_debug_output_on_stderr_is_fine_but_a_stderr_flood_fails():
+    chatty = "import sys\nsys.stderr.write('debug line\\n' * 20000)\nprint(input())"  # ~220 KB of stderr
+    flood = "import sys\nfor _ in range(100):\n    sys.stderr.write('x' * (1 << 20))\nprint(input())"  # 100 MiB
+    assert code_rewards([md(chatty), md(flood)], [ECHO, ECHO], workers=2) == [1.0, 0.0]

@@ -262,6 +262,8 @@ def run_one(cfg, ctl_in, req, n):
     sel.register(ctl_in, selectors.EVENT_READ, "ctl")
     bufs = {"out_r": bytearray(), "err_r": bytearray(), "res_r": bytearray()}
     caps = {"out_r": int(lim["output_mb"]) << 20, "err_r": 4096, "res_r": int(lim["output_mb"]) << 20}
+    flood = {"out_r": caps["out_r"], "err_r": caps["out_r"], "res_r": caps["res_r"]}
+    seen = {"out_r": 0, "err_r": 0, "res_r": 0}
     open_reads, off, exited, status = {"out_r", "err_r", "res_r"}, 0, False, "ok"
     deadline = t0 + float(lim["timeout_s"])
     grace = None
@@ -297,11 +299,13 @@ def run_one(cfg, ctl_in, req, n):
                 if not chunk:
                     sel.unregister(fds[k])
                     open_reads.discard(k)
-                elif len(bufs[k]) < caps[k]:
-                    bufs[k] += chunk
-                    if len(bufs[k]) > caps[k] and k != "err_r":
-                        status = "output_limit"
-                        deadline = 0.0
+                    continue
+                seen[k] += len(chunk)
+                if len(bufs[k]) < caps[k]:
+                    bufs[k] += chunk  # stderr keeps only its first bytes, for error messages
+                if seen[k] > flood[k]:  # stdout or stderr past the output cap: an output flood
+                    status = "output_limit"
+                    deadline = 0.0
         if status == "output_limit":
             break
     wall = time.monotonic() - t0
