@@ -87,7 +87,17 @@ def _levels_section(run_dir: Path) -> list[str]:
     if not stats_path.exists():
         return []
     stats = json.loads(stats_path.read_text())
-    md = ["## Levels", "", "```json", json.dumps(stats, indent=1)[:3000], "```"]
+    levels = stats.get("levels", {})
+    domains = sorted({d for c in levels.values() for d in c if d != "total"})
+    md = ["## Levels", "", f"{stats.get('problems', '?')} problems scored; {stats.get('dropped', 0)} dropped by the keep "
+          f"rule; {stats.get('in_no_level', '?')} in no level.", "",
+          "| level | problems | " + " | ".join(domains) + " |", "|---|---|" + "---|" * len(domains)]
+    for name, counts in levels.items():
+        md.append(f"| {name} | {counts.get('total', 0)} | " + " | ".join(str(counts.get(d, 0)) for d in domains) + " |")
+    overlaps = {k: v for k, v in stats.get("overlaps", {}).items() if v}
+    if overlaps:
+        md += ["", "Overlaps: " + ", ".join(f"{k} {v}" for k, v in overlaps.items()) + "."]
+    md.append("")
     for png in sorted((run_dir / "levels").glob("*.png")):
         md.append(f"![{png.stem}](../levels/{png.name})")
     return md + [""]
