@@ -1,7 +1,8 @@
 """Benchmark: adaptive scoring vs the paper's fixed protocol — generated tokens, same labels.
 
 Ladder: the embedded SmolLM2-135M-Instruct at two temperatures, ``hot`` (T=1.0, the weak model)
-and ``cold`` (T=0.3, the strong one), on the built-in ``demo_math`` problems, k=8, short outputs.
+and ``cold`` (T=0.3, the strong one), on the built-in ``demo_math`` problems with the demo's few-shot prompt, k=16 (the paper's), short
+outputs.
 Rules of the paper's shape: keep = strong > 0; L1 = weak in (0,1); L2 = (weak = 0 and strong > 0)
 or both partial; L3 = strong = 0 plus 50% of the rest.
 
@@ -14,7 +15,7 @@ or both partial; L3 = strong = 0 plus 50% of the rest.
 3. Labels: the fixed table labelled with ``label`` vs the adaptive table with ``decide`` over its
    bounds (every verdict must be decided) and with ``label`` over its point estimates.
 
-    .venv/bin/python benchmarks/scoring.py            # 24 problems, k=8, max_tokens 96
+    .venv/bin/python benchmarks/scoring.py    # 20 problems, k=16, max_tokens 64, rounds of 4, strongest first
 """
 
 from __future__ import annotations
@@ -89,12 +90,12 @@ def labels_from_rates(rules, table: pd.DataFrame, point: bool) -> dict[str, dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--problems", type=int, default=24)
-    ap.add_argument("--k", type=int, default=8)
-    ap.add_argument("--round-size", type=int, default=2)
-    ap.add_argument("--max-tokens", type=int, default=96)
+    ap.add_argument("--problems", type=int, default=20)
+    ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--round-size", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=48)
-    ap.add_argument("--order", default="weakest-first", choices=ORDERS)
+    ap.add_argument("--order", default="strongest-first", choices=ORDERS)
     ap.add_argument("--run", default="runs/bench-scoring")
     args = ap.parse_args()
 

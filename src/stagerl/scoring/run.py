@@ -120,7 +120,7 @@ def score(
     progress: bool = True,
     out_dir: str | Path | None = None,
     call_size: int = 64,
-    order: str = "weakest-first",
+    order: str = "strongest-first",
     messages: Callable[[Problem], Any] | None = None,
 ) -> pd.DataFrame:
     """Score ``problems`` with the ladder ``models`` (weakest first); return the pass-rate table.
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-tokens", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--call-size", type=int, default=256)
-    ap.add_argument("--order", default="weakest-first", choices=ORDERS)
+    ap.add_argument("--order", default="strongest-first", choices=ORDERS)
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     options = {key: _json_or_str(v) for key, v in a.option}
