@@ -62,3 +62,12 @@ def test_file_errors_name_the_file(tmp_path):
         load_recipe(bad)
     with pytest.raises(ConfigError, match="no built-in recipe"):
         load_recipe(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("name", ["demo", "paper"])
+def test_builtin_recipes_rules_name_only_scored_models(name):
+    """Adaptive scoring and levels need a rate for every model the rules use."""
+    from stagerl.pipeline import bound_rules
+
+    recipe = load_recipe(name)
+    assert set(bound_rules(recipe).models.values()) <= {m.name for m in recipe.scoring.models}
