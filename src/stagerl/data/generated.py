@@ -2,7 +2,7 @@
 
 ``demo_math``: arithmetic and short word problems in five graded levels (``meta["level"]``), the
 demo's training data, ordered by how often the embedded SmolLM2-135M-Instruct solves them
-(``benchmarks/calibrate_demo.py``, T=0.8, k=4, with ``prompts.FEWSHOT``): single-digit addition
+(``scripts/calibrate_demo.py``, T=0.8, k=4, with ``prompts.FEWSHOT``): single-digit addition
 ~0.6-0.8, times tables ~0.75-0.9, one-step word problems 0-0.33, two-digit +/- 0-0.17, two-step
 word problems ~0-0.04. Roughly 0.27-0.37 of problems land strictly between 0 and 1.
 ``demo_code``: easy stdin/stdout and function-call problems with tests in the APPS/TACO form.

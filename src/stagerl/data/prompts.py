@@ -48,7 +48,7 @@ FEWSHOT: dict[str, list[tuple[Problem, str]]] = {
 }
 """Worked exchanges per domain, shown before the problem when ``fewshot=True`` (recipe key
 ``prompt.fewshot``). Small models rarely keep the answer format without them: in calibration
-(``benchmarks/calibrate_demo.py``) SmolLM2-135M boxed 1 of 12 answers without the arithmetic
+(``scripts/calibrate_demo.py``) SmolLM2-135M boxed 1 of 12 answers without the arithmetic
 example, 11 of 12 with it; the word-problem example lifted one-step word problems from 0.12 to
 about 0.3 pass rate (T=0.8, k=4)."""
 

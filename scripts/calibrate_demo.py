@@ -13,8 +13,8 @@ where ``ok`` means: at least a third of the problems are partial, and level 1 is
 than level 5. Keep it short on a shared CPU (defaults: 30 problems x 4 samples x 128 tokens,
 a few minutes on 2 cores):
 
-    .venv/bin/python benchmarks/calibrate_demo.py
-    .venv/bin/python benchmarks/calibrate_demo.py --n 15 --k 4 --temperature 1.0 --show 3
+    .venv/bin/python scripts/calibrate_demo.py
+    .venv/bin/python scripts/calibrate_demo.py --n 15 --k 4 --temperature 1.0 --show 3
 """
 
 from __future__ import annotations
