@@ -126,10 +126,11 @@ def run_train(recipe: Recipe) -> list[dict]:
 
 def checkpoints(recipe: Recipe) -> dict[str, str]:
     """The policy before training (``base``) and each finished stage's checkpoint."""
+    from .curriculum.stages import stage_folders
     from .models import resolve_model
 
     found = {"base": resolve_model(recipe.train.policy)}
-    for d in sorted((recipe.run_dir / "stages").glob("*")):
+    for d in stage_folders(recipe.run_dir):
         if (d / "checkpoint" / "config.json").exists():
             found[d.name] = str(d / "checkpoint")
     return found

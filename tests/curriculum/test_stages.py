@@ -25,3 +25,13 @@ def test_missing_level_names_it_and_the_available_ones():
 def test_empty_union_is_an_error():
     with pytest.raises(StageDataError, match="hold no problems"):
         stage_problems(StageConfig(levels=["L3"]), {"L3": []})
+
+
+def test_stage_folders_in_stage_order(tmp_path):
+    from stagerl.config import StageConfig
+    from stagerl.curriculum import stage_dir, stage_folders
+
+    for i in (1, 2, 10):
+        stage_dir(tmp_path, i, StageConfig(name=f"s{i}")).mkdir(parents=True)
+    (tmp_path / "stages" / "notes.txt").write_text("not a stage")
+    assert [d.name for d in stage_folders(tmp_path)] == ["1_s1", "2_s2", "10_s10"]

@@ -2,7 +2,7 @@
 
 from .mixing import math_per_batch, mixed_order
 from .plateau import PlateauTracker, plateau_reached, smooth
-from .stages import StageDataError, stage_problems
+from .stages import StageDataError, stage_dir, stage_folders, stage_problems
 
 __all__ = ["mixed_order", "math_per_batch", "plateau_reached", "PlateauTracker", "smooth",
-           "stage_problems", "StageDataError"]
+           "stage_problems", "StageDataError", "stage_dir", "stage_folders"]

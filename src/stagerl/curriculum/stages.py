@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..config import StageConfig
 from ..data.problem import Problem
 
@@ -35,3 +37,17 @@ def stage_problems(stage: StageConfig, levels: dict[str, list[Problem]]) -> list
         raise StageDataError(f"stage {stage.name!r}: its levels hold no problems ({sizes}); "
                              "loosen the level rules or add data")
     return out
+
+
+def stage_dir(run_dir: str | Path, index: int, stage: StageConfig) -> Path:
+    """``run_dir/stages/<index>_<name>`` (index from 1): where a stage writes its files."""
+    return Path(run_dir) / "stages" / f"{index}_{stage.name}"
+
+
+def stage_folders(run_dir: str | Path) -> list[Path]:
+    """The stage folders of a run in stage order (``10_x`` after ``2_y``, not before)."""
+    def order(d: Path) -> tuple:
+        head = d.name.split("_", 1)[0]
+        return (int(head), d.name) if head.isdigit() else (1 << 30, d.name)
+
+    return sorted((d for d in (Path(run_dir) / "stages").glob("*") if d.is_dir()), key=order)

@@ -8,19 +8,14 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from ..curriculum.stages import stage_folders
 from .plots import plot_benchmarks, plot_pass_rates, plot_training
 
 
 def read_stages(run_dir: Path) -> list[dict]:
     """Each stage folder's stage.json (if any) with its metrics.jsonl lines, in stage order."""
     stages = []
-    def order(d: Path) -> tuple:
-        head = d.name.split("_", 1)[0]
-        return (int(head), d.name) if head.isdigit() else (1 << 30, d.name)
-
-    for d in sorted((run_dir / "stages").glob("*"), key=order):
-        if not d.is_dir():
-            continue
+    for d in stage_folders(run_dir):
         info = json.loads((d / "stage.json").read_text()) if (d / "stage.json").exists() else {}
         metrics_path = d / "metrics.jsonl"
         metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()] if metrics_path.exists() else []

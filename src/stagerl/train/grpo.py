@@ -48,7 +48,7 @@ from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
 from ..config import StageConfig, to_dict
-from ..curriculum import mixed_order, smooth, stage_problems
+from ..curriculum import mixed_order, smooth, stage_dir, stage_problems
 from ..data.problem import Problem
 from ..rewards import problem_rewards
 from .callbacks import StageMetricsCallback
@@ -214,11 +214,6 @@ def _best(values: list[float], window: int) -> float | None:
     """Best smoothed value of the watched metric (best raw value before the first full window)."""
     finite = [v for v in smooth(values, window) if v == v] or [v for v in values if v == v]
     return max(finite) if finite else None
-
-
-def stage_dir(run_dir: str | Path, index: int, stage: StageConfig) -> Path:
-    """``run_dir/stages/<index>_<name>`` (index from 1)."""
-    return Path(run_dir) / "stages" / f"{index}_{stage.name}"
 
 
 def finished(out_dir: Path) -> dict | None:
