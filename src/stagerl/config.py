@@ -104,6 +104,24 @@ class ScoringConfig:
 
 
 @dataclass
+class RewardsConfig:
+    """Grading, used alike by scoring, training and evaluation."""
+
+    workers: int | None = None
+    """Processes for grading (math verifier pool, code sandbox slots); ``None`` = one per CPU core."""
+    math_timeout: float = 2.0
+    """Seconds Math-Verify may spend on one answer before it scores 0."""
+    sandbox: str = "bwrap"
+    """Isolation of model-written code: ``bwrap`` (bubblewrap; grading refuses to run code when it
+    is unusable) or ``unsafe-limits`` (rlimits and a wall clock only: NOT isolated from the host;
+    recorded in the run folder and shown in the report)."""
+    code_timeout: float = 6.0
+    """Wall-clock seconds per code test (LiveCodeBench: 6)."""
+    code_memory_mb: int = 2048
+    """Address-space cap of a program under test, in MiB."""
+
+
+@dataclass
 class LevelsConfig:
     """Difficulty levels: rules over pass rates."""
 
@@ -220,6 +238,7 @@ class Recipe:
     ``stagerl.data.load_source``)."""
     prompt: PromptConfig = field(default_factory=PromptConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
     levels: LevelsConfig = field(default_factory=LevelsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
