@@ -1,0 +1,139 @@
+"""The toy experiments (experiments/): recipes load against the current schema, arms share one scoring
+run per seed and spend equal budgets, seeds expand, the one-model levels cut as documented, and the
+summary reads run-folder files. No model runs here (the experiments themselves take hours)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stagerl.config import load_recipe
+from stagerl.levels.rules import label, load_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+EXP = ROOT / "experiments"
+
+
+@pytest.fixture(scope="module")
+def run():
+    spec = importlib.util.spec_from_file_location("experiments_run", EXP / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_arm_loads_and_experiments_check(run):
+    manifest = run.load_manifest()
+    arms = run.check(manifest, list(manifest["experiments"]))
+    assert set(arms) == {a for e in manifest["experiments"].values() for a in e["arms"]}
+    for arm in arms:
+        recipe = load_recipe(EXP / f"{arm}.yaml")
+        assert recipe.name == arm
+        assert recipe.train.policy == "smollm2-135m"
+    assert len(manifest["seeds"]) >= 3
+
+
+def test_staging_arms_differ_as_the_claim_says(run):
+    staged = load_recipe(EXP / "staging-staged.yaml").train.stages
+    single = load_recipe(EXP / "staging-single.yaml").train.stages
+    s1, s2 = staged
+    assert s1.plateau is not None and s2.max_completion_length > s1.max_completion_length
+    assert s2.mask_truncated_completions and not s1.mask_truncated_completions
+    assert s2.entropy_coef == 0 and s1.entropy_coef > 0
+    assert len(single) == 1 and single[0].levels == s1.levels
+    total = run.load_manifest()["experiments"]["staging"]["total_steps"]
+    assert single[0].max_steps == total > s1.max_steps
+
+
+def test_arms_must_share_scoring_and_budget(run, tmp_path):
+    folder = tmp_path / "experiments"
+    shutil.copytree(EXP, folder)
+    manifest = run.load_manifest(folder / "experiments.yaml")
+    d = yaml.safe_load((folder / "difficulty-L2.yaml").read_text())
+    d["scoring"]["k"] = 4
+    (folder / "difficulty-L2.yaml").write_text(yaml.safe_dump(d))
+    with pytest.raises(run.ExperimentError, match="difficulty-L2.*'scoring'"):
+        run.check(manifest, ["difficulty"], folder)
+    d["scoring"]["k"] = 8
+    d["train"]["stages"][0]["max_steps"] = 21
+    (folder / "difficulty-L2.yaml").write_text(yaml.safe_dump(d))
+    with pytest.raises(run.ExperimentError, match="different budgets"):
+        run.check(manifest, ["difficulty"], folder)
+
+
+def test_seed_applies_to_training_data_scoring_and_stages_not_eval(run):
+    base = run.arm_dict("mixing-mixed")
+    seeded = run.with_seed(base, 7)
+    assert [s["seed"] for s in seeded["data"]] == [7, 7]
+    assert seeded["scoring"]["sampling"]["seed"] == 7
+    assert [s["seed"] for s in seeded["train"]["stages"]] == [7]
+    assert seeded["eval"] == base["eval"]  # the held-out set and its sampling seed stay fixed
+    assert Path(seeded["levels"]["rules"]).is_file()  # absolute: works from any directory
+    load_recipe(seeded)
+    load_recipe(run.smoke(seeded))
+
+
+def test_expand_runs_a_shared_arm_once_per_seed(run):
+    manifest = run.load_manifest()
+    plan = run.expand(manifest, ["difficulty", "mixing"], [0, 1, 2])
+    assert len(plan) == len(set(plan)) == 3 * 4  # difficulty-L1 is also mixing's math-only arm
+    assert [s for s, _ in plan] == sorted(s for s, _ in plan)  # seeds outermost
+
+
+def test_stage2_gets_the_rest_of_the_budget(run):
+    assert run.stage2_steps(24, 12) == 12 and run.stage2_steps(24, 16) == 8
+    with pytest.raises(run.ExperimentError, match="nothing left"):
+        run.stage2_steps(24, 24)
+
+
+def test_one_model_levels_are_nested_bands_of_the_policy_rate():
+    rules = load_rules(EXP / "levels-one-model.yaml")
+    got = {s: label(rules, {"smollm2-135m": s / 8}, "p", "math") for s in range(9)}
+    assert [s for s in range(9) if got[s]["L1_math"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert [s for s in range(9) if got[s]["L2_math"]] == [1, 2, 3, 4]
+    assert [s for s in range(9) if got[s]["L3_math"]] == [1, 2]
+    code = label(rules, {"smollm2-135m": 0.5}, "c", "code")
+    assert code["L1"] and not any(code[f"L{i}_math"] for i in (1, 2, 3))
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(run, tmp_path, capsys):
+    assert run.main(["staging", "--seeds", "0", "--dry-run", "--runs-dir", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "stagerl score" in out and out.count("stagerl score") == 1  # scoring once for both arms
+    assert "staging-staged.stage1.yaml" in out and "stagerl report" in out
+    assert not (tmp_path / "r").exists()
+
+
+def test_summary_reads_the_run_folders(run, tmp_path):
+    root = tmp_path / "runs"
+    for seed, (base, final, rewards) in enumerate([(0.25, 0.5, [0.1, 0.2, 0.3, 0.6]), (0.3, 0.4, [0.2, 0.2, 0.5])]):
+        arm = root / f"seed{seed}" / "difficulty-L1"
+        stage = arm / "stages" / "1_L1"
+        stage.mkdir(parents=True)
+        (stage / "stage.json").write_text(json.dumps({"steps": len(rewards), "reason": "max_steps"}))
+        (stage / "metrics.jsonl").write_text("".join(json.dumps({"step": i + 1, "reward": r}) + "\n"
+                                                     for i, r in enumerate(rewards)))
+        for ckpt, value in (("base", base), ("1_L1", final)):
+            (arm / "eval" / ckpt).mkdir(parents=True)
+            (arm / "eval" / ckpt / "results.json").write_text(json.dumps({"heldout_math": {"pass@1": value}}))
+        (arm / "experiment.json").write_text(json.dumps({"seconds": {"train": 1.0}}))
+    exp = {"claim": "x", "arms": ["difficulty-L1"]}
+    s = run.summarize("difficulty", exp, [0, 1], root)["arms"]["difficulty-L1"]
+    over = s["over_seeds"]
+    assert over["heldout_math"]["gain"]["values"] == pytest.approx([0.25, 0.1])
+    assert over["heldout_math"]["final"]["mean"] == pytest.approx(0.45)
+    assert over["initial_reward"]["values"] == pytest.approx([0.2, 0.3])
+    assert s["per_seed"][0]["stages"][0]["reward_last3"] == pytest.approx((0.2 + 0.3 + 0.6) / 3)
+
+
+def test_compare_command_matches_the_cli(run):
+    from stagerl.cli import build_parser
+
+    help_text = build_parser().format_help()
+    cmd = run.compare_command()
+    assert (cmd is not None) == ("compare" in help_text.split("<stage>")[-1])
