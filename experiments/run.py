@@ -278,15 +278,16 @@ def arm_result(run_dir: Path) -> dict:
     for i, d in enumerate(folders):
         info = json.loads((d / "stage.json").read_text()) if (d / "stage.json").exists() else {}
         rows = _rows(d / "metrics.jsonl")
-        rewards = [r["reward"] for r in rows if isinstance(r.get("reward"), (int, float))]
         stage = {"name": d.name, "steps": info.get("steps"), "reason": info.get("reason"),
-                 "reward_first": rewards[0] if rewards else None,
-                 "reward_first3": statistics.fmean(rewards[:3]) if rewards else None,
-                 "reward_last3": statistics.fmean(rewards[-3:]) if rewards else None,
+                 "problems": info.get("problems"), "domains": info.get("domains"),
                  "dev_score": [[r["step"], r["dev_score"]] for r in rows if r.get("dev_score") is not None]}
+        for key in ("reward", "clipped_ratio", "reward_math", "reward_code"):
+            vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+            stage[f"{key}_first3"] = statistics.fmean(vals[:3]) if vals else None
+            stage[f"{key}_last3"] = statistics.fmean(vals[-3:]) if vals else None
         out["stages"].append(stage)
         if i == 0:
-            out["initial_reward"] = stage["reward_first3"]
+            out["initial_reward"] = stage["reward_first3"]  # the paper's "initial training reward"
     for name in ["base"] + [d.name for d in folders]:
         path = run_dir / "eval" / name / "results.json"
         if path.exists():

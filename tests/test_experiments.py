@@ -129,6 +129,7 @@ def test_summary_reads_the_run_folders(run, tmp_path):
     assert over["heldout_math"]["final"]["mean"] == pytest.approx(0.45)
     assert over["initial_reward"]["values"] == pytest.approx([0.2, 0.3])
     assert s["per_seed"][0]["stages"][0]["reward_last3"] == pytest.approx((0.2 + 0.3 + 0.6) / 3)
+    assert s["per_seed"][0]["stages"][0]["reward_code_first3"] is None  # not logged: absent, not 0
 
 
 def test_compare_command_matches_the_cli(run):
