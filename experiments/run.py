@@ -112,6 +112,9 @@ def budget(recipe: dict, total_steps: int | None) -> tuple[int, int]:
         raise ExperimentError(f"arm {recipe.get('name')!r}: max_steps {steps} != the experiment's total_steps {total_steps}")
     if total_steps and len(stages) > 2:
         raise ExperimentError(f"arm {recipe.get('name')!r}: total_steps supports one or two stages")
+    if total_steps and len(stages) == 2 and stages[0].get("max_steps", 1000) >= total_steps:
+        raise ExperimentError(f"arm {recipe.get('name')!r}: stage 1's max_steps must be below total_steps "
+                              f"{total_steps}, or stage 2 may get no steps")
     return per_step.pop(), steps
 
 

@@ -64,6 +64,11 @@ def test_arms_must_share_scoring_and_budget(run, tmp_path):
     (folder / "difficulty-L2.yaml").write_text(yaml.safe_dump(d))
     with pytest.raises(run.ExperimentError, match="different budgets"):
         run.check(manifest, ["difficulty"], folder)
+    staged = yaml.safe_load((folder / "staging-staged.yaml").read_text())
+    staged["train"]["stages"][0]["max_steps"] = manifest["experiments"]["staging"]["total_steps"]
+    (folder / "staging-staged.yaml").write_text(yaml.safe_dump(staged))
+    with pytest.raises(run.ExperimentError, match="below total_steps"):
+        run.check(manifest, ["staging"], folder)
 
 
 def test_seed_applies_to_training_data_scoring_and_stages_not_eval(run):
