@@ -214,8 +214,17 @@ def run_shared(seed: int, recipe: dict, root: Path, dry: bool) -> Path:
     print(f"[seed {seed}] shared scoring, levels and base evaluation -> {shared}", flush=True)
     sh(cli("score", str(path)), dry)
     sh(cli("levels", str(path)), dry)
-    sh(cli("eval", str(path), "--checkpoint", f"base={d['train']['policy']}"), dry)
+    # the base policy under the very path `stagerl eval` gives it in the arms (``pipeline.checkpoints``),
+    # so that the arms find these samples stored under the same settings and generate nothing
+    base = d["train"]["policy"] if dry else resolve_policy(d["train"]["policy"])
+    sh(cli("eval", str(path), "--checkpoint", f"base={base}"), dry)
     return shared
+
+
+def resolve_policy(policy: str) -> str:
+    from stagerl.models import resolve_model
+
+    return str(resolve_model(policy))
 
 
 def run_arm(seed: int, arm: str, recipe: dict, root: Path, total_steps: int | None, dry: bool) -> Path:
