@@ -120,6 +120,11 @@ class RewardsConfig:
     code_memory_mb: int = 2048
     """Address-space cap of a program under test, in MiB."""
 
+    def __post_init__(self) -> None:
+        if self.sandbox not in ("bwrap", "unsafe-limits"):
+            raise ConfigError(f"rewards.sandbox: {self.sandbox!r} is not a sandbox mode; use 'bwrap' (isolated; refuses to "
+                             f"run code when bubblewrap cannot) or 'unsafe-limits' (NOT isolated; see docs/sandbox.md)")
+
 
 @dataclass
 class LevelsConfig:

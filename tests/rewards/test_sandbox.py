@@ -1,24 +1,38 @@
-"""Hostile programs against the real sandbox: isolation, limits, clean-up, fallback, infra errors.
+"""Hostile programs against the real sandbox: isolation, limits, clean-up, fail-closed, opt-out.
 
-Every test checks that no process of a sandbox uid survives it and that the caller keeps working.
+Runs as whoever runs pytest; as root, ``test_the_hostile_suite_holds_for_a_non_root_user`` runs
+this file and ``test_code.py`` again as a user it creates, then checks the host. Every test checks
+that no sandbox process survives it and that the caller keeps working.
 """
 
 from __future__ import annotations
 
+import glob
+import json
 import os
+import pwd
+import re
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from stagerl.rewards import code_reward, code_rewards
+from stagerl.rewards import code_reward, code_rewards, configure_rewards, sandbox_record
 from stagerl.rewards import sandbox as sb
+from stagerl.rewards import sandbox_isolation as iso
+from stagerl.rewards import sandbox_slot as slots
 
 ECHO = {"inputs": ["hi\n"], "outputs": ["hi\n"]}
 GOOD = "```python\nprint(input())\n```"
+ROOT = os.geteuid() == 0
+SRC = str(Path(sb.__file__).resolve().parents[2])
 
 
 def md(code: str) -> str:
@@ -26,18 +40,23 @@ def md(code: str) -> str:
 
 
 def sandbox_processes() -> list[str]:
-    """Processes running as any sandbox uid (there should be none between tests)."""
-    out = []
+    """Live processes of programs under test: any slot uid's (root), or, for a non-root caller, its
+    own processes inside a sandbox's PID namespace other than bwrap's init (1) and the supervisor (2)."""
+    out, me, my_ns = [], os.getuid(), os.readlink("/proc/self/ns/pid")
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
             status = (d / "status").read_text()
-        except OSError:
+            uid = int(status.split("\nUid:")[1].split()[0])
+            inner = int(status.split("\nNSpid:")[1].split("\n")[0].split()[-1])
+            if "State:\tZ" in status:
+                continue
+            if slots.UID_BASE <= uid < slots.UID_BASE + slots.UID_COUNT or (
+                    not ROOT and uid == me and inner > 2 and os.readlink(d / "ns" / "pid") != my_ns):
+                out.append(f"{d.name} uid={uid} {status.splitlines()[0]}")
+        except (OSError, IndexError, ValueError):
             continue
-        uid = int(status.split("\nUid:")[1].split()[0])
-        if sb._UID_BASE <= uid < sb._UID_BASE + sb._UID_COUNT:
-            out.append(f"{d.name} uid={uid} {status.splitlines()[0]}")
     return out
 
 
@@ -46,12 +65,19 @@ def short_limits():
     old = sb.configure(timeout_s=2.0, cpu_s=3)
     yield
     sb.configure(**old.__dict__)
+    deadline = time.monotonic() + 5
+    while sandbox_processes() and time.monotonic() < deadline:  # a slot replaced just now is being reaped
+        time.sleep(0.05)
     assert sandbox_processes() == []
     assert code_reward(GOOD, ECHO) == 1.0  # the caller keeps working
 
 
-def test_status_names_the_active_isolation():
-    assert sb.sandbox_status().startswith("bwrap")  # bubblewrap is installed here
+def test_status_and_record_name_the_isolation_in_use():
+    who = "root" if ROOT else "non-root"
+    assert sb.sandbox_status().startswith(f"bwrap ({who}")  # bubblewrap is installed here
+    rec = sandbox_record()
+    assert rec["mode"] == "bwrap" and rec["status"] == sb.sandbox_status()
+    assert "process cap 64" in rec["status"] and "/dev/shm" in rec["status"]
 
 
 def test_kill_parent_flood_fork_bomb_memory_bomb_and_infinite_loop_all_fail_cleanly():
@@ -67,7 +93,7 @@ def test_kill_parent_flood_fork_bomb_memory_bomb_and_infinite_loop_all_fail_clea
     t0 = time.monotonic()
     scores = code_rewards([md(c) for c in hostile.values()], [ECHO] * len(hostile), workers=2)
     assert dict(zip(hostile, scores)) == {
-        "kill parent": 0.0,  # its parent (the trusted worker) runs as another uid: EPERM, non-zero exit
+        "kill parent": 0.0,  # root: EPERM (another uid); non-root: the supervisor dies, the test fails
         "kill everyone": 0.0,
         "flood": 0.0,
         "fork bomb": 0.0,
@@ -88,7 +114,7 @@ def test_reports_say_why_a_test_failed():
     assert mem["exit"] == 1 and "MemoryError" in mem["stderr"]
     (bomb,) = sb.run_tests("import os\nn = 0\ntry:\n    while True:\n        os.fork() or os._exit(0) if False else os.fork()\n"
                            "        n += 1\nexcept OSError as e:\n    print('blocked', e.errno)", ["\n"], limits=lim)
-    assert "blocked 11" in bomb["stdout"]  # EAGAIN from RLIMIT_NPROC, per slot uid
+    assert "blocked 11" in bomb["stdout"]  # EAGAIN from RLIMIT_NPROC: per slot uid (root) or user namespace
 
 
 def test_daemons_are_killed_and_reaped_between_tests():
@@ -101,31 +127,89 @@ def test_daemons_are_killed_and_reaped_between_tests():
     # the fixture asserts that no sandbox-uid process is left
 
 
-def test_no_network_no_host_files_no_secrets(tmp_path):
+def test_no_network_no_host_files_no_secrets(tmp_path, monkeypatch):
     marker = tmp_path / "host-secret.txt"
     marker.write_text("secret")
+    secret = f"s3cret-{os.getpid()}-{time.time_ns()}"
+    monkeypatch.setenv("STAGERL_HOSTILE_SECRET", secret)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
     prog = f"""
-import os, socket
+import glob, os, socket
 bad = []
-try:
-    socket.create_connection(("1.1.1.1", 53), timeout=1); bad.append("net")
-except OSError:
-    pass
-for p in ({str(marker)!r}, "/root", "/work", "/etc/passwd"):
+for addr in (("127.0.0.1", {port}), ("1.1.1.1", 53)):
+    try:
+        socket.create_connection(addr, timeout=1); bad.append(("net", addr))
+    except OSError:
+        pass
+for p in ({str(marker)!r}, {__file__!r}, {SRC!r}, "/root", "/work", "/home", "/etc/passwd", "/var"):
     if os.path.exists(p):
         bad.append(p)
-for p in ("/usr/evil", "/tmp/evil", "/evil"):
+for p in ("/usr/evil", "/evil", "/dev/evil", "/proc/evil"):
     try:
         open(p, "w").write("x"); bad.append(p)
     except OSError:
         pass
-open("scratch.txt", "w").write("ok")  # the private work dir is writable
+open("/tmp/evil", "w").write("x")  # the sandbox's own /tmp: writable, private, wiped after the test
+open("scratch.txt", "w").write("ok")  # so is the work dir
+for p in glob.glob("/proc/*/environ") + glob.glob("/proc/*/cmdline"):
+    try:
+        if {secret!r}.encode() in open(p, "rb").read():
+            bad.append(p)
+    except OSError:
+        pass
 if set(os.environ) - {{"PATH", "HOME", "TMPDIR", "LANG", "LC_CTYPE"}}:
     bad.append("env")
 print(input() if not bad else bad)
 """
     assert code_reward(md(prog), ECHO) == 1.0
     assert not Path("/tmp/evil").exists() and not Path("/usr/evil").exists()
+    with pytest.raises(OSError):
+        listener.accept()  # nothing reached the host's loopback
+    listener.close()
+
+
+def test_nothing_persists_from_one_program_to_the_next():
+    writer = md("""
+import ctypes, os
+for d in ("/tmp", "/dev/shm", "."):
+    open(os.path.join(d, "left-behind"), "w").write("x")
+os.makedirs("/tmp/ro/deeper")
+os.chmod("/tmp/ro", 0o500)
+libc = ctypes.CDLL(None)
+assert libc.shmget(0, 1 << 20, 0o1000 | 0o600) >= 0  # a SysV segment outlives its creator
+print(input())
+""")
+    reader = md("""
+import os
+seen = os.listdir("/tmp") + os.listdir("/dev/shm") + os.listdir(".")
+shm = open("/proc/sysvipc/shm").read().splitlines()[1:]
+print(input() if seen == [os.path.basename(os.getcwd())] and not shm else (seen, shm))
+""")
+    assert code_rewards([writer, reader, writer, reader], [ECHO] * 4, workers=1) == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_tmp_and_shm_are_size_capped_and_a_file_cannot_outgrow_its_limit():
+    prog = """
+import os
+def fill(path):
+    n = 0
+    try:
+        with open(path, "wb") as f:
+            for _ in range(100):
+                f.write(b"x" * (1 << 20)); f.flush(); n += 1
+    except OSError:
+        pass
+    return n
+print(sum(fill(f"/dev/shm/fill{i}") for i in range(4)), sum(fill(f"/tmp/fill{i}") for i in range(4)))
+"""
+    lim = sb.Limits(timeout_s=10.0, fsize_mb=100)
+    (r,) = sb.run_tests(prog, ["\n"], limits=lim)
+    shm, tmp = map(int, r["stdout"].split())
+    assert 0 < shm <= iso.SHM_MB and 0 < tmp <= iso.TMP_MB  # ENOSPC at the cap: no host memory past it
 
 
 def test_file_size_limit():
@@ -149,34 +233,97 @@ def test_many_threads_share_the_pool_correctly():
     assert results == {k: [1.0, 0.0, 1.0, 0.0] for k in range(4)}
 
 
-def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+def _python(code: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     full = {**os.environ, **env}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=full)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, env=full)
 
 
-def test_limits_only_fallback_warns_loudly_once_and_still_scores_and_cleans_up():
+def test_without_bubblewrap_grading_refuses_to_run_model_code(tmp_path):
+    marker = tmp_path / "ran"
+    prog = md(f"open({str(marker)!r}, 'w')\nprint(1)")
+    code = f"from stagerl.rewards import code_reward\ncode_reward({prog!r}, {{'inputs': ['1'], 'outputs': ['1']}})"
+    missing = _python(code, STAGERL_SANDBOX_BWRAP="/nonexistent/bwrap")
+    assert missing.returncode != 0 and "SandboxError" in missing.stderr
+    assert "bubblewrap not found (/nonexistent/bwrap)" in missing.stderr and "apt install bubblewrap" in missing.stderr
+    assert "rewards.sandbox: unsafe-limits" in missing.stderr  # the explicit opt-out is named
+    broken = _python(code, STAGERL_SANDBOX_BWRAP="/bin/false")
+    assert broken.returncode != 0 and "bubblewrap (/bin/false) failed to start a sandbox" in broken.stderr
+    no_python = _python(code, STAGERL_SANDBOX_PYTHON="/nonexistent/python3")
+    assert no_python.returncode != 0 and "SandboxError" in no_python.stderr and "STAGERL_SANDBOX_PYTHON" in no_python.stderr
+    for legacy in ("limits", "auto"):  # the old silent fallbacks are gone
+        p = _python(code, STAGERL_SANDBOX=legacy)
+        assert p.returncode != 0 and "unknown sandbox mode" in p.stderr
+    assert not marker.exists()  # no model-written code ran
+    status = _python("from stagerl.rewards import sandbox_record\nprint(sandbox_record())", STAGERL_SANDBOX_BWRAP="/nonexistent")
+    assert "'mode': 'bwrap', 'status': 'unusable:" in status.stdout
+
+
+UNSAFE_SUPERVISOR = '"pidns": false'
+"""In the command line of an unsafe-limits supervisor and of every process it forks."""
+
+
+def test_unsafe_limits_only_when_asked_for_and_as_documented():
+    daemon = md("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n"
+                "    os._exit(0)\nopen('here', 'w')\nprint(input())")
+    progs = [GOOD, md("import os\nos._exit(0)"), daemon]
+    tests = [{"inputs": ["a"], "outputs": ["a"]}] * 2 + [{"inputs": ["b", "c"], "outputs": ["b", "c"]}]
     code = (
-        "import glob, tempfile\n"
-        "from stagerl.rewards import code_rewards\nfrom stagerl.rewards.sandbox import sandbox_status, shutdown\n"
-        "r = ['```python\\nprint(input())\\n```', '```python\\nimport os\\nos._exit(0)\\n```']\n"
-        "print(code_rewards(r, [{'inputs': ['a'], 'outputs': ['a']}] * 2), code_rewards(r[:1], [{'inputs': ['b'], 'outputs': ['b']}]))\n"
-        "print(sandbox_status())\nshutdown()\nprint(glob.glob(tempfile.gettempdir() + '/stagerl-sandbox-*'))\n"
+        "import glob, json, sys, tempfile\n"
+        "from stagerl.config import RewardsConfig\n"
+        "from stagerl.rewards import code_rewards, configure_rewards, sandbox_record\n"
+        "from stagerl.rewards.sandbox import shutdown\n"
+        "configure_rewards(RewardsConfig(sandbox='unsafe-limits', code_timeout=3))\n"
+        "print(json.dumps(code_rewards(json.loads(sys.argv[1]), json.loads(sys.argv[2]), workers=1)))\n"
+        "print(json.dumps(sandbox_record()))\n"
+        "print(json.dumps(glob.glob(tempfile.gettempdir() + '/stagerl-sandbox-*/*')))\n"
+        "shutdown()\nprint(json.dumps(glob.glob(tempfile.gettempdir() + '/stagerl-sandbox-*')))\n"
     )
-    p = _python(code, STAGERL_SANDBOX="limits")
+    p = _python(code, json.dumps(progs), json.dumps(tests))
     assert p.returncode == 0, p.stderr
-    lines = p.stdout.splitlines()
-    assert lines[0] == "[1.0, 0.0] [1.0]"
-    assert lines[1].startswith("limits-only")
-    assert p.stderr.count("CODE SANDBOX IS LIMITS-ONLY") == 1
-    assert lines[2] == "[]"  # work dirs removed
+    scores, rec, during, after = (json.loads(line) for line in p.stdout.splitlines())
+    assert scores == [1.0, 0.0, 1.0]
+    assert rec["mode"] == "unsafe-limits" and rec["status"].startswith("unsafe-limits: NOT ISOLATED")
+    assert p.stderr.count("stagerl: code sandbox: WARNING: unsafe-limits: NOT ISOLATED") == 1
+    assert during == [] and after == []  # per-test work dirs removed after each test, the slot's at shutdown
+    assert [q for q in _own_processes() if UNSAFE_SUPERVISOR in q] == []  # the daemons were killed
 
 
-def test_broken_sandbox_raises_instead_of_scoring_zero():
-    code = "from stagerl.rewards import code_reward\ncode_reward('```python\\nprint(1)\\n```', {'inputs': ['1'], 'outputs': ['1']})"
-    p = _python(code, STAGERL_SANDBOX_PYTHON="/nonexistent/python3")
-    assert p.returncode != 0 and "SandboxError" in p.stderr
-    p = _python(code, STAGERL_SANDBOX="bwrap", STAGERL_SANDBOX_PYTHON="/nonexistent/python3")
-    assert p.returncode != 0 and "SandboxError: STAGERL_SANDBOX=bwrap but bubblewrap is unusable" in p.stderr
+def _own_processes() -> list[str]:
+    """Command lines of this user's processes (root: of every user, slot uids included)."""
+    out = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            if ROOT or d.stat().st_uid == os.getuid():
+                out.append((d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    return out
+
+
+def test_stale_work_dirs_of_dead_owners_are_removed_at_the_next_start():
+    dead = subprocess.Popen(["sleep", "0"])
+    dead.wait()
+    stale = tempfile.mkdtemp(prefix=f"{iso.WORKDIR_PREFIX}{dead.pid}.1-")
+    live = tempfile.mkdtemp(prefix=f"{iso.WORKDIR_PREFIX}{iso.owner_tag()}-")
+    try:
+        removed = iso.remove_stale_workdirs()
+        assert stale in removed and not os.path.exists(stale) and os.path.isdir(live)
+    finally:
+        shutil.rmtree(live, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def test_recipe_mode_is_validated_and_applied():
+    from stagerl.config import ConfigError, RewardsConfig, load_recipe
+
+    with pytest.raises(ConfigError, match="rewards.sandbox: 'limits' is not a sandbox mode"):
+        load_recipe({"name": "x", "rewards": {"sandbox": "limits"}})
+    old = sb._limits
+    try:
+        configure_rewards(RewardsConfig(code_timeout=1.5, code_memory_mb=512))
+        assert (sb._limits.timeout_s, sb._limits.memory_mb) == (1.5, 512) and sandbox_record()["mode"] == "bwrap"
+    finally:
+        sb.configure(**old.__dict__)
 
 
 def _descendants(pid: int) -> set[int]:
@@ -206,10 +353,10 @@ def test_sandbox_dies_with_its_caller_and_leaves_nothing():
     try:
         assert p.stdout is not None and p.stdout.readline().strip() == "started"
         deadline = time.monotonic() + 20
-        while len(_descendants(p.pid)) < 10 and time.monotonic() < deadline:  # 2 slots x (bwrap, init, worker, program, its fork)
+        while len(_descendants(p.pid)) < 10 and time.monotonic() < deadline:  # 2 slots x (bwrap, init, supervisor, program, its fork)
             time.sleep(0.1)
         tree = _descendants(p.pid)
-        assert len(tree) >= 10 and sandbox_processes()  # the programs are running as slot uids
+        assert len(tree) >= 10 and sandbox_processes()  # the programs are running in their sandboxes
     finally:
         p.kill()
         p.wait()
@@ -250,3 +397,89 @@ def test_debug_output_on_stderr_is_fine_but_a_stderr_flood_fails():
     chatty = "import sys\nsys.stderr.write('debug line\\n' * 20000)\nprint(input())"  # ~220 KB of stderr
     flood = "import sys\nfor _ in range(100):\n    sys.stderr.write('x' * (1 << 20))\nprint(input())"  # 100 MiB
     assert code_rewards([md(chatty), md(flood)], [ECHO, ECHO], workers=2) == [1.0, 0.0]
+
+
+def test_a_sigkilled_unsafe_limits_run_leaves_no_process_and_its_folder_goes_at_the_next_start():
+    code = (
+        "from stagerl.rewards import code_rewards\nfrom stagerl.rewards.sandbox import configure_sandbox\n"
+        "configure_sandbox('unsafe-limits', timeout_s=30)\n"
+        "r = '```python\\nimport os, time\\nif os.fork() == 0:\\n    os.setsid()\\n    time.sleep(60)\\ntime.sleep(60)\\n```'\n"
+        "print('started', flush=True)\ncode_rewards([r], [{'inputs': ['1'], 'outputs': ['1']}])\n"
+    )
+    before = set(glob.glob(f"{tempfile.gettempdir()}/{iso.WORKDIR_PREFIX}*"))
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 20  # the supervisor, the program and its daemon
+        while time.monotonic() < deadline and sum(UNSAFE_SUPERVISOR in q for q in _own_processes()) < 3:
+            time.sleep(0.1)
+        assert sum(UNSAFE_SUPERVISOR in q for q in _own_processes()) >= 3
+    finally:
+        p.kill()
+        p.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(UNSAFE_SUPERVISOR in q for q in _own_processes()):
+        time.sleep(0.1)
+    left = set(glob.glob(f"{tempfile.gettempdir()}/{iso.WORKDIR_PREFIX}*")) - before
+    assert [q for q in _own_processes() if UNSAFE_SUPERVISOR in q] == []  # the supervisor killed the tree, then itself
+    assert len(left) == 1  # the dead caller could not remove its folder ...
+    iso.remove_stale_workdirs()
+    assert not any(os.path.exists(x) for x in left)  # ... the next start does
+
+
+def _user_can_run(user: str, argv: list[str], env: dict) -> bool:
+    r = subprocess.run(["runuser", "-u", user, "--", "env", *[f"{k}={v}" for k, v in env.items()], *argv],
+                       capture_output=True, timeout=60)
+    return r.returncode == 0
+
+
+@pytest.mark.skipif(not ROOT or os.environ.get("STAGERL_TEST_AS_USER") or not shutil.which("useradd")
+                    or not shutil.which("runuser"), reason="needs root with useradd/runuser (CI runs as root)")
+def test_the_hostile_suite_holds_for_a_non_root_user():
+    """This file and test_code.py again as a fresh non-root user: the same verdicts, then a clean host."""
+    user = f"stagerl-sbx-{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user], check=True, capture_output=True)
+    tree = Path(tempfile.mkdtemp(prefix="stagerl-test-tree-"))  # a copy the user can read (the checkout may be private)
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+        shutil.copytree(SRC, tree / "src", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(Path(__file__).parent, tree / "tests" / "rewards", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(Path(__file__).parents[1] / "conftest.py", tree / "tests" / "conftest.py")
+        shutil.copy(Path(SRC).parent / "pyproject.toml", tree / "pyproject.toml")
+        subprocess.run(["chmod", "-R", "a+rX", str(tree)], check=True)
+        import sysconfig
+
+        site = sysconfig.get_paths()["purelib"]  # pytest lives there; pure Python, any 3.x.y of this minor
+        env = {"PYTHONPATH": f"{tree / 'src'}:{site}", "PYTHONDONTWRITEBYTECODE": "1", "STAGERL_TEST_AS_USER": "1",
+               "OMP_NUM_THREADS": "1", "HOME": str(tree), "PATH": "/usr/bin:/bin"}
+        py = next((p for p in (sys.executable, f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}")
+                   if _user_can_run(user, [p, "-c", "import pytest, stagerl.rewards"], env)), None)
+        if py is None:
+            pytest.skip(f"no Python with pytest that user {user} can run (the venv is not readable by others)")
+        shm_before = set(os.listdir("/dev/shm"))
+        r = subprocess.run(["runuser", "-u", user, "--", "env", *[f"{k}={v}" for k, v in env.items()], py, "-m", "pytest",
+                            "-o", "addopts=", "-m", "not slow", "--import-mode=importlib", "-q", "-x", "-p", "no:cacheprovider", "tests/rewards/test_sandbox.py", "tests/rewards/test_code.py"],
+                           cwd=tree, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+        summary = r.stdout.strip().splitlines()[-1]
+        assert re.search(r"^4\d passed, 1 skipped in ", summary), r.stdout[-3000:]  # all but this test itself
+        # the host afterwards: no process of that user, no folders it left, nothing new in /dev/shm
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and [d for d in Path("/proc").glob("[0-9]*") if _uid_of(d) == uid]:
+            time.sleep(0.1)
+        assert [d.name for d in Path("/proc").glob("[0-9]*") if _uid_of(d) == uid] == []
+        assert [p for p in glob.glob(f"{tempfile.gettempdir()}/{iso.WORKDIR_PREFIX}*") if os.stat(p).st_uid == uid] == []
+        assert {n for n in set(os.listdir("/dev/shm")) - shm_before if os.stat(f"/dev/shm/{n}").st_uid == uid} == set()
+        assert not Path("/tmp/evil").exists() and not Path("/usr/evil").exists()
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+        subprocess.run(["userdel", user], capture_output=True)
+        shutil.rmtree(f"/tmp/pytest-of-{user}", ignore_errors=True)
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def _uid_of(d: Path) -> int | None:
+    try:
+        return d.stat().st_uid
+    except OSError:
+        return None

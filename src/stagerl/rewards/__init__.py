@@ -6,11 +6,21 @@ This package knows nothing of engines, scoring or training.
 
 from __future__ import annotations
 
-from .code import SandboxError, code_reward, code_rewards, sandbox_status
+from . import sandbox
+from .code import SandboxError, code_reward, code_rewards, sandbox_record, sandbox_status
 from .math import math_reward, math_rewards
 
 __all__ = ["math_reward", "math_rewards", "code_reward", "code_rewards", "problem_rewards", "sandbox_status",
-           "SandboxError"]
+           "sandbox_record", "configure_rewards", "SandboxError"]
+
+
+def configure_rewards(cfg) -> None:
+    """Apply a recipe's ``rewards:`` section (a ``config.RewardsConfig``) to this process's code
+    sandbox: its mode (``bwrap`` or ``unsafe-limits``), wall clock and memory cap per test.
+    Scoring, training and evaluation call it once before grading. (Grading workers and the math
+    timeout are passed where grading is called.)"""
+    sandbox.configure_sandbox(cfg.sandbox, timeout_s=float(cfg.code_timeout), memory_mb=int(cfg.code_memory_mb),
+                              cpu_s=int(float(cfg.code_timeout)) + 1)
 
 
 def problem_rewards(problems: list, responses: list[str], workers: int | None = None) -> list[float]:

@@ -13,7 +13,8 @@ run as LiveCodeBench does:
   value; tuples equal lists, floats within 1e-6.
 
 Verdicts are made here, in the caller; the sandbox (``sandbox.py``) never sees expected outputs.
-A sandbox that cannot run raises ``SandboxError`` instead of scoring 0.
+A sandbox that cannot run raises ``SandboxError`` (before any program runs) instead of scoring 0;
+no isolation at all needs ``rewards.sandbox: unsafe-limits`` (see ``docs/sandbox.md``).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from . import sandbox
-from .sandbox import SandboxError, sandbox_status
+from .sandbox import SandboxError, sandbox_record, sandbox_status
 
-__all__ = ["code_reward", "code_rewards", "extract_code", "sandbox_status", "SandboxError"]
+__all__ = ["code_reward", "code_rewards", "extract_code", "sandbox_status", "sandbox_record", "SandboxError"]
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n`]*\n(.*?)```", re.S)
 _PY_LANGS = ("python", "py", "python3", "")

@@ -1,22 +1,21 @@
-"""The trusted warm worker that runs inside the sandbox (system ``python3 -I``, standard library only).
+"""The trusted supervisor that runs inside each sandbox slot (system ``python3 -I``, stdlib only).
 
-Started once per slot by ``stagerl.rewards.sandbox`` as
-``python3 -I -X int_max_str_digits=0 sandbox_init.py '<config json>'`` (inside bubblewrap, or bare
-in limits-only mode). It pre-imports the LiveCodeBench prelude, then serves one request per test on
-its control pipe (fds 0/1, length-prefixed JSON): it forks a child per test, the child drops to
-the slot's unprivileged uid, applies resource limits and runs the untrusted program; the worker
-feeds stdin, collects stdout (capped) or the call-mode result, enforces the wall clock, then kills
-every process the program left (``kill(-1)`` in the private PID namespace, or as the slot uid) and
-reaps them. Expected outputs never reach this process: it only reports what the program did.
+Started once per slot by ``stagerl.rewards.sandbox_slot`` as
+``python3 -I -X int_max_str_digits=0 -c <sandbox_child.py + this file> '<config json>'`` (inside bubblewrap, or bare
+in unsafe-limits mode). It pre-imports the LiveCodeBench prelude, then serves one request per test
+on its control pipe (fds 0/1, length-prefixed JSON): it forks a child per test, the child drops to
+the slot's unprivileged uid (root) or keeps the caller's (non-root: the slot's user namespace
+bounds it), applies resource limits and runs the untrusted program; the supervisor feeds stdin,
+collects stdout (capped) or the call-mode result, enforces the wall clock, then kills every process
+the program left (``kill(-1)`` in the private PID namespace, as the slot uid, or every descendant),
+reaps them, empties the slot's /tmp and /dev/shm and removes its SysV IPC objects, so nothing
+reaches the next test. Expected outputs never reach this process: it reports what the program did.
 
 This file must not import anything from ``stagerl`` (it runs outside the project's venv).
 """
 
-import builtins
 import ctypes
-import io
 import json
-import marshal
 import os
 import selectors
 import signal
@@ -24,21 +23,10 @@ import struct
 import sys
 import time
 import traceback
-import types
 
-PRELUDE = (
-    "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
-    "from heapq import *\nfrom bisect import *\nfrom copy import *\nfrom math import *\n"
-    "from random import *\nfrom statistics import *\nfrom itertools import *\nfrom functools import *\n"
-    "from operator import *\nfrom io import *\nfrom sys import *\nfrom json import *\n"
-    "from builtins import *\nfrom typing import *\n"
-    "import string, re, datetime, collections, heapq, bisect, copy, math, random, statistics, "
-    "itertools, functools, operator, io, sys, json\nsys.setrecursionlimit(50000)\n"
-)
-"""The LiveCodeBench import header, run before every program (so ``List`` etc. resolve)."""
+if "child" not in globals():  # imported in the project; in the sandbox the child's source ran first, here
+    from stagerl.rewards.sandbox_child import _HDR, _PRELUDE_CODE, _decode_result, _prctl, child, plain  # noqa: F401
 
-_PRELUDE_CODE = compile(PRELUDE, "<prelude>", "exec")
-_HDR = struct.Struct(">I")
 _MAX_MSG = 1 << 28
 
 
@@ -72,127 +60,6 @@ def send(fd, obj):
         data = data[os.write(fd, data):]
 
 
-def plain(v, depth=0):
-    """``v`` as exact built-in types (bool/int/float/str/None/list/dict); TypeError otherwise.
-
-    Exact type checks: a subclass (e.g. one whose ``__eq__`` is always True) is refused.
-    """
-    t = type(v)
-    if v is None or t is bool or t is int or t is float or t is str:
-        return v
-    if depth > 200:
-        raise TypeError("result nested too deeply")
-    if t is list or t is tuple:
-        return [plain(x, depth + 1) for x in v]
-    if t is dict:
-        return {plain(k, depth + 1): plain(x, depth + 1) for k, x in v.items()}
-    raise TypeError(f"result of type {t.__name__} is not a plain value")
-
-
-def _prctl(option, arg):
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(option, arg, 0, 0, 0)
-    except Exception:
-        pass
-
-
-def _limit(res, soft, hard=None):
-    import resource
-
-    hard = soft if hard is None else hard
-    try:
-        resource.setrlimit(res, (soft, hard))
-    except (ValueError, OSError):
-        cur = resource.getrlimit(res)[1]
-        resource.setrlimit(res, (min(soft, cur), min(hard, cur)))
-
-
-def child(cfg, req, workdir, fds):
-    """In the forked child: isolate, drop privileges, run the program; never returns."""
-    status = 126
-    try:
-        import resource
-
-        os.setsid()
-        mode, lim = req["mode"], req["limits"]
-        devnull = os.open(os.devnull, os.O_RDWR)
-        os.dup2(fds["in_r"] if mode == "stdin" else devnull, 0)
-        os.dup2(fds["out_w"] if mode == "stdin" else devnull, 1)
-        os.dup2(fds["err_w"], 2)
-        os.dup2(fds["ready_w"], 3)
-        if mode == "call":
-            os.dup2(fds["res_w"], 4)
-        os.closerange(5 if mode == "call" else 4, 1 << 16)
-        os.chdir(workdir)
-        cpu = int(lim["cpu_s"])
-        _limit(resource.RLIMIT_CPU, cpu, cpu + 1)
-        _limit(resource.RLIMIT_AS, int(lim["memory_mb"]) << 20)
-        _limit(resource.RLIMIT_FSIZE, int(lim["fsize_mb"]) << 20)
-        _limit(resource.RLIMIT_CORE, 0)
-        _limit(resource.RLIMIT_NOFILE, 256)
-        uid = cfg.get("uid")
-        if uid is not None:
-            _limit(resource.RLIMIT_NPROC, int(lim["nproc"]))
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-        os.environ.clear()
-        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
-        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8", errors="replace")
-        sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False), 1 << 16), encoding="utf-8", errors="replace")
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="replace", write_through=True)
-        sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
-        sys.argv = ["solution.py"]
-        main = types.ModuleType("__main__")
-        main.__dict__["__builtins__"] = builtins
-        sys.modules["__main__"] = main
-        args = req.get("input") if mode == "call" else None
-        fn_name = req.get("fn_name")
-        # Captured before untrusted code runs: it can patch modules, not these local references.
-        _write, _pack, _dumps, _plain, _exit = os.write, _HDR.pack, marshal.dumps, plain, os._exit
-        os.write(3, b"R")
-        os.close(3)
-    except BaseException:
-        traceback.print_exc()
-        os._exit(126)  # no "R" was sent: the harness sees a set-up failure, not a program failure
-    status = 0
-    try:
-        exec(_PRELUDE_CODE, main.__dict__)
-        exec(compile(req["code"], "<solution>", "exec"), main.__dict__)
-        if mode == "call":
-            g = main.__dict__
-            sol = g.get("Solution")
-            if isinstance(sol, type) and hasattr(sol, fn_name):
-                fn = getattr(sol(), fn_name)
-            elif callable(g.get(fn_name)):
-                fn = g[fn_name]
-            else:
-                raise NameError(f"no function {fn_name!r} (top level or in class Solution)")
-            payload = _dumps(_plain(fn(*args)))
-            data = _pack(len(payload)) + payload
-            while data:
-                data = data[_write(4, data):]
-    except SystemExit as e:
-        code = e.code
-        status = 0 if code is None else code if isinstance(code, int) else 1
-        if not isinstance(code, (int, type(None))):
-            try:
-                print(code, file=sys.stderr)
-            except BaseException:
-                pass
-    except BaseException:
-        status = 1
-        try:
-            traceback.print_exc()
-        except BaseException:
-            pass
-    try:
-        sys.stdout.flush()
-    except BaseException:
-        status = status or 1
-    _exit(status & 0xFF)
-
-
 def kill_all(cfg, pid):
     """SIGKILL the test's process group and every process the program may have left, then reap."""
     try:
@@ -212,6 +79,8 @@ def kill_all(cfg, pid):
                 os.kill(-1, signal.SIGKILL)  # every process of the slot uid but this helper
             finally:
                 os._exit(0)
+    else:
+        kill_descendants()
     while True:  # we are a child subreaper: orphans come to us
         try:
             os.waitpid(-1, 0)
@@ -221,10 +90,99 @@ def kill_all(cfg, pid):
             continue
 
 
-def _rmtree(path):
-    import shutil
+def kill_descendants():
+    """SIGKILL every descendant of this process until none is left (orphans come to us: subreaper)."""
+    me = os.getpid()
+    for _ in range(1000):
+        parent = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat", "rb") as f:
+                        parent[int(d)] = int(f.read().rsplit(b")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    pass
+        mine, todo = set(), [me]
+        while todo:
+            p = todo.pop()
+            for c, pp in parent.items():
+                if pp == p and c not in mine:
+                    mine.add(c)
+                    todo.append(c)
+        if not mine:
+            return
+        for p in mine:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        time.sleep(0.001)
 
-    shutil.rmtree(path, ignore_errors=True)
+
+def empty_dir(path):
+    """Remove everything inside ``path``, even folders the program made read-only; True when empty."""
+    stack = [os.path.join(path, n) for n in os.listdir(path)] if os.path.isdir(path) else []
+    opened = set()
+    while stack:
+        p = stack[-1]
+        try:
+            if p in opened:  # its contents were tried already
+                os.rmdir(p)
+            elif not os.path.isdir(p) or os.path.islink(p):
+                os.unlink(p)
+            else:
+                try:
+                    os.chmod(p, 0o700)  # a folder the program made read-only (root: DAC_OVERRIDE suffices)
+                except OSError:
+                    pass
+                opened.add(p)
+                kids = [os.path.join(p, n) for n in os.listdir(p)]
+                if kids:
+                    stack += kids
+                    continue
+                os.rmdir(p)
+        except OSError:
+            pass
+        stack.pop()
+    return not os.path.isdir(path) or not os.listdir(path)
+
+
+def remove_sysv_ipc(uid):
+    """Remove every SysV shared-memory segment, semaphore set and message queue of this IPC
+    namespace (a segment outlives its creator and is in no tmpfs or rlimit). As root, a helper
+    does it as the slot uid, the owner (the supervisor has no CAP_SYS_ADMIN)."""
+    rows = {}
+    for kind in ("shm", "sem", "msg"):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                rows[kind] = [int(r.split()[1]) for r in f.read().splitlines()[1:]]
+        except (OSError, ValueError, IndexError):
+            pass
+    if not any(rows.values()):
+        return
+    helper = os.fork() if uid is not None else 0
+    if helper:
+        os.waitpid(helper, 0)
+        return
+    try:
+        if uid is not None:
+            os.setresuid(uid, uid, uid)
+        libc = ctypes.CDLL(None, use_errno=True)
+        for ident in rows.get("shm", []):
+            libc.shmctl(ident, 0, None)  # IPC_RMID
+        for ident in rows.get("sem", []):
+            libc.semctl(ident, 0, 0)
+        for ident in rows.get("msg", []):
+            libc.msgctl(ident, 0, None)
+    finally:
+        if uid is not None:
+            os._exit(0)
 
 
 def run_one(cfg, ctl_in, req, n):
@@ -278,7 +236,9 @@ def run_one(cfg, ctl_in, req, n):
         for key, _ in sel.select(max(0.0, wait)):
             k = key.data
             if k == "ctl":  # the harness went away (EOF) or broke protocol: die with it
-                os.killpg(pid, signal.SIGKILL)
+                kill_all(cfg, pid)
+                for path in cfg.get("wipe", []):
+                    empty_dir(path)
                 os._exit(0)
             elif k == "exit":
                 exited = True
@@ -326,25 +286,19 @@ def run_one(cfg, ctl_in, req, n):
         except OSError:
             pass
     os.close(pidfd)
-    _rmtree(workdir)
+    clean = all([empty_dir(p) for p in cfg.get("wipe", [])])  # its work dir, all it wrote to /tmp, /dev/shm
+    if cfg.get("sysv"):
+        remove_sysv_ipc(cfg.get("uid"))
     if not ready and status == "ok":
         return {"status": "setup_error", "stderr": bufs["err_r"].decode("utf-8", "replace")}
     out = {"status": status, "exit": exit_code, "seconds": round(wall, 4), "stderr": bufs["err_r"][:4096].decode("utf-8", "replace")}
+    if not clean:
+        out["retire"] = True  # something could not be removed: the harness replaces this slot
     if req["mode"] == "stdin":
         out["stdout"] = bufs["out_r"].decode("utf-8", "replace")
     elif status == "ok" and exit_code == 0:
         out["value"], out["has_value"] = _decode_result(bytes(bufs["res_r"]))
     return out
-
-
-def _decode_result(raw):
-    """(value, True) for one well-formed result message, else (None, False). Data only, no verdict."""
-    if len(raw) < 4 or _HDR.unpack(raw[:4])[0] != len(raw) - 4:
-        return None, False
-    try:
-        return plain(marshal.loads(raw[4:])), True
-    except Exception:
-        return None, False
 
 
 def main():
@@ -354,7 +308,7 @@ def main():
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    _prctl(4, 0)  # PR_SET_DUMPABLE=0: no same-uid ptrace or /proc/<pid>/mem of this worker
+    _prctl(4, 0)  # PR_SET_DUMPABLE=0: no same-uid ptrace or /proc/<pid>/mem of this supervisor
     _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of a test are reparented to us and reaped
     exec(_PRELUDE_CODE, {})
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)

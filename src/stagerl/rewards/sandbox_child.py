@@ -1,0 +1,161 @@
+"""The child side of a sandbox test: limits, privilege drop, then the untrusted program.
+
+Runs in the process the supervisor (``sandbox_supervisor.py``) forks for each test; its source is
+sent into the sandbox ahead of the supervisor's, as one script (system ``python3 -I``, stdlib only;
+nothing here may import ``stagerl``). ``PRELUDE`` is the LiveCodeBench import header.
+"""
+
+import builtins
+import ctypes
+import io
+import marshal
+import os
+import struct
+import sys
+import traceback
+import types
+PRELUDE = (
+    "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
+    "from heapq import *\nfrom bisect import *\nfrom copy import *\nfrom math import *\n"
+    "from random import *\nfrom statistics import *\nfrom itertools import *\nfrom functools import *\n"
+    "from operator import *\nfrom io import *\nfrom sys import *\nfrom json import *\n"
+    "from builtins import *\nfrom typing import *\n"
+    "import string, re, datetime, collections, heapq, bisect, copy, math, random, statistics, "
+    "itertools, functools, operator, io, sys, json\nsys.setrecursionlimit(50000)\n"
+)
+"""The LiveCodeBench import header, run before every program (so ``List`` etc. resolve)."""
+
+_PRELUDE_CODE = compile(PRELUDE, "<prelude>", "exec")
+_HDR = struct.Struct(">I")
+
+def plain(v, depth=0):
+    """``v`` as exact built-in types (bool/int/float/str/None/list/dict); TypeError otherwise.
+
+    Exact type checks: a subclass (e.g. one whose ``__eq__`` is always True) is refused.
+    """
+    t = type(v)
+    if v is None or t is bool or t is int or t is float or t is str:
+        return v
+    if depth > 200:
+        raise TypeError("result nested too deeply")
+    if t is list or t is tuple:
+        return [plain(x, depth + 1) for x in v]
+    if t is dict:
+        return {plain(k, depth + 1): plain(x, depth + 1) for k, x in v.items()}
+    raise TypeError(f"result of type {t.__name__} is not a plain value")
+
+
+def _prctl(option, arg):
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, arg, 0, 0, 0)
+    except Exception:
+        pass
+
+
+def _limit(res, soft, hard=None):
+    import resource
+
+    hard = soft if hard is None else hard
+    try:
+        resource.setrlimit(res, (soft, hard))
+    except (ValueError, OSError):
+        cur = resource.getrlimit(res)[1]
+        resource.setrlimit(res, (min(soft, cur), min(hard, cur)))
+
+
+def child(cfg, req, workdir, fds):
+    """In the forked child: isolate, drop privileges, run the program; never returns."""
+    status = 126
+    try:
+        import resource
+
+        os.setsid()
+        mode, lim = req["mode"], req["limits"]
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(fds["in_r"] if mode == "stdin" else devnull, 0)
+        os.dup2(fds["out_w"] if mode == "stdin" else devnull, 1)
+        os.dup2(fds["err_w"], 2)
+        os.dup2(fds["ready_w"], 3)
+        if mode == "call":
+            os.dup2(fds["res_w"], 4)
+        os.closerange(5 if mode == "call" else 4, 1 << 16)
+        os.chdir(workdir)
+        cpu = int(lim["cpu_s"])
+        _limit(resource.RLIMIT_CPU, cpu, cpu + 1)
+        _limit(resource.RLIMIT_AS, int(lim["memory_mb"]) << 20)
+        _limit(resource.RLIMIT_FSIZE, int(lim["fsize_mb"]) << 20)
+        _limit(resource.RLIMIT_CORE, 0)
+        _limit(resource.RLIMIT_NOFILE, 256)
+        _limit(resource.RLIMIT_MSGQUEUE, 0)
+        if cfg.get("nproc_extra") is not None:  # counted per slot uid (root) or per user namespace
+            _limit(resource.RLIMIT_NPROC, int(lim["nproc"]) + int(cfg["nproc_extra"]))
+        uid = cfg.get("uid")
+        if uid is not None:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+        os.environ.clear()
+        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
+        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8", errors="replace")
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False), 1 << 16), encoding="utf-8", errors="replace")
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="replace", write_through=True)
+        sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+        sys.argv = ["solution.py"]
+        main = types.ModuleType("__main__")
+        main.__dict__["__builtins__"] = builtins
+        sys.modules["__main__"] = main
+        args = req.get("input") if mode == "call" else None
+        fn_name = req.get("fn_name")
+        # Captured before untrusted code runs: it can patch modules, not these local references.
+        _write, _pack, _dumps, _plain, _exit = os.write, _HDR.pack, marshal.dumps, plain, os._exit
+        os.write(3, b"R")
+        os.close(3)
+    except BaseException:
+        traceback.print_exc()
+        os._exit(126)  # no "R" was sent: the harness sees a set-up failure, not a program failure
+    status = 0
+    try:
+        exec(_PRELUDE_CODE, main.__dict__)
+        exec(compile(req["code"], "<solution>", "exec"), main.__dict__)
+        if mode == "call":
+            g = main.__dict__
+            sol = g.get("Solution")
+            if isinstance(sol, type) and hasattr(sol, fn_name):
+                fn = getattr(sol(), fn_name)
+            elif callable(g.get(fn_name)):
+                fn = g[fn_name]
+            else:
+                raise NameError(f"no function {fn_name!r} (top level or in class Solution)")
+            payload = _dumps(_plain(fn(*args)))
+            data = _pack(len(payload)) + payload
+            while data:
+                data = data[_write(4, data):]
+    except SystemExit as e:
+        code = e.code
+        status = 0 if code is None else code if isinstance(code, int) else 1
+        if not isinstance(code, (int, type(None))):
+            try:
+                print(code, file=sys.stderr)
+            except BaseException:
+                pass
+    except BaseException:
+        status = 1
+        try:
+            traceback.print_exc()
+        except BaseException:
+            pass
+    try:
+        sys.stdout.flush()
+    except BaseException:
+        status = status or 1
+    _exit(status & 0xFF)
+
+
+def _decode_result(raw):
+    """(value, True) for one well-formed result message, else (None, False). Data only, no verdict."""
+    if len(raw) < 4 or _HDR.unpack(raw[:4])[0] != len(raw) - 4:
+        return None, False
+    try:
+        return plain(marshal.loads(raw[4:])), True
+    except Exception:
+        return None, False

@@ -1,0 +1,238 @@
+"""One sandbox slot: a warm supervisor process (``sandbox_supervisor.py``) and its control pipe.
+
+A slot is started (inside bubblewrap, or bare in ``unsafe-limits`` mode), fed one test at a time
+as length-prefixed JSON, and closed: always reaped, its uid's processes killed (unsafe-limits as
+root), its host work dir removed. A slot that dies or stalls mid-job fails only the test in flight;
+the rest of the program's tests run on a fresh slot. Root callers lease each slot its own host uid
+(an abstract socket, freed when the process dies) so RLIMIT_NPROC bounds a fork bomb to its slot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from .sandbox_isolation import SandboxError, bwrap_argv, is_root, make_workroot, supervisor_argv
+
+UID_BASE = 1_900_000_000
+UID_COUNT = 4096
+"""Slot uids are ``UID_BASE + k`` (k < UID_COUNT, root only); no files are owned by them."""
+START_TIMEOUT_S = 30.0
+START_TRIES = 3
+GRACE_S = 5.0
+"""Extra wall time per test before the slot is assumed hung and killed."""
+_HDR = struct.Struct(">I")
+
+
+@dataclass
+class Slot:
+    proc: subprocess.Popen
+    uid: int | None
+    lease: socket.socket | None
+    workroot: str | None
+    buf: bytearray = field(default_factory=bytearray)
+
+
+lock = threading.Lock()
+live: list[Slot] = []
+"""Every open slot of this process (for ``shutdown`` and the after-fork clean-up)."""
+
+
+def _lease_uid() -> tuple[int, socket.socket] | tuple[None, None]:
+    """Lease a slot uid no other slot on this host uses (abstract socket: freed when we die)."""
+    if not is_root():
+        return None, None
+    for k in range(UID_COUNT):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.bind(f"\0stagerl-sandbox-uid-{UID_BASE + k}")
+            return UID_BASE + k, s
+        except OSError:
+            s.close()
+    raise SandboxError(f"no free sandbox uid ({UID_COUNT} slots leased on this host)")
+
+
+def start(mode: str) -> Slot:
+    """Start one slot in ``mode`` (already probed) and wait for its supervisor's hello."""
+    uid, lease = _lease_uid()
+    workroot = None
+    try:
+        if mode == "bwrap":
+            # the user namespace of a non-root slot maps one uid: the supervisor and its tests share
+            # it, and RLIMIT_NPROC also counts bwrap's init and the supervisor (2 processes)
+            cfg = {"uid": uid, "pidns": True, "workroot": "/tmp", "wipe": ["/tmp", "/dev/shm"], "sysv": True,
+                   "nproc_extra": 0 if uid is not None else 2}
+            argv, cwd, env = bwrap_argv(supervisor_argv(cfg)), "/", {"PATH": "/usr/bin:/bin"}
+        else:
+            workroot = make_workroot()
+            cfg = {"uid": uid, "pidns": False, "workroot": workroot, "wipe": [workroot], "sysv": False,
+                   "nproc_extra": None if uid is None else 0}
+            argv, cwd, env = supervisor_argv(cfg), workroot, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=cwd, env=env, start_new_session=True, close_fds=True)
+    except BaseException:
+        if lease:
+            lease.close()
+        if workroot:
+            shutil.rmtree(workroot, ignore_errors=True)
+        raise
+    slot = Slot(proc, uid, lease, workroot)
+    hello = recv(slot, time.monotonic() + START_TIMEOUT_S)
+    if hello is None or not hello.get("ready"):
+        close(slot)
+        err = slot.proc.stderr.read() if slot.proc.stderr else b""
+        raise SandboxError(f"sandbox slot did not start ({mode}): {(err or b'').decode(errors='replace').strip()[:500]}")
+    with lock:
+        live.append(slot)
+    return slot
+
+
+def start_retrying(mode: str) -> Slot:
+    err: Exception | None = None
+    for attempt in range(START_TRIES):
+        try:
+            return start(mode)
+        except (SandboxError, OSError) as e:
+            err = e
+            time.sleep(0.2 * (attempt + 1))
+    raise SandboxError(f"sandbox failed to start after {START_TRIES} tries: {err}") from err
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every host process owned by ``uid`` (unsafe-limits mode, root)."""
+    for _ in range(100):
+        found = False
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    if os.stat(f"/proc/{d}").st_uid == uid:
+                        found = True
+                        os.kill(int(d), signal.SIGKILL)
+                except OSError:
+                    pass
+        if not found:
+            return
+        time.sleep(0.01)
+
+
+def close(slot: Slot, graceful: bool = False) -> None:
+    """Stop a slot: EOF (graceful) or SIGKILL of its session; always reaped, nothing left."""
+    p = slot.proc
+    if graceful and p.stdin:
+        try:
+            p.stdin.close()
+            p.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        p.wait()
+    if slot.uid is not None and slot.workroot is not None:
+        _kill_uid(slot.uid)
+    for f in (p.stdin, p.stdout, p.stderr):
+        try:
+            if f:
+                f.close()
+        except OSError:
+            pass
+    if slot.workroot:
+        shutil.rmtree(slot.workroot, ignore_errors=True)
+    if slot.lease:
+        slot.lease.close()
+    with lock:
+        if slot in live:
+            live.remove(slot)
+
+
+def recv(slot: Slot, deadline: float) -> dict | None:
+    """Next length-prefixed JSON message from the supervisor, or None on EOF, timeout or garbage."""
+    assert slot.proc.stdout is not None
+    fd = slot.proc.stdout.fileno()
+    need = 4
+    while True:
+        if len(slot.buf) >= 4:
+            need = 4 + _HDR.unpack(slot.buf[:4])[0]
+        if len(slot.buf) >= need and need > 4:
+            break
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return None
+        slot.buf += chunk
+    body = bytes(slot.buf[4:need])
+    del slot.buf[:need]
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def send(slot: Slot, obj: dict) -> bool:
+    data = json.dumps(obj).encode()
+    try:
+        assert slot.proc.stdin is not None
+        slot.proc.stdin.write(_HDR.pack(len(data)) + data)
+        slot.proc.stdin.flush()
+        return True
+    except OSError:
+        return False
+
+
+def run_job(slot: Slot | None, mode: str, code: str, inputs: list, fn_name: str | None,
+            lim: object) -> tuple[Slot | None, list[dict]]:
+    """All tests of one program; a slot that dies or stalls fails the test in flight only."""
+    reports: list[dict] = []
+    for arg in inputs:
+        req = {"mode": "call" if fn_name else "stdin", "code": code, "fn_name": fn_name, "input": arg,
+               "limits": asdict(lim)}  # type: ignore[call-overload]
+        rep: dict | None = None
+        for _ in range(2):
+            if slot is None or slot.proc.poll() is not None:
+                if slot is not None:
+                    close(slot)
+                slot = start_retrying(mode)
+            if not send(slot, req):  # died while idle: not the program's fault, start over
+                close(slot)
+                slot = None
+                continue
+            rep = recv(slot, time.monotonic() + lim.timeout_s + GRACE_S)  # type: ignore[attr-defined]
+            if rep is None:  # the supervisor died or stalled during this test: the test fails
+                close(slot)
+                slot, rep = None, {"status": "crash", "exit": None, "stderr": "sandbox supervisor lost"}
+            if rep.get("status") != "setup_error":
+                break
+            close(slot)  # the child could not be set up: infrastructure, retry once on a fresh slot
+            slot = None
+        if rep is None or rep.get("status") == "setup_error":
+            raise SandboxError(f"sandbox could not set up a test: {(rep or {}).get('stderr', 'no slot')}")
+        reports.append(rep)
+    return slot, reports
+
+
+def drop_after_fork() -> None:
+    """In a forked child: forget the parent's slots (close our copies of their pipes), kill nothing."""
+    global lock
+    lock = threading.Lock()
+    for slot in live:
+        for f in (slot.proc.stdin, slot.proc.stdout, slot.proc.stderr, slot.lease):
+            try:
+                if f:
+                    f.close()
+            except OSError:
+                pass
+    live.clear()
