@@ -172,6 +172,29 @@ print(input() if not bad else bad)
     listener.close()
 
 
+def test_no_new_namespaces_mounts_or_keyrings_but_forks_threads_and_subprocesses_work():
+    prog = """
+import ctypes, os, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+bad = []
+for flags in (0x10000000 | 0x00020000, 0x00020000, 0x40000000):  # user+mount, mount, net namespace
+    if libc.unshare(flags) == 0:
+        bad.append(hex(flags))
+if libc.mount(b"none", b"/tmp", b"tmpfs", 0, b"size=8g") == 0:  # a tmpfs past the cap
+    bad.append("mount")
+if os.uname().machine == "x86_64" and libc.syscall(250, 0, -3, 0, 0, 0) >= 0:  # keyctl: keys outlive programs
+    bad.append("keyring")
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+ok = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 7, subprocess.run(["/bin/echo", "x"], capture_output=True).stdout]
+t = threading.Thread(target=ok.append, args=("thread",))
+t.start(); t.join()
+print(input() if not bad and ok == [True, b"x\\n", "thread"] else (bad, ok))
+"""
+    assert code_reward(md(prog), ECHO) == 1.0
+
+
 def test_nothing_persists_from_one_program_to_the_next():
     writer = md("""
 import ctypes, os

@@ -63,6 +63,49 @@ def _limit(res, soft, hard=None):
         resource.setrlimit(res, (min(soft, cur), min(hard, cur)))
 
 
+_ARCH = {  # AUDIT_ARCH -> syscall numbers: unshare setns mount umount2 pivot_root add_key request_key keyctl
+    "x86_64": (0xC000003E, 56, (272, 308, 165, 166, 155, 248, 249, 250)),  # clone = 56
+    "aarch64": (0xC00000B7, 220, (97, 268, 40, 39, 41, 217, 218, 219)),  # clone = 220
+}
+_NEW_MOUNT_API = (428, 429, 430, 431, 432, 442)  # open_tree move_mount fsopen fsconfig fsmount mount_setattr
+_CLONE_NS = 0x7E020000  # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
+
+
+def seccomp_filter():
+    """A seccomp program (classic BPF) denying what would let a test escape its limits: new
+    namespaces (a user namespace could mount an unbounded tmpfs), mounts, setns, and keyrings
+    (which outlive the program); clone3 gets ENOSYS so libc falls back to clone, whose flags we
+    can check. None on an architecture we do not know (then not installed; see docs/sandbox.md)."""
+    arch = _ARCH.get(os.uname().machine)
+    if arch is None:
+        return None
+    audit, clone, denied = arch
+    ins = lambda code, k, jt=0, jf=0: struct.pack("HBBI", code, jt, jf, k)  # noqa: E731
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    eperm, enosys, allow, kill = 0x00050001, 0x00050026, 0x7FFF0000, 0x80000000
+    nrs = list(denied) + list(_NEW_MOUNT_API)
+    prog = [ins(ld, 4), ins(jeq, audit, 1, 0), ins(ret, kill), ins(ld, 0)]
+    prog += [ins(jge, 0x40000000, 0, 1), ins(ret, eperm)]  # x32 syscalls on x86-64
+    for k, nr in enumerate(nrs):  # jump to the final "deny" of this block when matched
+        prog.append(ins(jeq, nr, len(nrs) - k + 5, 0))
+    prog += [ins(jeq, 435, 0, 1), ins(ret, enosys), ins(jeq, clone, 0, 2), ins(ld, 16), ins(jset, _CLONE_NS, 1, 0),
+             ins(ret, allow), ins(ret, eperm)]
+    return prog
+
+
+def _install_seccomp(prog):
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    code = b"".join(prog)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (bubblewrap sets it too)
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
+    fprog = Prog(len(prog), code)
+    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
+
+
 def child(cfg, req, workdir, fds):
     """In the forked child: isolate, drop privileges, run the program; never returns."""
     status = 126
@@ -94,6 +137,8 @@ def child(cfg, req, workdir, fds):
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
+        if cfg.get("seccomp", True) and seccomp_filter() is not None:
+            _install_seccomp(seccomp_filter())
         os.environ.clear()
         os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
         sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8", errors="replace")

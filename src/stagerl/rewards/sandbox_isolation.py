@@ -170,14 +170,14 @@ def describe(mode: str, limits: object) -> str:
         return (f"bwrap ({who}): no network, read-only filesystem (system /usr only; no host home, project or /tmp), "
                 f"fresh /tmp ({TMP_MB} MiB) and /dev/shm ({SHM_MB} MiB) wiped after every test, SysV IPC removed after "
                 f"every test, own PID namespace (every process killed after every test and when the caller dies), "
-                f"cleared environment, no capabilities; {lim}")
+                f"cleared environment, no capabilities, seccomp: no new namespaces, mounts or keyrings; {lim}")
     cap = (f"process cap {limits.nproc} per slot uid" if is_root()  # type: ignore[attr-defined]
            else "NO process cap (RLIMIT_NPROC would count all of this user's processes)")
     return (f"unsafe-limits: NOT ISOLATED. Model-written code runs on the host as "
             f"{'a per-slot uid' if is_root() else f'uid {os.getuid()} (the caller)'}: it can read host files, use "
             f"the network, write to the host's /tmp and /dev/shm; what holds: a private work dir per test "
             f"(removed after it), processes killed after each test, {cap}, memory cap {limits.memory_mb} MiB per "  # type: ignore[attr-defined]
-            f"process, CPU, wall clock, file size and output limits")
+            f"process, CPU, wall clock, file size and output limits, seccomp: no new namespaces, mounts or keyrings")
 
 
 # ------------------------------------------------------------------- unsafe-limits work dirs
