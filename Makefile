@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "stagerl needs Python >= 3.11"'
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get install -y -q bubblewrap >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null)); } || \
-	  echo "WARNING: bubblewrap (bwrap) is not installed and could not be installed here: the code sandbox falls back to limits-only isolation. Install it with your package manager (Debian/Ubuntu: apt-get install bubblewrap)."
+	  echo "WARNING: bubblewrap (bwrap) is not installed and could not be installed here: grading code will refuse to run (see docs/sandbox.md). Install it with your package manager (Debian/Ubuntu: apt-get install bubblewrap)."
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@# torch first, as the CPU build, unless one is already there (GPU users: install yours first, see README)
 	@$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q torch==2.13.0

@@ -7,7 +7,10 @@ comment so every submission really runs (as distinct RL samples would). Both sid
 interpreter, the same LiveCodeBench import header and the same verdict functions; their scores
 must agree and match the scores known for these solutions.
 
-    .venv/bin/python benchmarks/code_reward.py [--replicas 8] [--workers 2]
+    .venv/bin/python benchmarks/code_reward.py [--replicas 8] [--workers 2] [--as-user NAME]
+
+``--as-user NAME`` (run as root) measures the same as the non-root user NAME (created for the run
+when missing, removed after): the sandbox then isolates through a user namespace per slot.
 """
 
 from __future__ import annotations
@@ -15,10 +18,17 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
+import pwd
+import shutil
 import subprocess
+import sys
+import sysconfig
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from pathlib import Path
 
 from stagerl.rewards import code_rewards
 from stagerl.rewards import sandbox as sb
@@ -90,7 +100,7 @@ def load_problems() -> dict[str, dict]:
 def anchor_score(code: str, tests: dict, timeout: float) -> float:
     """The usual harness: one fresh ``python3`` per test, the same header and verdicts."""
     fn, inputs, outputs = normalize_tests(tests)
-    from stagerl.rewards.sandbox_init import PRELUDE
+    from stagerl.rewards.sandbox_child import PRELUDE
 
     prog = PRELUDE + code
     if fn:
@@ -116,11 +126,45 @@ def anchor_score(code: str, tests: dict, timeout: float) -> float:
     return passed / len(outputs)
 
 
+def run_as_user(user: str, argv: list[str]) -> int:
+    """Re-run this script as ``user`` from a copy it can read (the checkout or venv may be private)."""
+    if os.geteuid() != 0:
+        sys.exit("--as-user needs root (it runs the benchmark through runuser)")
+    created = False
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user], check=True)
+        created = True
+    tree = Path(tempfile.mkdtemp(prefix="stagerl-bench-"))
+    try:
+        import stagerl
+
+        shutil.copytree(Path(stagerl.__file__).parent, tree / "stagerl", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(__file__, tree / "code_reward.py")
+        subprocess.run(["chmod", "-R", "a+rX", str(tree)], check=True)
+        env = [f"PYTHONPATH={tree}:{sysconfig.get_paths()['purelib']}", "PYTHONDONTWRITEBYTECODE=1", "PATH=/usr/bin:/bin",
+               f"HOME={tree}"]
+        for py in (sys.executable, f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"):
+            ok = subprocess.run(["runuser", "-u", user, "--", "env", *env, py, "-c", "import stagerl.rewards"],
+                                capture_output=True).returncode == 0
+            if ok:
+                return subprocess.run(["runuser", "-u", user, "--", "env", *env, py, str(tree / "code_reward.py"), *argv]).returncode
+        sys.exit(f"no Python that user {user} can run with this project's packages")
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+        if created:
+            subprocess.run(["userdel", user], check=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--replicas", type=int, default=8, help="copies of each solution (each made unique)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--as-user", default=None, help="run as this non-root user (needs root; created if missing)")
     args = ap.parse_args()
+    if args.as_user:
+        sys.exit(run_as_user(args.as_user, ["--replicas", str(args.replicas), "--workers", str(args.workers)]))
     problems = load_problems()
     items = []  # (response, tests, known score)
     for pid, sols in SOLUTIONS.items():
@@ -129,7 +173,7 @@ def main() -> None:
                 items.append((f"Here you go.\n```python\n{code}\n# sample {k}.{r}\n```\n", problems[pid]["tests"], known))
     n_tests = sum(len(t["inputs"]) for _, t, _ in items)
     status = sb.sandbox_status()
-    print(f"sandbox: {status}")
+    print(f"sandbox (uid {os.getuid()}): {status}")
     print(f"{len(problems)} problems, {len(items)} submissions, {n_tests} test runs, workers={args.workers}")
     t0 = time.perf_counter()
     code_rewards([items[0][0]], [items[0][1]], workers=args.workers)

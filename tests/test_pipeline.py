@@ -39,6 +39,7 @@ def test_scoring_stored_every_sample(run):
     assert set(table["domain"]) == {"math", "code"}
     ledger = json.loads((run / "ledger.json").read_text())
     assert ledger["total"]["samples"] == 24 and ledger["total"]["tokens"] > 0
+    assert ledger["sandbox"]["mode"] == "bwrap" and ledger["sandbox"]["status"].startswith("bwrap (")
 
 
 def test_levels_stage_and_eval_files(run):
@@ -49,7 +50,9 @@ def test_levels_stage_and_eval_files(run):
     assert len(lines) == 1 and json.loads(lines[0])["reward"] is not None
     base = json.loads((run / "eval" / "base" / "results.json").read_text())
     after = json.loads((run / "eval" / "1_s" / "results.json").read_text())
+    assert stage["sandbox"]["mode"] == "bwrap"
     for r in (base, after):
+        assert r["heldout"]["sandbox"]["mode"] == "bwrap"
         assert r["heldout"]["problems"] == 3 and r["heldout"]["k"] == 1 and 0 <= r["heldout"]["pass@1"] <= 1
 
 
@@ -59,6 +62,7 @@ def test_report_shows_this_runs_numbers(run):
     assert f"| smollm2 | 12 | 24 | {table['pass_rate'].mean():.3f} |" in report
     base = json.loads((run / "eval" / "base" / "results.json").read_text())["heldout"]["pass@1"]
     assert f"| heldout | 1 | {base:.3f} |" in report
+    assert "Code sandbox: `bwrap` (ledger.json, stages/1_s/stage.json, eval/1_s/results.json, eval/base/results.json)." in report
     for png in ("pass_rates.png", "training.png", "benchmarks.png"):
         assert (run / "report" / png).stat().st_size > 1000 and f"({png})" in report
 

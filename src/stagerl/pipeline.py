@@ -20,6 +20,7 @@ import pandas as pd
 from .config import Recipe, dump_recipe, load_recipe
 from .data import load_source
 from .data.problem import Problem
+from .rewards import configure_rewards
 
 
 def log(msg: str) -> None:
@@ -31,6 +32,7 @@ def prepare_run(recipe: Recipe) -> Path:
     run_dir = recipe.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_recipe(recipe, run_dir / "recipe.yaml")
+    configure_rewards(recipe.rewards)  # the code sandbox's mode and limits, before any grading
     return run_dir
 
 

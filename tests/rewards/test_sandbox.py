@@ -184,6 +184,8 @@ if libc.mount(b"none", b"/tmp", b"tmpfs", 0, b"size=8g") == 0:  # a tmpfs past t
     bad.append("mount")
 if os.uname().machine == "x86_64" and libc.syscall(250, 0, -3, 0, 0, 0) >= 0:  # keyctl: keys outlive programs
     bad.append("keyring")
+if libc.mq_open(b"/stagerl-q", 0o100 | 0o2, 0o600, None) >= 0:  # a POSIX queue outlives its creator
+    bad.append("mqueue")
 pid = os.fork()
 if pid == 0:
     os._exit(7)
@@ -288,8 +290,13 @@ UNSAFE_SUPERVISOR = '"pidns": false'
 def test_unsafe_limits_only_when_asked_for_and_as_documented():
     daemon = md("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n"
                 "    os._exit(0)\nopen('here', 'w')\nprint(input())")
-    progs = [GOOD, md("import os\nos._exit(0)"), daemon]
-    tests = [{"inputs": ["a"], "outputs": ["a"]}] * 2 + [{"inputs": ["b", "c"], "outputs": ["b", "c"]}]
+    no_ns = md("import ctypes\nprint(input() if ctypes.CDLL(None).unshare(0x10020000) != 0 else 'unshared')")
+    progs = [GOOD, md("import os\nos._exit(0)"), daemon, no_ns]
+    tests = [{"inputs": ["a"], "outputs": ["a"]}] * 2 + [{"inputs": ["b", "c"], "outputs": ["b", "c"]}, ECHO]
+    if ROOT:  # the process cap holds as root (a slot uid), not for a non-root caller (documented)
+        progs.append(md("import os, time\nn = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n"
+                        "            time.sleep(5)\n            os._exit(0)\n        n += 1\nexcept OSError:\n    pass\nprint(n)"))
+        tests.append({"inputs": ["\n"], "outputs": ["63"]})  # 64 processes of the slot uid: the program + 63
     code = (
         "import glob, json, sys, tempfile\n"
         "from stagerl.config import RewardsConfig\n"
@@ -304,7 +311,7 @@ def test_unsafe_limits_only_when_asked_for_and_as_documented():
     p = _python(code, json.dumps(progs), json.dumps(tests))
     assert p.returncode == 0, p.stderr
     scores, rec, during, after = (json.loads(line) for line in p.stdout.splitlines())
-    assert scores == [1.0, 0.0, 1.0]
+    assert scores == [1.0, 0.0, 1.0, 1.0] + ([1.0] if ROOT else [])
     assert rec["mode"] == "unsafe-limits" and rec["status"].startswith("unsafe-limits: NOT ISOLATED")
     assert p.stderr.count("stagerl: code sandbox: WARNING: unsafe-limits: NOT ISOLATED") == 1
     assert during == [] and after == []  # per-test work dirs removed after each test, the slot's at shutdown

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..config import EvalConfig, ModelRef, PromptConfig
+from ..rewards import sandbox_record
 from .passk import mean_pass_at_k
 
 
@@ -61,6 +62,7 @@ def evaluate_checkpoint(name: str, model: str, cfg: EvalConfig, out_dir: str | P
                 "mean_tokens": float(table["mean_tokens"].mean()),
                 "truncated": int(table["truncated"].sum()),
                 "sampling": vars(cfg.sampling),
+                "sandbox": sandbox_record(),  # the code isolation its grading ran under
             }
     finally:
         if shared:

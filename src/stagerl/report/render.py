@@ -46,6 +46,7 @@ def build_report(run_dir: str | Path) -> Path:
         md += [f"Policy: `{recipe.get('train', {}).get('policy', '?')}`. Reference models: {models or 'none'}. "
                f"Recipe: [`recipe.yaml`](../recipe.yaml).", ""]
 
+    md += _sandbox_line(run_dir)
     md += _scoring_section(run_dir, out)
     md += _levels_section(run_dir)
     md += _training_section(run_dir, out)
@@ -128,3 +129,22 @@ def _eval_section(run_dir: Path, out: Path) -> list[str]:
     if plot_benchmarks(results, out / "benchmarks.png"):
         md += ["", "![benchmarks](benchmarks.png)"]
     return md + [""]
+
+
+def _sandbox_line(run_dir: Path) -> list[str]:
+    """Which code isolation each stage's grading ran under (``sandbox`` in ledger.json, stage.json, results.json)."""
+    modes: dict[str, list[str]] = {}
+    for p in [run_dir / "ledger.json", *sorted(run_dir.glob("stages/*/stage.json")), *sorted(run_dir.glob("eval/*/results.json"))]:
+        if not p.exists():
+            continue
+        data = json.loads(p.read_text())
+        recs = [data.get("sandbox")] + ([v.get("sandbox") for v in data.values() if isinstance(v, dict)] if p.name == "results.json" else [])
+        for mode in {r["mode"] for r in recs if isinstance(r, dict) and r.get("mode")}:
+            modes.setdefault(mode, []).append(str(p.relative_to(run_dir)))
+    if not modes:
+        return []
+    line = "Code sandbox: " + "; ".join(f"`{m}` ({', '.join(ps)})" for m, ps in modes.items()) + "."
+    if set(modes) - {"bwrap"}:
+        line = ("**Warning: model-written code ran WITHOUT isolation (`rewards.sandbox: unsafe-limits`), see "
+                "docs/sandbox.md.** " + line)
+    return [line, ""]

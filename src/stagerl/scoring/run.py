@@ -40,7 +40,7 @@ from ..config import ModelRef, SamplingConfig
 from ..data.problem import Problem
 from ..data.prompts import to_messages
 from ..engines.base import Engine
-from ..rewards import problem_rewards
+from ..rewards import problem_rewards, sandbox_record
 from ..store import SampleStore
 from .adaptive import needs_samples, next_indices, stats_of
 from .table import pass_rate_table, write_table
@@ -161,6 +161,8 @@ def score(
                          reward_workers, call_size, bar, totals, stopped, messages)
     finally:
         bar.close()
+    if totals["generated"]:
+        store.set_meta("sandbox", sandbox_record())  # the code isolation this grading ran under
     keys = [(p.id, p.domain) for p in problems]
     table = write_table(store, out_dir, keys, names, k) if out_dir is not None else \
         pass_rate_table(store, keys, names, k)

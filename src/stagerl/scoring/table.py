@@ -99,7 +99,7 @@ def ledger(store: SampleStore, models: list[str] | None = None) -> dict[str, Any
         v["tokens_per_s"] = round(v["tokens"] / v["seconds"], 2) if v["seconds"] > 0 else None
     total = {key: sum(v[key] for v in per.values()) for key in ("samples", "tokens", "truncated")}
     total["seconds"] = round(sum(v["seconds"] for v in per.values()), 3)
-    return {"models": per, "total": total}
+    return {"models": per, "total": total, "sandbox": store.get_meta("sandbox")}
 
 
 def write_table(

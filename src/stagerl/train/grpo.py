@@ -50,7 +50,7 @@ from trl import GRPOConfig, GRPOTrainer
 from ..config import StageConfig, to_dict
 from ..curriculum import mixed_order, smooth, stage_dir, stage_problems
 from ..data.problem import Problem
-from ..rewards import problem_rewards
+from ..rewards import problem_rewards, sandbox_record
 from .callbacks import StageMetricsCallback
 
 from ..data.prompts import to_messages
@@ -200,6 +200,7 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
         "domains": {d: sum(p.domain == d for p in problems) for d in ("math", "code")},
         "trl_version": trl.__version__,
         "config": to_dict(stage),
+        "sandbox": sandbox_record(),
     }
     if trainer.is_world_process_zero():
         if trainer.processing_class is not None:
