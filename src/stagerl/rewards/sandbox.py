@@ -30,7 +30,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 from . import sandbox_slot as slots
-from .sandbox_isolation import MODES, OPT_OUT, PYTHON, SandboxError, describe, probe_bwrap, requested_mode
+from .sandbox_isolation import (MODES, OPT_OUT, PYTHON, SandboxError, describe, probe_bwrap, remove_stale_workdirs,
+                                requested_mode)
 
 __all__ = ["Limits", "SandboxError", "configure", "configure_sandbox", "sandbox_status", "sandbox_record",
            "check", "submit", "run_tests", "run_batch", "shutdown", "MODES", "PYTHON"]
@@ -92,6 +93,7 @@ def _mode() -> str:
     mode = requested_mode(_configured_mode)
     with _lock:
         if mode not in _probed:
+            remove_stale_workdirs()  # left by a process killed before it could clean up
             _probed[mode] = probe_bwrap() if mode == "bwrap" else None
         why = _probed[mode]
     if why is not None:

@@ -1,4 +1,5 @@
-"""The child side of a sandbox test: limits, privilege drop, then the untrusted program.
+"""The child side of a sandbox test: limits, privilege drop, then the untrusted program (and the
+seccomp filter the supervisor installs on itself at start, which every child inherits).
 
 Runs in the process the supervisor (``sandbox_supervisor.py``) forks for each test; its source is
 sent into the sandbox ahead of the supervisor's, as one script (system ``python3 -I``, stdlib only;
@@ -93,16 +94,21 @@ def seccomp_filter():
     return prog
 
 
-def _install_seccomp(prog):
-    class Prog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
-    libc = ctypes.CDLL(None, use_errno=True)
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def install_seccomp(prog):
+    """Install ``prog`` on this process; inherited by every process it forks (the supervisor
+    installs it once at start, so each test's child and all its descendants run under it)."""
     code = b"".join(prog)
-    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (bubblewrap sets it too)
+    if _LIBC.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (bubblewrap sets it too)
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
-    fprog = Prog(len(prog), code)
-    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+    fprog = _SockFprog(len(prog), code)
+    if _LIBC.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
         raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
 
 
@@ -137,8 +143,6 @@ def child(cfg, req, workdir, fds):
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-        if cfg.get("seccomp", True) and seccomp_filter() is not None:
-            _install_seccomp(seccomp_filter())
         os.environ.clear()
         os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
         sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8", errors="replace")

@@ -25,7 +25,8 @@ import time
 import traceback
 
 if "child" not in globals():  # imported in the project; in the sandbox the child's source ran first, here
-    from stagerl.rewards.sandbox_child import _HDR, _PRELUDE_CODE, _decode_result, _prctl, child, plain  # noqa: F401
+    from stagerl.rewards.sandbox_child import (_HDR, _PRELUDE_CODE, _decode_result, _prctl, child,  # noqa: F401
+                                               install_seccomp, plain, seccomp_filter)
 
 _MAX_MSG = 1 << 28
 
@@ -310,6 +311,9 @@ def main():
     os.dup2(devnull, 1)
     _prctl(4, 0)  # PR_SET_DUMPABLE=0: no same-uid ptrace or /proc/<pid>/mem of this supervisor
     _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of a test are reparented to us and reaped
+    prog = seccomp_filter()
+    if prog is not None:  # once, here: every test's child inherits it (none of this process's needs are denied)
+        install_seccomp(prog)
     exec(_PRELUDE_CODE, {})
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     send(ctl_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})
