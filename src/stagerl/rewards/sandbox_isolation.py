@@ -22,6 +22,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .sandbox_child import seccomp_filter
+
 MODES = ("bwrap", "unsafe-limits")
 PYTHON = os.environ.get("STAGERL_SANDBOX_PYTHON", "/usr/bin/python3")
 """Interpreter of the supervisor: the system python3, stdlib only (never the venv)."""
@@ -135,6 +137,9 @@ def probe_bwrap() -> str | None:
                 f"`pacman -S bubblewrap`), or point STAGERL_SANDBOX_BWRAP at it")
     if not os.access(PYTHON, os.X_OK):
         return f"no system Python at {PYTHON} for the sandbox: install python3 or set STAGERL_SANDBOX_PYTHON"
+    if seccomp_filter() is None:
+        return (f"no seccomp filter for this architecture ({os.uname().machine}; built for x86_64 and aarch64), so "
+                f"a program could create namespaces and mount an uncapped tmpfs")
     try:
         r = subprocess.run(bwrap_argv([PYTHON, "-I", "-c", _PROBE], bwrap), capture_output=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as e:
@@ -177,7 +182,8 @@ def describe(mode: str, limits: object) -> str:
             f"{'a per-slot uid' if is_root() else f'uid {os.getuid()} (the caller)'}: it can read host files, use "
             f"the network, write to the host's /tmp and /dev/shm; what holds: a private work dir per test "
             f"(removed after it), processes killed after each test, {cap}, memory cap {limits.memory_mb} MiB per "  # type: ignore[attr-defined]
-            f"process, CPU, wall clock, file size and output limits, seccomp: no new namespaces, mounts or keyrings")
+            f"process, CPU, wall clock, file size and output limits, "
+            + ("seccomp: no new namespaces, mounts or keyrings" if seccomp_filter() else "NO seccomp filter on this architecture"))
 
 
 # ------------------------------------------------------------------- unsafe-limits work dirs

@@ -19,14 +19,13 @@ import json
 import os
 import selectors
 import signal
-import struct
 import sys
 import time
 import traceback
 
 if "child" not in globals():  # imported in the project; in the sandbox the child's source ran first, here
     from stagerl.rewards.sandbox_child import (_HDR, _PRELUDE_CODE, _decode_result, _prctl, child,  # noqa: F401
-                                               install_seccomp, plain, seccomp_filter)
+                                               install_seccomp, seccomp_filter)
 
 _MAX_MSG = 1 << 28
 
