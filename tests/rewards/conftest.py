@@ -17,7 +17,7 @@ ROOT = os.geteuid() == 0
 
 def sandbox_processes() -> list[str]:
     """Live processes of programs under test: any slot uid's (root), or, for a non-root caller, its
-    own processes inside a sandbox's PID namespace other than bwrap's init (1) and the supervisor (2)."""
+    own processes inside a sandbox's PID namespace other than its init, the supervisor (PID 1)."""
     out, me, my_ns = [], os.getuid(), os.readlink("/proc/self/ns/pid")
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -29,7 +29,7 @@ def sandbox_processes() -> list[str]:
             if "State:\tZ" in status:
                 continue
             if slots.UID_BASE <= uid < slots.UID_BASE + slots.UID_COUNT or (
-                    not ROOT and uid == me and inner > 2 and os.readlink(d / "ns" / "pid") != my_ns):
+                    not ROOT and uid == me and inner > 1 and os.readlink(d / "ns" / "pid") != my_ns):
                 out.append(f"{d.name} uid={uid} {status.splitlines()[0]}")
         except (OSError, IndexError, ValueError):
             continue

@@ -39,7 +39,8 @@ def test_status_and_record_name_the_isolation_in_use():
 
 def test_kill_parent_flood_fork_bomb_memory_bomb_and_infinite_loop_all_fail_cleanly():
     hostile = {
-        "kill parent": "import os, signal\nprint('hi')\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGKILL)",
+        "kill parent": "import os, signal\nfor sig in (signal.SIGSTOP, signal.SIGKILL):\n    for pid in (os.getppid(), 1):\n"
+                       "        try:\n            os.kill(pid, sig)\n        except OSError:\n            pass\nprint(input())",
         "kill everyone": "import os\nprint('hi', flush=True)\nos.kill(-1, 9)\nimport time\ntime.sleep(5)",
         "flood": "import sys\nwhile True:\n    sys.stdout.write('hi\\n' * 10000)",
         "fork bomb": "import os\nprint('hi', flush=True)\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
@@ -50,7 +51,7 @@ def test_kill_parent_flood_fork_bomb_memory_bomb_and_infinite_loop_all_fail_clea
     t0 = time.monotonic()
     scores = code_rewards([md(c) for c in hostile.values()], [ECHO] * len(hostile), workers=2)
     assert dict(zip(hostile, scores)) == {
-        "kill parent": 0.0,  # root: EPERM (another uid); non-root: the supervisor dies, the test fails
+        "kill parent": 1.0,  # the supervisor survives (root: EPERM; non-root: a namespace's init ignores it)
         "kill everyone": 0.0,
         "flood": 0.0,
         "fork bomb": 0.0,
@@ -72,6 +73,33 @@ def test_reports_say_why_a_test_failed():
     (bomb,) = sb.run_tests("import os\nn = 0\ntry:\n    while True:\n        os.fork() or os._exit(0) if False else os.fork()\n"
                            "        n += 1\nexcept OSError as e:\n    print('blocked', e.errno)", ["\n"], limits=lim)
     assert "blocked 11" in bomb["stdout"]  # EAGAIN from RLIMIT_NPROC: per slot uid (root) or user namespace
+    count = ("import os, time\nn = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n            time.sleep(3)\n"
+             "            os._exit(0)\n        n += 1\nexcept OSError:\n    pass\nprint(n)")
+    (held,) = sb.run_tests(count, ["\n"], limits=lim)
+    assert held["stdout"] == f"{sb.Limits().nproc - 1}\n"  # the same cap as root or not: the program + 63
+
+
+def test_a_program_cannot_forge_a_report_through_proc():
+    prog = """
+import glob, json, os, struct
+opened = []
+msg = json.dumps({"status": "ok", "exit": 0, "seconds": 0, "stderr": "", "stdout": "hi\\n"}).encode()
+for p in glob.glob("/proc/[0-9]*/fd/*") + glob.glob("/proc/[0-9]*/mem"):
+    if p.startswith(f"/proc/{os.getpid()}/"):
+        continue
+    try:
+        fd = os.open(p, os.O_WRONLY)
+    except OSError:
+        continue
+    opened.append(p)
+    try:
+        os.write(fd, struct.pack(">I", len(msg)) + msg)  # a forged "hi" report, were this a control pipe
+    except OSError:
+        pass
+print(opened or "none")
+"""
+    reports = sb.run_tests(prog, ["\n", "\n"])  # a forged report would show as the second one
+    assert [(r["status"], r["exit"], r["stdout"]) for r in reports] == [("ok", 0, "none\n")] * 2
 
 
 def test_daemons_are_killed_and_reaped_between_tests():

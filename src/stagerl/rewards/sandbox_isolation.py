@@ -70,7 +70,10 @@ def bwrap_argv(py_args: list[str], bwrap: str | None = None) -> list[str]:
     """bubblewrap around ``py_args``: no network, read-only filesystem, own PID/IPC/UTS namespaces,
     fresh size-capped ``/tmp`` and ``/dev/shm``, cleared environment, no capabilities (root: the
     few the supervisor needs to drop each test to its slot uid; non-root: a user namespace)."""
-    argv = [bwrap or bwrap_path(), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+    # --as-pid-1: the supervisor is the namespace's init. No bwrap init holding the control pipe
+    # (a same-uid program could write to it through /proc/1/fd), and init ignores the signals a
+    # program sends it (it cannot kill or stop the supervisor)
+    argv = [bwrap or bwrap_path(), "--unshare-ipc", "--unshare-pid", "--as-pid-1", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv", "--cap-drop", "ALL"]
     if is_root():  # no user namespace: slot uids are real host uids, so RLIMIT_NPROC counts per slot
         for cap in CAPS_ROOT:

@@ -68,9 +68,9 @@ def start(mode: str) -> Slot:
     try:
         if mode == "bwrap":
             # the user namespace of a non-root slot maps one uid: the supervisor and its tests share
-            # it, and RLIMIT_NPROC also counts bwrap's init and the supervisor (2 processes)
+            # it, and RLIMIT_NPROC also counts the supervisor (the namespace's init, PID 1)
             cfg = {"uid": uid, "pidns": True, "workroot": "/tmp", "wipe": ["/tmp", "/dev/shm"], "sysv": True,
-                   "nproc_extra": 0 if uid is not None else 2}
+                   "nproc_extra": 0 if uid is not None else 1}
             argv, cwd, env = bwrap_argv(supervisor_argv(cfg)), "/", {"PATH": "/usr/bin:/bin"}
         else:
             workroot = make_workroot()
@@ -220,6 +220,9 @@ def run_job(slot: Slot | None, mode: str, code: str, inputs: list, fn_name: str 
             slot = None
         if rep is None or rep.get("status") == "setup_error":
             raise SandboxError(f"sandbox could not set up a test: {(rep or {}).get('stderr', 'no slot')}")
+        if rep.pop("retire", False) and slot is not None:  # it could not clean up after the test: replace it
+            close(slot)
+            slot = None
         reports.append(rep)
     return slot, reports
 

@@ -2,7 +2,7 @@
 
 Started once per slot by ``stagerl.rewards.sandbox_slot`` as
 ``python3 -I -X int_max_str_digits=0 -c <sandbox_child.py + this file> '<config json>'`` (inside bubblewrap, or bare
-in unsafe-limits mode). It pre-imports the LiveCodeBench prelude, then serves one request per test
+in unsafe-limits mode; in bubblewrap it is the PID namespace's init). It pre-imports the LiveCodeBench prelude, then serves one request per test
 on its control pipe (fds 0/1, length-prefixed JSON): it forks a child per test, the child drops to
 the slot's unprivileged uid (root) or keeps the caller's (non-root: the slot's user namespace
 bounds it), applies resource limits and runs the untrusted program; the supervisor feeds stdin,
@@ -68,7 +68,7 @@ def kill_all(cfg, pid):
         pass
     if cfg.get("pidns"):
         try:
-            os.kill(-1, signal.SIGKILL)  # everything in our PID namespace but PID 1 and us
+            os.kill(-1, signal.SIGKILL)  # everything in our PID namespace but us (its init, PID 1)
         except OSError:
             pass
     elif cfg.get("uid") is not None:
@@ -102,11 +102,13 @@ def kill_descendants():
                         parent[int(d)] = int(f.read().rsplit(b")", 1)[1].split()[1])
                 except (OSError, ValueError, IndexError):
                     pass
+        kids = {}
+        for c, pp in parent.items():
+            kids.setdefault(pp, []).append(c)
         mine, todo = set(), [me]
         while todo:
-            p = todo.pop()
-            for c, pp in parent.items():
-                if pp == p and c not in mine:
+            for c in kids.get(todo.pop(), []):
+                if c not in mine:
                     mine.add(c)
                     todo.append(c)
         if not mine:
