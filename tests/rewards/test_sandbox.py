@@ -157,7 +157,7 @@ print(input() if not bad else bad)
     listener.close()
 
 
-def test_no_new_namespaces_mounts_or_keyrings_but_forks_threads_and_subprocesses_work():
+def test_no_new_namespaces_mounts_keyrings_memfd_or_sysv_but_forks_threads_and_subprocesses_work():
     prog = """
 import ctypes, os, subprocess, threading
 libc = ctypes.CDLL(None, use_errno=True)
@@ -171,6 +171,13 @@ if os.uname().machine == "x86_64" and libc.syscall(250, 0, -3, 0, 0, 0) >= 0:  #
     bad.append("keyring")
 if libc.mq_open(b"/stagerl-q", 0o100 | 0o2, 0o600, None) >= 0:  # a POSIX queue outlives its creator
     bad.append("mqueue")
+if libc.shmget(0, 1 << 20, 0o1000 | 0o600) >= 0:  # a SysV segment outlives its creator, in no cap
+    bad.append("sysv shm")
+try:
+    os.memfd_create("x")  # memory in no tmpfs and, unmapped, in no address-space limit
+    bad.append("memfd")
+except OSError:
+    pass
 pid = os.fork()
 if pid == 0:
     os._exit(7)
@@ -184,20 +191,18 @@ print(input() if not bad and ok == [True, b"x\\n", "thread"] else (bad, ok))
 
 def test_nothing_persists_from_one_program_to_the_next():
     writer = md("""
-import ctypes, os
+import multiprocessing, os
 for d in ("/tmp", "/dev/shm", "."):
     open(os.path.join(d, "left-behind"), "w").write("x")
 os.makedirs("/tmp/ro/deeper")
 os.chmod("/tmp/ro", 0o500)
-libc = ctypes.CDLL(None)
-assert libc.shmget(0, 1 << 20, 0o1000 | 0o600) >= 0  # a SysV segment outlives its creator
+lock = multiprocessing.Lock()  # a POSIX semaphore (in /dev/shm while it lives)
 print(input())
 """)
     reader = md("""
 import os
 seen = os.listdir("/tmp") + os.listdir("/dev/shm") + os.listdir(".")
-shm = open("/proc/sysvipc/shm").read().splitlines()[1:]
-print(input() if seen == [os.path.basename(os.getcwd())] and not shm else (seen, shm))
+print(input() if seen == [os.path.basename(os.getcwd())] else seen)
 """)
     assert code_rewards([writer, reader, writer, reader], [ECHO] * 4, workers=1) == [1.0, 1.0, 1.0, 1.0]
 

@@ -64,9 +64,10 @@ def _limit(res, soft, hard=None):
         resource.setrlimit(res, (min(soft, cur), min(hard, cur)))
 
 
-_ARCH = {  # AUDIT_ARCH -> syscall numbers: unshare setns mount umount2 pivot_root add_key request_key keyctl
-    "x86_64": (0xC000003E, 56, (272, 308, 165, 166, 155, 248, 249, 250)),  # clone = 56
-    "aarch64": (0xC00000B7, 220, (97, 268, 40, 39, 41, 217, 218, 219)),  # clone = 220
+_ARCH = {  # AUDIT_ARCH, clone, denied: unshare setns mount umount2 pivot_root add_key request_key keyctl
+    #                                           memfd_create shmget semget msgget
+    "x86_64": (0xC000003E, 56, (272, 308, 165, 166, 155, 248, 249, 250, 319, 29, 64, 68)),
+    "aarch64": (0xC00000B7, 220, (97, 268, 40, 39, 41, 217, 218, 219, 279, 194, 190, 186)),
 }
 _NEW_MOUNT_API = (428, 429, 430, 431, 432, 442)  # open_tree move_mount fsopen fsconfig fsmount mount_setattr
 _CLONE_NS = 0x7E020000  # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
@@ -74,9 +75,10 @@ _CLONE_NS = 0x7E020000  # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | 
 
 def seccomp_filter():
     """A seccomp program (classic BPF) denying what would let a test escape its limits: new
-    namespaces (a user namespace could mount an unbounded tmpfs), mounts, setns, and keyrings
-    (which outlive the program); clone3 gets ENOSYS so libc falls back to clone, whose flags we
-    can check. None on an architecture we do not know (then not installed; see docs/sandbox.md)."""
+    namespaces (a user namespace could mount an unbounded tmpfs), mounts, setns, memory outside
+    every cap (memfd files, SysV shared memory), and state that outlives the program (keyrings,
+    SysV IPC objects); clone3 gets ENOSYS so libc falls back to clone, whose flags we can check.
+    None on an architecture we do not know (see docs/sandbox.md)."""
     arch = _ARCH.get(os.uname().machine)
     if arch is None:
         return None

@@ -38,6 +38,7 @@ CAPS_ROOT = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL", "CAP_DAC_OVERR
 SUPERVISOR = (Path(__file__).with_name("sandbox_child.py"), Path(__file__).with_name("sandbox_supervisor.py"))
 """Sent into the sandbox as one script: the test child's code, then the supervisor's."""
 WORKDIR_PREFIX = "stagerl-sandbox-"
+SECCOMP_TEXT = "seccomp: no new namespaces, mounts, keyrings, memfd or SysV IPC"
 OPT_OUT = ("or, to run model-written code WITHOUT isolation, set `rewards.sandbox: unsafe-limits` in the recipe "
            "(or STAGERL_SANDBOX=unsafe-limits); see docs/sandbox.md")
 
@@ -176,9 +177,9 @@ def describe(mode: str, limits: object) -> str:
         who = ("root: each program runs as its slot's own unprivileged host uid" if is_root() else
                f"non-root (uid {os.getuid()}): each slot is its own user namespace, so the process cap counts per slot")
         return (f"bwrap ({who}): no network, read-only filesystem (system /usr only; no host home, project or /tmp), "
-                f"fresh /tmp ({TMP_MB} MiB) and /dev/shm ({SHM_MB} MiB) wiped after every test, SysV IPC removed after "
-                f"every test, own PID namespace (every process killed after every test and when the caller dies), "
-                f"cleared environment, no capabilities, seccomp: no new namespaces, mounts or keyrings; {lim}")
+                f"fresh /tmp ({TMP_MB} MiB) and /dev/shm ({SHM_MB} MiB) wiped after every test, "
+                f"own PID namespace (every process killed after every test and when the caller dies), "
+                f"cleared environment, no capabilities, {SECCOMP_TEXT}; {lim}")
     cap = (f"process cap {limits.nproc} per slot uid" if is_root()  # type: ignore[attr-defined]
            else "NO process cap (RLIMIT_NPROC would count all of this user's processes)")
     return (f"unsafe-limits: NOT ISOLATED. Model-written code runs on the host as "
@@ -186,7 +187,7 @@ def describe(mode: str, limits: object) -> str:
             f"the network, write to the host's /tmp and /dev/shm; what holds: a private work dir per test "
             f"(removed after it), processes killed after each test, {cap}, memory cap {limits.memory_mb} MiB per "  # type: ignore[attr-defined]
             f"process, CPU, wall clock, file size and output limits, "
-            + ("seccomp: no new namespaces, mounts or keyrings" if seccomp_filter() else "NO seccomp filter on this architecture"))
+            + (SECCOMP_TEXT if seccomp_filter() else "NO seccomp filter on this architecture"))
 
 
 # ------------------------------------------------------------------- unsafe-limits work dirs

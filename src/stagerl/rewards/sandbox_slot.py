@@ -69,12 +69,12 @@ def start(mode: str) -> Slot:
         if mode == "bwrap":
             # the user namespace of a non-root slot maps one uid: the supervisor and its tests share
             # it, and RLIMIT_NPROC also counts the supervisor (the namespace's init, PID 1)
-            cfg = {"uid": uid, "pidns": True, "workroot": "/tmp", "wipe": ["/tmp", "/dev/shm"], "sysv": True,
+            cfg = {"uid": uid, "pidns": True, "workroot": "/tmp", "wipe": ["/tmp", "/dev/shm"],
                    "nproc_extra": 0 if uid is not None else 1}
             argv, cwd, env = bwrap_argv(supervisor_argv(cfg)), "/", {"PATH": "/usr/bin:/bin"}
         else:
             workroot = make_workroot()
-            cfg = {"uid": uid, "pidns": False, "workroot": workroot, "wipe": [workroot], "sysv": False,
+            cfg = {"uid": uid, "pidns": False, "workroot": workroot, "wipe": [workroot],
                    "nproc_extra": None if uid is None else 0}
             argv, cwd, env = supervisor_argv(cfg), workroot, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

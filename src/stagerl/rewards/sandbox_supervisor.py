@@ -8,13 +8,11 @@ the slot's unprivileged uid (root) or keeps the caller's (non-root: the slot's u
 bounds it), applies resource limits and runs the untrusted program; the supervisor feeds stdin,
 collects stdout (capped) or the call-mode result, enforces the wall clock, then kills every process
 the program left (``kill(-1)`` in the private PID namespace, as the slot uid, or every descendant),
-reaps them, empties the slot's /tmp and /dev/shm and removes its SysV IPC objects, so nothing
-reaches the next test. Expected outputs never reach this process: it reports what the program did.
+reaps them and empties the slot's /tmp and /dev/shm, so nothing reaches the next test. Expected outputs never reach this process: it reports what the program did.
 
 This file must not import anything from ``stagerl`` (it runs outside the project's venv).
 """
 
-import ctypes
 import json
 import os
 import selectors
@@ -155,38 +153,6 @@ def empty_dir(path):
     return not os.path.isdir(path) or not os.listdir(path)
 
 
-def remove_sysv_ipc(uid):
-    """Remove every SysV shared-memory segment, semaphore set and message queue of this IPC
-    namespace (a segment outlives its creator and is in no tmpfs or rlimit). As root, a helper
-    does it as the slot uid, the owner (the supervisor has no CAP_SYS_ADMIN)."""
-    rows = {}
-    for kind in ("shm", "sem", "msg"):
-        try:
-            with open(f"/proc/sysvipc/{kind}") as f:
-                rows[kind] = [int(r.split()[1]) for r in f.read().splitlines()[1:]]
-        except (OSError, ValueError, IndexError):
-            pass
-    if not any(rows.values()):
-        return
-    helper = os.fork() if uid is not None else 0
-    if helper:
-        os.waitpid(helper, 0)
-        return
-    try:
-        if uid is not None:
-            os.setresuid(uid, uid, uid)
-        libc = ctypes.CDLL(None, use_errno=True)
-        for ident in rows.get("shm", []):
-            libc.shmctl(ident, 0, None)  # IPC_RMID
-        for ident in rows.get("sem", []):
-            libc.semctl(ident, 0, 0)
-        for ident in rows.get("msg", []):
-            libc.msgctl(ident, 0, None)
-    finally:
-        if uid is not None:
-            os._exit(0)
-
-
 def run_one(cfg, ctl_in, req, n):
     """Run one test in a fresh child; return what the program did (no verdict)."""
     lim = req["limits"]
@@ -289,8 +255,6 @@ def run_one(cfg, ctl_in, req, n):
             pass
     os.close(pidfd)
     clean = all([empty_dir(p) for p in cfg.get("wipe", [])])  # its work dir, all it wrote to /tmp, /dev/shm
-    if cfg.get("sysv"):
-        remove_sysv_ipc(cfg.get("uid"))
     if not ready and status == "ok":
         return {"status": "setup_error", "stderr": bufs["err_r"].decode("utf-8", "replace")}
     out = {"status": status, "exit": exit_code, "seconds": round(wall, 4), "stderr": bufs["err_r"][:4096].decode("utf-8", "replace")}
