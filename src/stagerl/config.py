@@ -10,6 +10,7 @@ what ran. Built-in recipes live in ``stagerl/recipes/`` (``demo``, ``paper``).
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,10 +20,7 @@ from typing import Any, Union
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A recipe file or dict does not match the schema; the message names the key path."""
-
+from .valid import ENGINES, ORDERS, SANDBOX_MODES, ConfigError, _at_least, _need, _unique
 
 @dataclass
 class ModelRef:
@@ -42,8 +40,11 @@ class ModelRef:
     """Per-model sampling temperature; ``None`` uses the scoring/eval default."""
 
     def __post_init__(self) -> None:
+        _need(isinstance(self.name, str) and bool(self.name.strip()), "name", "must be a non-empty string")
         if not self.model:
             self.model = self.name
+        _need(self.engine in ENGINES, "engine", f"must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        _at_least(self, 0, "temperature")
 
 
 @dataclass
@@ -75,6 +76,12 @@ class SamplingConfig:
     seed: int = 0
     """Base seed; engines derive per-call / per-sample seeds from it."""
 
+    def __post_init__(self) -> None:
+        _at_least(self, 0, "temperature")
+        _need(isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1, "top_p",
+              f"must be in (0, 1], got {self.top_p!r}")
+        _at_least(self, 1, "max_tokens")
+
 
 @dataclass
 class ScoringConfig:
@@ -102,6 +109,11 @@ class ScoringConfig:
     the strongest never solves skips every other model; 0.49 of the fixed protocol's tokens vs 0.75
     weakest-first in ``benchmarks/scoring.py``) or ``weakest-first``."""
 
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "k", "round_size", "call_size", "reward_workers")
+        _need(self.order in ORDERS, "order", f"must be one of {', '.join(ORDERS)}, got {self.order!r}")
+        _unique("models", [m.name for m in self.models])
+
 
 @dataclass
 class RewardsConfig:
@@ -121,9 +133,10 @@ class RewardsConfig:
     """Address-space cap of a program under test, in MiB."""
 
     def __post_init__(self) -> None:
-        if self.sandbox not in ("bwrap", "unsafe-limits"):
-            raise ConfigError(f"rewards.sandbox: {self.sandbox!r} is not a sandbox mode; use 'bwrap' (isolated; refuses to "
-                             f"run code when bubblewrap cannot) or 'unsafe-limits' (NOT isolated; see docs/sandbox.md)")
+        _at_least(self, 1, "workers", "code_memory_mb")
+        _at_least(self, 0.01, "math_timeout", "code_timeout")
+        _need(self.sandbox in SANDBOX_MODES, "sandbox", f"{self.sandbox!r} is not a sandbox mode; use 'bwrap' (isolated; "
+              "refuses to run code when bubblewrap cannot) or 'unsafe-limits' (NOT isolated; see docs/sandbox.md)")
 
 
 @dataclass
@@ -148,6 +161,10 @@ class PlateauConfig:
     """Consecutive windows without improvement before the plateau is declared."""
     min_delta: float = 0.005
     """Smallest improvement of the smoothed metric that counts."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "window", "patience")
+        _at_least(self, 0, "min_delta")
 
 
 @dataclass
@@ -186,6 +203,18 @@ class StageConfig:
     """Extra ``trl.GRPOConfig`` fields passed through as given (e.g. ``bf16``, ``use_vllm``,
     ``gradient_accumulation_steps``, ``deepspeed``)."""
 
+    def __post_init__(self) -> None:
+        _need(isinstance(self.name, str) and bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name)), "name",
+              f"a stage name is letters, digits, _ . - (it names a folder), got {self.name!r}")
+        _need(bool(self.levels), "levels", "must list at least one level")
+        _need(self.num_generations >= 2, "num_generations",
+              f"must be >= 2 (GRPO compares the samples of a group), got {self.num_generations!r}")
+        _at_least(self, 1, "prompts_per_step", "max_completion_length", "max_steps")
+        _at_least(self, 0, "beta", "entropy_coef")
+        for key in ("learning_rate", "temperature", "math_code_ratio"):  # math_code_ratio may be None
+            v = getattr(self, key)
+            _need(v is None and key == "math_code_ratio" or v is not None and v > 0, key, f"must be > 0, got {v!r}")
+
 
 @dataclass
 class TrainConfig:
@@ -195,6 +224,9 @@ class TrainConfig:
     """Policy model: embedded alias, local folder or hub id."""
     stages: list[StageConfig] = field(default_factory=list)
     """Stages in order; each starts from the previous stage's checkpoint."""
+
+    def __post_init__(self) -> None:
+        _unique("stages", [s.name for s in self.stages])
 
 
 @dataclass
@@ -214,6 +246,7 @@ class BenchmarkConfig:
     def __post_init__(self) -> None:
         if not self.source:
             self.source = f"builtin:{self.name}"
+        _at_least(self, 1, "k", "limit")
 
 
 @dataclass
@@ -228,6 +261,10 @@ class EvalConfig:
     """Engine used to sample from checkpoints."""
     options: dict[str, Any] = field(default_factory=dict)
     """Engine options."""
+
+    def __post_init__(self) -> None:
+        _need(self.engine in ENGINES, "engine", f"must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        _unique("benchmarks", [b.name for b in self.benchmarks])
 
 
 @dataclass
@@ -318,6 +355,8 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
         return cls(**kwargs)
     except TypeError as e:
         raise ConfigError(f"{where or 'recipe'}: {e}") from None
+    except ConfigError as e:  # a value-range check of __post_init__: "<key>: <msg>" -> full path
+        raise ConfigError(_join(where, str(e))) from None
 
 
 def _join(where: str, key: str) -> str:
