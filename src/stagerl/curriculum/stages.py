@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..config import StageConfig
 from ..data.problem import Problem
+from ..rundir import RunDir
 
 
 class StageDataError(ValueError):
@@ -40,14 +41,10 @@ def stage_problems(stage: StageConfig, levels: dict[str, list[Problem]]) -> list
 
 
 def stage_dir(run_dir: str | Path, index: int, stage: StageConfig) -> Path:
-    """``run_dir/stages/<index>_<name>`` (index from 1): where a stage writes its files."""
-    return Path(run_dir) / "stages" / f"{index}_{stage.name}"
+    """``run_dir/stages/<index>_<name>`` (index from 1): where a stage writes its files (``rundir.RunDir``)."""
+    return RunDir(run_dir).stage(index, stage.name)
 
 
 def stage_folders(run_dir: str | Path) -> list[Path]:
     """The stage folders of a run in stage order (``10_x`` after ``2_y``, not before)."""
-    def order(d: Path) -> tuple:
-        head = d.name.split("_", 1)[0]
-        return (int(head), d.name) if head.isdigit() else (1 << 30, d.name)
-
-    return sorted((d for d in (Path(run_dir) / "stages").glob("*") if d.is_dir()), key=order)
+    return RunDir(run_dir).stage_folders()

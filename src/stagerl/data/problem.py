@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,6 +51,37 @@ class Problem:
         return cls(**{k: d[k] for k in ("id", "domain", "prompt", "answer", "tests", "source", "meta") if k in d})
 
 
+def _case_error(ins: list, outs: list, fn: str | None) -> str | None:
+    """What is wrong with the test cases, as ``rewards.code`` will run them (None: well formed).
+
+    stdin mode: each input and output is text (a string, a number, or a list of lines). Call mode
+    (``fn_name``): each input is an argument list, or all inputs are LiveCodeBench's raw form (one
+    JSON value per line, with outputs as JSON text)."""
+    text = (str, int, float)
+    if not fn:
+        for key, cases in (("inputs", ins), ("outputs", outs)):
+            for i, x in enumerate(cases):
+                if isinstance(x, bool) or not (isinstance(x, text) or isinstance(x, list)
+                                               and all(isinstance(v, text) for v in x)):
+                    return f"stdin-mode '{key}'[{i}] must be text (a string or a list of lines), got {x!r:.60}"
+        return None
+    if all(isinstance(x, str) for x in ins):
+        for key, cases in (("inputs", ins), ("outputs", outs)):
+            for i, x in enumerate(cases):
+                for line in (x.split("\n") if isinstance(x, str) and key == "inputs" else [x] if isinstance(x, str) else []):
+                    if line.strip():
+                        try:
+                            json.loads(line)
+                        except ValueError:
+                            return (f"call-mode '{key}'[{i}] is a string but not JSON ({line!r:.60}); give an "
+                                    "argument list, or one JSON value per line")
+        return None
+    for i, x in enumerate(ins):
+        if not isinstance(x, (list, tuple)):
+            return f"call-mode 'inputs'[{i}] must be an argument list (fn_name {fn!r}), got {x!r:.60}"
+    return None
+
+
 def validate(p: Problem) -> list[tuple[str, str]]:
     """Return (field, message) for everything wrong with ``p``; empty when valid."""
     errs: list[tuple[str, str]] = []
@@ -77,6 +109,10 @@ def validate(p: Problem) -> list[tuple[str, str]]:
             fn = t.get("fn_name")
             if fn is not None and (not isinstance(fn, str) or not fn):
                 errs.append(("tests", f"'fn_name' must be a non-empty string, got {fn!r}"))
+            elif isinstance(ins, list) and isinstance(outs, list) and len(ins) == len(outs):
+                msg = _case_error(ins, outs, fn)
+                if msg:
+                    errs.append(("tests", msg))
     if not isinstance(p.meta, dict):
         errs.append(("meta", "must be a dict"))
     return errs

@@ -3,11 +3,11 @@ scoring (so a killed evaluation resumes), reported as pass@1 averaged over the k
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..config import EvalConfig, ModelRef, PromptConfig
 from ..rewards import sandbox_record
+from ..rundir import write_json
 from .passk import mean_pass_at_k
 
 
@@ -67,5 +67,5 @@ def evaluate_checkpoint(name: str, model: str, cfg: EvalConfig, out_dir: str | P
     finally:
         if shared:
             shared[0].close()
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    write_json(out_dir / "results.json", results)
     return results

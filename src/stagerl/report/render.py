@@ -9,6 +9,7 @@ import pandas as pd
 import yaml
 
 from ..curriculum.stages import stage_folders
+from ..rundir import read_jsonl
 from .plots import plot_benchmarks, plot_pass_rates, plot_training
 
 
@@ -18,7 +19,7 @@ def read_stages(run_dir: Path) -> list[dict]:
     for d in stage_folders(run_dir):
         info = json.loads((d / "stage.json").read_text()) if (d / "stage.json").exists() else {}
         metrics_path = d / "metrics.jsonl"
-        metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()] if metrics_path.exists() else []
+        metrics = read_jsonl(metrics_path) if metrics_path.exists() else []  # a torn line names file and line
         cfg = info.get("config", {})
         stages.append({"dir": d.name, "name": cfg.get("name", d.name), "levels": cfg.get("levels", []), "info": info, "metrics": metrics})
     return stages

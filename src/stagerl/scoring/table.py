@@ -21,13 +21,13 @@ truncated           samples cut at max_tokens (finish == "length")
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..rundir import RunDir, atomic_path, write_json
 from ..store import SampleStore
 from .adaptive import SUCCESS_EPS
 
@@ -114,10 +114,8 @@ def write_table(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = pass_rate_table(store, problems, models, k)
-    tmp = out_dir / ".pass_rates.parquet.tmp"
-    table.to_parquet(tmp, index=False)
-    tmp.replace(out_dir / "pass_rates.parquet")
-    tmp = out_dir / ".ledger.json.tmp"
-    tmp.write_text(json.dumps(ledger(store, models), indent=1) + "\n")
-    tmp.replace(out_dir / "ledger.json")
+    run = RunDir(out_dir)
+    with atomic_path(run.pass_rates) as tmp:  # unique temporary names: concurrent writers never share one
+        table.to_parquet(tmp, index=False)
+    write_json(run.ledger, ledger(store, models))
     return table

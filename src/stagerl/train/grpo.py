@@ -51,6 +51,7 @@ from ..config import StageConfig, to_dict
 from ..curriculum import mixed_order, smooth, stage_dir, stage_problems
 from ..data.problem import Problem
 from ..rewards import problem_rewards, sandbox_record
+from ..rundir import stage_finished, write_json
 from .callbacks import StageMetricsCallback
 
 from ..data.prompts import to_messages
@@ -64,10 +65,11 @@ def _has_accelerator() -> bool:
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
-def _batch_fields(stage: StageConfig, extra: dict[str, Any]) -> dict[str, int]:
-    """Per-device batch and accumulation so one optimizer step holds prompts_per_step × G completions."""
+def _batch_fields(stage: StageConfig, extra: dict[str, Any], world: int | None = None) -> dict[str, int]:
+    """Per-device batch and accumulation so one optimizer step holds prompts_per_step × G completions
+    on ``world`` processes (default: ``$WORLD_SIZE`` or 1)."""
     completions = stage.prompts_per_step * stage.num_generations
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = int(world or os.environ.get("WORLD_SIZE", "1"))
     where = f"stage {stage.name!r}"
     if "per_device_train_batch_size" in extra and "gradient_accumulation_steps" in extra:
         per_device, accum = int(extra["per_device_train_batch_size"]), int(extra["gradient_accumulation_steps"])
@@ -205,9 +207,7 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     if trainer.is_world_process_zero():
         if trainer.processing_class is not None:
             trainer.processing_class.save_pretrained(str(checkpoint))
-        tmp = out_dir / "stage.json.tmp"
-        tmp.write_text(json.dumps(info, indent=1))
-        tmp.replace(out_dir / "stage.json")  # written last: its presence marks the stage as done
+        write_json(out_dir / "stage.json", info)  # written last: its presence marks the stage as done
     return info
 
 
@@ -220,7 +220,7 @@ def _best(values: list[float], window: int) -> float | None:
 def finished(out_dir: Path) -> dict | None:
     """The stage.json of a completed stage folder (with its checkpoint present), else None."""
     info_path, ckpt = out_dir / "stage.json", out_dir / "checkpoint" / "config.json"
-    if info_path.is_file() and ckpt.is_file():
+    if stage_finished(out_dir):
         info = json.loads(info_path.read_text())
         info["checkpoint"] = str(ckpt.parent.resolve())
         return info
