@@ -21,7 +21,10 @@ share of its generation call's wall time) and ``created`` (unix time it was stor
 generic: scoring and evaluation (``eval/<checkpoint>/<bench>.sqlite``) use the same class. A small
 ``meta`` key/value table (JSON values) records what produced the samples, and a ``problems``
 table remembers the problems in the order they were first registered, so the pass-rate table can
-be rebuilt from the file alone.
+be rebuilt from the file alone; ``problem_versions`` records the fingerprints of each problem's
+prompt and of its answer/tests, so a changed problem is never reused silently (scoring re-grades
+the stored samples of a problem whose answer or tests changed: ``set_rewards``). Text that is not
+valid Unicode (a lone surrogate from a server) is stored with U+FFFD in its place.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from .engines.base import safe_text
 
 COLUMNS = ("problem_id", "model", "idx", "domain", "text", "tokens", "finish", "reward", "seconds", "created")
 """Columns of a sample row, in table order."""
@@ -61,6 +66,11 @@ CREATE TABLE IF NOT EXISTS problems (
     domain     TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS problem_versions (
+    problem_id TEXT PRIMARY KEY,
+    prompt     TEXT NOT NULL,
+    grading    TEXT NOT NULL
+);
 """
 
 
@@ -142,7 +152,38 @@ class SampleStore:
         with _transaction(db):
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
+    def set_versions(self, items: Iterable[tuple[str, str, str]]) -> None:
+        """Record ``(problem_id, prompt fingerprint, grading fingerprint)``: what the stored
+        samples of each problem were generated from and graded against."""
+        db = self._db()
+        with _transaction(db):
+            db.executemany("INSERT OR REPLACE INTO problem_versions VALUES (?, ?, ?)", list(items))
+
+    def set_rewards(self, items: Iterable[tuple[str, str, int, float]]) -> int:
+        """Re-grade stored samples: ``(problem_id, model, idx, reward)``, one transaction."""
+        db = self._db()
+        with _transaction(db):
+            before = db.total_changes
+            db.executemany("UPDATE samples SET reward = ? WHERE problem_id = ? AND model = ? AND idx = ?",
+                           [(float(r), p, m, int(i)) for p, m, i, r in items])
+            return db.total_changes - before
+
+    def delete_problems(self, problem_ids: Iterable[str]) -> int:
+        """Delete every stored sample (and the recorded version) of these problems; return the count."""
+        ids = [(p,) for p in problem_ids]
+        db = self._db()
+        with _transaction(db):
+            before = db.total_changes
+            db.executemany("DELETE FROM samples WHERE problem_id = ?", ids)
+            n = db.total_changes - before
+            db.executemany("DELETE FROM problem_versions WHERE problem_id = ?", ids)
+            return n
+
     # ------------------------------------------------------------------ reading
+
+    def versions(self) -> dict[str, tuple[str, str]]:
+        """problem_id -> (prompt fingerprint, grading fingerprint) as recorded by ``set_versions``."""
+        return {p: (a, b) for p, a, b in self._db().execute("SELECT problem_id, prompt, grading FROM problem_versions")}
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         """The value recorded under ``key``, or ``default``."""
@@ -268,6 +309,6 @@ def _row_values(i: int, row: Mapping[str, Any], now: float) -> tuple:
         raise bad("reward", f"must be a number, got {row['reward']!r}") from None
     if reward != reward:
         raise bad("reward", "is NaN")
-    return (row["problem_id"], row["model"], int(row["idx"]), str(row.get("domain") or ""), row["text"],
+    return (row["problem_id"], row["model"], int(row["idx"]), str(row.get("domain") or ""), safe_text(row["text"]),
             int(row["tokens"]), row["finish"], reward, float(row.get("seconds") or 0.0),
             float(row.get("created") or now))

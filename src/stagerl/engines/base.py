@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol, Union
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 Message = dict  # {"role": "user" | "system" | "assistant", "content": str}
 Prompt = Union[str, list[Message]]  # a plain string is sent as one user message
 
@@ -17,6 +19,15 @@ class Completion:
     """Number of generated tokens."""
     finish: str
     """``"stop"`` (ended by EOS/stop) or ``"length"`` (hit max_tokens: truncated)."""
+
+    def __post_init__(self) -> None:
+        self.text = safe_text(self.text) if isinstance(self.text, str) else self.text
+
+
+def safe_text(text: str) -> str:
+    """``text`` as valid Unicode: lone surrogates (e.g. ``"\\ud800"`` decoded from a server's
+    JSON) become U+FFFD, so SQLite, files and the sandbox can encode it."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 class Engine(Protocol):

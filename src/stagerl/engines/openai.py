@@ -12,6 +12,7 @@ with seed ``seed + i`` (so each sample is reproducible on servers that honour ``
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -107,8 +108,12 @@ class OpenAIEngine:
                 if r.status_code < 400:
                     try:
                         return r.json()
-                    except ValueError as e:
-                        raise OpenAIEngineError(f"{url} answered {r.status_code} with non-JSON: {r.text[:200]!r}") from e
+                    except ValueError as e:  # bytes that are not UTF-8 become U+FFFD; not JSON at all is an error
+                        try:
+                            return json.loads(r.content.decode("utf-8", "replace"))
+                        except ValueError:
+                            raise OpenAIEngineError(f"{url} answered {r.status_code} with non-JSON: "
+                                                    f"{r.text[:200]!r}") from e
                 last = f"HTTP {r.status_code}: {r.text[:300]}"
                 if r.status_code != 429 and r.status_code < 500:
                     raise OpenAIEngineError(f"{url} refused the request ({last})", status=r.status_code)
