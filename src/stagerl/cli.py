@@ -36,16 +36,26 @@ def build_parser() -> argparse.ArgumentParser:
                                 "score -> levels -> train -> eval -> report, all in one run folder.")
     sub = p.add_subparsers(dest="command", required=True, metavar="<stage>")
 
-    def with_recipe(name: str, help: str) -> argparse.ArgumentParser:
+    def with_recipe(name: str, help: str, work: bool = True) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
         sp.add_argument("recipe", help=RECIPE_HELP)
         sp.add_argument("--name", help="run name (overrides the recipe's); the run folder is RUNS_DIR/NAME")
         sp.add_argument("--runs-dir", help="parent folder of run folders (default: the recipe's, 'runs')")
+        sp.add_argument("--world-size", type=int, help="training processes the batch is split over "
+                        "(default: $WORLD_SIZE or 1)")
+        if work:
+            sp.add_argument("--wait", action="store_true",
+                            help="if another process works in the run folder, wait for it instead of stopping")
         return sp
+
+    sp = with_recipe("check", "check the whole recipe (in seconds, nothing is run) and print the plan", work=False)
+    sp.add_argument("--table", help="the pass-rate table `stagerl levels --table` would use")
 
     sp = with_recipe("score", "sample each problem k times per reference model; write pass_rates.parquet")
     sp.add_argument("--fixed", action="store_true", help="the paper's fixed protocol: all k samples for every pair")
     sp.add_argument("--limit", type=int, help="score only the first N problems")
+    sp.add_argument("--rescore-changed", action="store_true",
+                    help="delete the stored samples of problems whose prompt changed, and draw them again")
 
     sp = with_recipe("levels", "cut scored problems into difficulty levels by the recipe's rules")
     sp.add_argument("--table", help="a pass-rate table made elsewhere (parquet/csv/jsonl, long or one column per model)")
@@ -67,28 +77,44 @@ def build_parser() -> argparse.ArgumentParser:
                         description="the whole recipe on the embedded SmolLM2-135M, on the CPU (~10 min)")
     sp.add_argument("--runs-dir", default="runs", help="parent folder of the run folder (default: runs)")
     sp.add_argument("--name", help="run name (default: demo-<timestamp>)")
+    sp.add_argument("--wait", action="store_true", help="wait for another process working in the run folder")
     return p
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .checks import inspect_recipe, plan_lines
+
+    recipe = _recipe(args)
+    found = inspect_recipe(recipe, args.world_size, "check", table=args.table)
+    print("\n".join(plan_lines(recipe, found)))
+    return 2 if found.errors else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from . import pipeline
 
+    common = {k: getattr(args, k) for k in ("wait",) if hasattr(args, k)}
+    if hasattr(args, "world_size") and args.command != "check":
+        common["world"] = args.world_size
     try:
+        if args.command == "check":
+            return _check(args)
         if args.command == "score":
-            pipeline.run_score(_recipe(args), fixed=args.fixed, limit=args.limit)
+            pipeline.run_score(_recipe(args), fixed=args.fixed, limit=args.limit,
+                               rescore_changed=args.rescore_changed, **common)
         elif args.command == "levels":
-            pipeline.run_levels(_recipe(args), table_path=args.table, export=args.export)
+            pipeline.run_levels(_recipe(args), table_path=args.table, export=args.export, **common)
         elif args.command == "train":
-            pipeline.run_train(_recipe(args))
+            pipeline.run_train(_recipe(args), **common)
         elif args.command == "eval":
-            pipeline.run_eval(_recipe(args), _checkpoint_pairs(args.checkpoint))
+            pipeline.run_eval(_recipe(args), _checkpoint_pairs(args.checkpoint), **common)
         elif args.command == "report":
             pipeline.run_report(args.run_dir)
         elif args.command == "run":
-            pipeline.run_all(_recipe(args))
+            pipeline.run_all(_recipe(args), **common)
         elif args.command == "demo":
-            run_dir = pipeline.demo(runs_dir=args.runs_dir, name=args.name)
+            run_dir = pipeline.demo(runs_dir=args.runs_dir, name=args.name, **common)
             print(f"\nDemo finished. Run folder: {run_dir}\nReport: {run_dir / 'report' / 'report.md'}")
     except KeyboardInterrupt:
         print("interrupted: everything generated so far is stored; run the same command again to resume",

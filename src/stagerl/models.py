@@ -161,3 +161,40 @@ def resolve_model(spec: str, cache_dir: str | None = None) -> str:
             raise ModelError(f"model folder '{spec}' has no config.json: not a Hugging Face checkpoint")
         return str(path.resolve())
     return spec
+
+
+def check_model(spec: str, engine: str = "transformers", options: dict | None = None) -> tuple[str, str] | None:
+    """Whether ``spec`` can be loaded by ``engine``, found without loading (or converting) weights.
+
+    ``None`` when it resolves; ``("error", why)`` for a folder that does not exist or is no
+    checkpoint, a missing embedded package, an ``openai`` model without ``base_url``;
+    ``("warning", why)`` for a hub id that is neither a local folder nor in the Hugging Face cache."""
+    if engine == "openai":
+        return None if (options or {}).get("base_url") else ("error", "the openai engine needs options.base_url")
+    if not isinstance(spec, str) or not spec.strip():
+        return ("error", f"model spec must be a non-empty string, got {spec!r}")
+    spec = spec.strip()
+    if spec in EMBEDDED_MODELS:
+        if _is_complete(cache_root() / "models" / spec):
+            return None
+        try:
+            embedded_gguf_path(spec)
+        except ModelError as e:
+            return ("error", str(e))
+        return None
+    path = Path(spec).expanduser()
+    if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        try:
+            resolve_model(spec)
+        except ModelError as e:
+            return ("error", str(e))
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(spec, "config.json"), str):
+            return None
+    except Exception:  # noqa: BLE001 - a cache lookup never decides an error
+        pass
+    return ("warning", f"{spec!r} is no local folder and not in the Hugging Face cache: a hub id, downloaded "
+                       "when first loaded (needs network)")

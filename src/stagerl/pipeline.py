@@ -11,29 +11,75 @@ Any stage can be re-run from the files before it; a killed stage resumes from wh
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
-from .config import Recipe, dump_recipe, load_recipe
+from .checks import require_valid
+from .config import Recipe, load_recipe, to_dict
 from .data import load_source
 from .data.problem import Problem
-from .rewards import configure_rewards
+from .rundir import (RunDir, RunLock, append_jsonl, read_json, replace_dir, stage_finished, write_json,
+                     write_text)
 
 
 def log(msg: str) -> None:
     print(f"[stagerl {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def prepare_run(recipe: Recipe) -> Path:
-    """Create the run folder and record the resolved recipe in it."""
-    run_dir = recipe.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_recipe(recipe, run_dir / "recipe.yaml")
-    configure_rewards(recipe.rewards)  # the code sandbox's mode and limits, before any grading
-    return run_dir
+def recipe_hash(recipe: Recipe) -> str:
+    """A short hash of the resolved recipe (recorded in ``history.jsonl``)."""
+    return hashlib.sha256(yaml.safe_dump(to_dict(recipe), sort_keys=True).encode()).hexdigest()[:16]
+
+
+_ACTIVE: set[str] = set()
+
+
+@contextlib.contextmanager
+def session(recipe: Recipe, command: str, wait: bool = False, world: int | None = None, table=None,
+            checkpoints: dict[str, str] | None = None,
+            preflight: Callable[[RunDir], None] | None = None) -> Iterator[RunDir]:
+    """Check the whole recipe (all problems at once, before anything is written), lock the run
+    folder, run ``preflight(run)`` (the command's own refusals, e.g. stale samples), then record
+    the recipe and append the command to ``history.jsonl``. A command refused by any of these
+    writes nothing. Nested sessions (``run`` calling ``score``) reuse the outer one."""
+    run = RunDir(recipe.run_dir)
+    if str(run.root.resolve()) in _ACTIVE:
+        if preflight is not None:
+            preflight(run)
+        yield run
+        return
+    for issue in require_valid(recipe, command, world, table, checkpoints):
+        log(str(issue))  # warnings
+    with RunLock(run.root, command, wait):
+        key = str(run.root.resolve())
+        if preflight is not None:
+            preflight(run)
+        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": command, "recipe": recipe_hash(recipe),
+                 "pid": os.getpid()}
+        write_text(run.recipe, yaml.safe_dump(to_dict(recipe), sort_keys=False))
+        append_jsonl(run.history, {**entry, "status": "started"})
+        from .rewards import configure_rewards
+
+        configure_rewards(recipe.rewards)  # the code sandbox's mode and limits, before any grading
+        _ACTIVE.add(key)
+        try:
+            yield run
+        except BaseException as e:
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else f"failed: {type(e).__name__}: {e}"
+            append_jsonl(run.history, {**entry, "status": status[:500], "end": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            raise
+        else:
+            append_jsonl(run.history, {**entry, "status": "finished", "end": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        finally:
+            _ACTIVE.discard(key)
 
 
 def load_problems(recipe: Recipe) -> list[Problem]:
@@ -59,129 +105,174 @@ def bound_rules(recipe: Recipe):
     return bind(rules, recipe.levels.bind) if recipe.levels.bind else rules
 
 
-def run_score(recipe: Recipe, fixed: bool = False, limit: int | None = None) -> pd.DataFrame:
+def run_score(recipe: Recipe, fixed: bool = False, limit: int | None = None, rescore_changed: bool = False,
+              wait: bool = False, world: int | None = None) -> pd.DataFrame:
     """Sample every problem k times per reference model; write the pass-rate table and ledger."""
     from .scoring import score
     from .store import SampleStore
 
-    run_dir = prepare_run(recipe)
-    if not recipe.scoring.models:
-        raise ValueError("the recipe lists no reference models (key 'scoring.models')")
-    problems = load_problems(recipe)[:limit] if limit else load_problems(recipe)
-    adaptive = recipe.scoring.adaptive and not fixed
-    log(f"scoring {len(problems)} problems with {len(recipe.scoring.models)} model(s), k={recipe.scoring.k}, "
-        f"{'adaptive' if adaptive else 'fixed'} protocol -> {run_dir}")
-    store = SampleStore(run_dir / "samples.sqlite")
-    table = score(problems, recipe.scoring.models, store, k=recipe.scoring.k, adaptive=adaptive,
-                  round_size=recipe.scoring.round_size, sampling=recipe.scoring.sampling,
-                  rules=bound_rules(recipe) if adaptive else None, reward_workers=recipe.scoring.reward_workers,
-                  out_dir=run_dir, call_size=recipe.scoring.call_size, order=recipe.scoring.order,
-                  messages=recipe.prompt.messages)
-    log(f"pass-rate table: {run_dir / 'pass_rates.parquet'}")
+    with session(recipe, "score", wait, world, preflight=_fresh_samples(recipe, limit, rescore_changed)) as run:
+        problems = load_problems(recipe)[:limit] if limit else load_problems(recipe)
+        store = SampleStore(run.samples)
+        adaptive = recipe.scoring.adaptive and not fixed
+        log(f"scoring {len(problems)} problems with {len(recipe.scoring.models)} model(s), k={recipe.scoring.k}, "
+            f"{'adaptive' if adaptive else 'fixed'} protocol -> {run.root}")
+        table = score(problems, recipe.scoring.models, store, k=recipe.scoring.k, adaptive=adaptive,
+                      round_size=recipe.scoring.round_size, sampling=recipe.scoring.sampling,
+                      rules=bound_rules(recipe) if adaptive else None, reward_workers=recipe.scoring.reward_workers,
+                      out_dir=run.root, call_size=recipe.scoring.call_size, order=recipe.scoring.order,
+                      messages=recipe.prompt.messages, rescore_changed=rescore_changed)
+        log(f"pass-rate table: {run.pass_rates}")
     return table
 
 
-def run_levels(recipe: Recipe, table_path: str | Path | None = None, export: str | Path | None = None) -> dict:
-    """Cut the scored problems into levels; optionally export them as a Hugging Face dataset."""
+def _fresh_samples(recipe: Recipe, limit: int | None, rescore_changed: bool) -> Callable[[RunDir], None]:
+    """Preflight of ``score``: stored samples of a problem whose prompt changed stop the command."""
+    def check(run: RunDir) -> None:
+        problems = load_problems(recipe)[:limit] if limit else load_problems(recipe)
+        from .scoring.fresh import StaleSamplesError, stale_message, stale_prompts
+        from .store import SampleStore
+
+        if run.samples.is_file() and not rescore_changed:
+            with SampleStore(run.samples) as store:
+                moved = stale_prompts(store, problems)
+                if moved:
+                    raise StaleSamplesError(stale_message(store, moved))
+
+    return check
+
+
+def table_digest(table: pd.DataFrame) -> str:
+    """A fingerprint of a pass-rate table's content (recorded with the levels built from it)."""
+    cols = sorted(map(str, table.columns))
+    rows = table[cols].sort_values(["problem_id", "model"]) if {"problem_id", "model"} <= set(cols) else table[cols]
+    return hashlib.sha256(rows.to_csv(index=False).encode()).hexdigest()[:16]
+
+
+def run_levels(recipe: Recipe, table_path: str | Path | None = None, export: str | Path | None = None,
+               wait: bool = False, world: int | None = None) -> dict:
+    """Cut the scored problems into levels (replacing levels/ as one set); optionally export them
+    as a Hugging Face dataset. ``levels/stats.json`` records the table and rules they came from."""
     from .levels import build_levels, export_dataset, read_table, write_levels, write_stats
 
-    run_dir = prepare_run(recipe)
-    table = read_table(table_path or run_dir / "pass_rates.parquet")
-    rules = bound_rules(recipe)
-    levels = build_levels(table, rules, problems=load_problems(recipe))
-    out = run_dir / "levels"
-    write_levels(levels, out)
-    write_stats(levels, table, rules, out)
-    for name, df in levels.items():
-        log(f"level {name}: {len(df)} problems")
-    if export:
-        info = {"reference_models": [m.name for m in recipe.scoring.models], "k": recipe.scoring.k,
-                "sampling": vars(recipe.scoring.sampling), "sources": [str(s) for s in recipe.data]}
-        export_dataset(levels, rules, Path(export), info)
-        log(f"exported the leveled dataset to {export}")
+    source = Path(table_path or RunDir(recipe.run_dir).pass_rates)
+    with session(recipe, "levels", wait, world, table=table_path, preflight=lambda run: read_table(source)) as run:
+        table = read_table(source)
+        rules = bound_rules(recipe)
+        levels = build_levels(table, rules, problems=load_problems(recipe))
+        inputs = {"table": str(source.resolve()), "table_digest": table_digest(table), "rules": rules.to_dict()}
+
+        def fill(tmp: Path) -> None:
+            write_levels(levels, tmp)
+            write_stats(levels, table, rules, tmp)
+            stats = read_json(tmp / "stats.json")
+            write_json(tmp / "stats.json", {**stats, "inputs": inputs})
+
+        replace_dir(run.levels, fill)
+        for name, df in levels.items():
+            log(f"level {name}: {len(df)} problems")
+        if export:
+            info = {"reference_models": [m.name for m in recipe.scoring.models], "k": recipe.scoring.k,
+                    "sampling": vars(recipe.scoring.sampling), "sources": [str(s) for s in recipe.data]}
+            export_dataset(levels, rules, Path(export), info)
+            log(f"exported the leveled dataset to {export}")
     return levels
 
 
-def level_problems(run_dir: Path) -> dict[str, list[Problem]]:
-    from .levels import read_level
+def level_problems(run_dir: Path, recipe: Recipe | None = None) -> dict[str, list[Problem]]:
+    """The levels' problems; with ``recipe``, levels built from another table or rules are refused."""
+    from .levels import read_level, read_table
 
-    files = sorted((run_dir / "levels").glob("*.parquet"))
+    run = RunDir(run_dir)
+    files = run.level_files()
     if not files:
-        raise FileNotFoundError(f"no levels in {run_dir / 'levels'}: run `stagerl levels` first")
+        raise FileNotFoundError(f"no levels in {run.levels}: run `stagerl levels` first")
+    inputs = read_json(run.level_stats).get("inputs") if run.level_stats.is_file() else None
+    if recipe is not None and inputs:
+        again = "; run `stagerl levels` again"
+        table = Path(inputs["table"])
+        if not table.is_file():
+            raise FileNotFoundError(f"{run.level_stats}: the levels were built from {table}, which is gone{again}")
+        if table_digest(read_table(table)) != inputs["table_digest"]:
+            raise ValueError(f"{run.levels}: built from an older version of {table} (it changed since){again}")
+        if bound_rules(recipe).to_dict() != inputs["rules"]:
+            raise ValueError(f"{run.levels}: built with other level rules than the recipe's (levels.rules / "
+                             f"levels.bind changed){again}")
     return {f.stem: read_level(f) for f in files}
 
 
-def run_train(recipe: Recipe) -> list[dict]:
+def run_train(recipe: Recipe, wait: bool = False, world: int | None = None) -> list[dict]:
     """Train the policy through the recipe's stages, each on its levels' problems."""
     from .models import resolve_model
     from .train import train_stages
 
-    run_dir = prepare_run(recipe)
-    if not recipe.train.stages:
-        raise ValueError("the recipe lists no training stages (key 'train.stages')")
-    levels = level_problems(run_dir)
-    policy = resolve_model(recipe.train.policy)
-    log(f"training {recipe.train.policy} through {len(recipe.train.stages)} stage(s)")
-    return train_stages(policy, levels, recipe.train.stages, run_dir, reward_workers=recipe.scoring.reward_workers,
-                        messages=recipe.prompt.messages)
+    found: dict[str, list[Problem]] = {}
+    with session(recipe, "train", wait, world,
+                 preflight=lambda run: found.update(level_problems(run.root, recipe))) as run:
+        levels = found
+        policy = resolve_model(recipe.train.policy)
+        log(f"training {recipe.train.policy} through {len(recipe.train.stages)} stage(s)")
+        return train_stages(policy, levels, recipe.train.stages, run.root,
+                            reward_workers=recipe.scoring.reward_workers, messages=recipe.prompt.messages)
 
 
 def checkpoints(recipe: Recipe) -> dict[str, str]:
     """The policy before training (``base``) and each finished stage's checkpoint."""
-    from .curriculum.stages import stage_folders
     from .models import resolve_model
 
     found = {"base": resolve_model(recipe.train.policy)}
-    for d in stage_folders(recipe.run_dir):
-        if (d / "checkpoint" / "config.json").exists():
+    for d in RunDir(recipe.run_dir).stage_folders():
+        if stage_finished(d):
             found[d.name] = str(d / "checkpoint")
     return found
 
 
-def run_eval(recipe: Recipe, which: dict[str, str] | None = None) -> dict[str, dict]:
+def run_eval(recipe: Recipe, which: dict[str, str] | None = None, wait: bool = False,
+             world: int | None = None) -> dict[str, dict]:
     """pass@1 (averaged over k samples) of each checkpoint on each benchmark."""
     from .evaluate import evaluate_checkpoint
 
-    run_dir = prepare_run(recipe)
     results = {}
-    for name, path in (which or checkpoints(recipe)).items():
-        log(f"evaluating {name} ({path})")
-        results[name] = evaluate_checkpoint(name, path, recipe.eval, run_dir / "eval" / name, recipe.prompt)
-        for bench, r in results[name].items():
-            log(f"  {bench}: pass@1 = {r['pass@1']:.3f} over {r['problems']} problems x k={r['k']}")
+    with session(recipe, "eval", wait, world, checkpoints=which) as run:
+        for name, path in (which or checkpoints(recipe)).items():
+            log(f"evaluating {name} ({path})")
+            results[name] = evaluate_checkpoint(name, path, recipe.eval, run.eval(name), recipe.prompt)
+            for bench, r in results[name].items():
+                log(f"  {bench}: pass@1 = {r['pass@1']:.3f} over {r['problems']} problems x k={r['k']}")
     return results
 
 
 def run_report(run_dir: str | Path) -> Path:
+    """The report of an existing run folder (a missing folder is an error, never created)."""
     from .report import build_report
 
-    path = build_report(run_dir)
+    path = build_report(RunDir(run_dir).require().root)
     log(f"report: {path}")
     return path
 
 
-def run_all(recipe: Recipe) -> Path:
-    """score -> levels -> eval(base) -> train -> eval(stages) -> report."""
+def run_all(recipe: Recipe, wait: bool = False, world: int | None = None) -> Path:
+    """score -> levels -> eval(base) -> train -> eval(stages) -> report, the whole recipe checked first."""
     t0 = time.time()
-    run_dir = prepare_run(recipe)
-    run_score(recipe)
-    run_levels(recipe)
-    from .models import resolve_model
+    with session(recipe, "run", wait, world, preflight=_fresh_samples(recipe, None, False)) as run:
+        run_score(recipe)
+        run_levels(recipe)
+        from .models import resolve_model
 
-    run_eval(recipe, {"base": resolve_model(recipe.train.policy)})
-    run_train(recipe)
-    trained = {k: v for k, v in checkpoints(recipe).items() if k != "base"}
-    run_eval(recipe, trained)
-    path = run_report(run_dir)
-    (run_dir / "run.json").write_text(json.dumps({"seconds": round(time.time() - t0, 1)}, indent=1))
-    log(f"done in {time.time() - t0:.0f} s; run folder: {run_dir}")
+        run_eval(recipe, {"base": resolve_model(recipe.train.policy)})
+        run_train(recipe)
+        trained = {k: v for k, v in checkpoints(recipe).items() if k != "base"}
+        run_eval(recipe, trained)
+        path = run_report(run.root)
+        write_json(run.run_json, {"seconds": round(time.time() - t0, 1)})
+    log(f"done in {time.time() - t0:.0f} s; run folder: {run.root}")
     return path
 
 
-def demo(runs_dir: str = "runs", name: str | None = None) -> Path:
+def demo(runs_dir: str = "runs", name: str | None = None, wait: bool = False) -> Path:
     """The whole recipe on the embedded default (SmolLM2-135M-Instruct) on the CPU."""
     recipe = load_recipe("demo")
     recipe.runs_dir = runs_dir
     recipe.name = name or time.strftime("demo-%Y%m%d-%H%M%S")
-    run_all(recipe)
+    run_all(recipe, wait)
     return recipe.run_dir

@@ -169,6 +169,15 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return rows
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file; a corrupt one is a ``RunFolderError`` naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunFolderError(f"{path}: not valid JSON ({e})") from None
+
+
 def append_jsonl(path: str | Path, row: dict) -> None:
     """Append one line (one ``write`` call, so concurrent appenders do not interleave)."""
     path = Path(path)

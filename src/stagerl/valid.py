@@ -32,3 +32,26 @@ def _unique(key: str, names: list[str]) -> None:
 ENGINES = ("transformers", "openai", "vllm")
 SANDBOX_MODES = ("bwrap", "unsafe-limits")
 ORDERS = ("weakest-first", "strongest-first")
+
+
+def batch_split(stage: Any, extra: dict[str, Any], world: int) -> dict[str, int]:
+    """``per_device_train_batch_size`` and ``gradient_accumulation_steps`` so that one optimizer
+    step on ``world`` processes holds ``stage.prompts_per_step × stage.num_generations``
+    completions (either may be fixed in ``extra``, the stage's ``trl`` dict); ``ConfigError`` if
+    that number cannot be split so."""
+    completions = stage.prompts_per_step * stage.num_generations
+    if "per_device_train_batch_size" in extra and "gradient_accumulation_steps" in extra:
+        per_device, accum = int(extra["per_device_train_batch_size"]), int(extra["gradient_accumulation_steps"])
+    elif "per_device_train_batch_size" in extra:
+        per_device = int(extra["per_device_train_batch_size"])
+        accum = completions // max(1, per_device * world)
+    else:
+        accum = int(extra.get("gradient_accumulation_steps", 1))
+        per_device = completions // max(1, accum * world)
+    if per_device < 1 or accum < 1 or per_device * accum * world != completions:
+        raise ConfigError(
+            f"stage {stage.name!r}: prompts_per_step × num_generations = {stage.prompts_per_step} × "
+            f"{stage.num_generations} = {completions} completions per step cannot be split as "
+            f"per_device_train_batch_size × {world} process(es) × gradient_accumulation_steps (got {per_device} × "
+            f"{world} × {accum}); choose values whose product is exactly that number")
+    return {"per_device_train_batch_size": per_device, "gradient_accumulation_steps": accum}

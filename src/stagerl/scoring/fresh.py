@@ -38,6 +38,19 @@ def problem_version(p: Problem) -> tuple[str, str]:
     return _digest([p.domain, to_messages(p)]), _digest([p.answer, p.tests])  # the messages hold fn_name, starter code
 
 
+def stale_prompts(store: SampleStore, problems: list[Problem]) -> list[str]:
+    """Ids of ``problems`` whose prompt changed since their samples were stored (read only)."""
+    known = store.versions()
+    return [p.id for p in problems if p.id in known and known[p.id][0] != problem_version(p)[0]]
+
+
+def stale_message(store: SampleStore, moved: list[str]) -> str:
+    shown = ", ".join(repr(x) for x in moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
+    return (f"{store.path}: the prompt of problem(s) {shown} changed since their samples were stored; "
+            "those samples answer another question. Use a new run folder (--name), or rerun with "
+            "--rescore-changed to delete these problems' samples and draw them again")
+
+
 def reconcile(store: SampleStore, problems: list[Problem], rescore_changed: bool = False,
               workers: int | None = None, quiet: bool = False) -> dict[str, list[str]]:
     """Bring the stored samples of ``problems`` up to date (see the module docstring); return
@@ -47,11 +60,7 @@ def reconcile(store: SampleStore, problems: list[Problem], rescore_changed: bool
     now = {p.id: problem_version(p) for p in problems}
     moved = [p.id for p in problems if p.id in known and known[p.id][0] != now[p.id][0]]
     if moved and not rescore_changed:
-        shown = ", ".join(repr(x) for x in moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
-        raise StaleSamplesError(
-            f"{store.path}: the prompt of problem(s) {shown} changed since their samples were stored; "
-            "those samples answer another question. Use a new run folder (--name), or rerun with "
-            "--rescore-changed to delete these problems' samples and draw them again")
+        raise StaleSamplesError(stale_message(store, moved))
     if moved:
         store.delete_problems(moved)
     regrade = [p for p in problems if p.id in known and p.id not in moved and known[p.id][1] != now[p.id][1]]

@@ -48,6 +48,7 @@ from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
 from ..config import StageConfig, to_dict
+from ..valid import ConfigError, batch_split
 from ..curriculum import mixed_order, smooth, stage_dir, stage_problems
 from ..data.problem import Problem
 from ..rewards import problem_rewards, sandbox_record
@@ -67,25 +68,11 @@ def _has_accelerator() -> bool:
 
 def _batch_fields(stage: StageConfig, extra: dict[str, Any], world: int | None = None) -> dict[str, int]:
     """Per-device batch and accumulation so one optimizer step holds prompts_per_step × G completions
-    on ``world`` processes (default: ``$WORLD_SIZE`` or 1)."""
-    completions = stage.prompts_per_step * stage.num_generations
-    world = int(world or os.environ.get("WORLD_SIZE", "1"))
-    where = f"stage {stage.name!r}"
-    if "per_device_train_batch_size" in extra and "gradient_accumulation_steps" in extra:
-        per_device, accum = int(extra["per_device_train_batch_size"]), int(extra["gradient_accumulation_steps"])
-    elif "per_device_train_batch_size" in extra:
-        per_device = int(extra["per_device_train_batch_size"])
-        accum = completions // (per_device * world)
-    else:
-        accum = int(extra.get("gradient_accumulation_steps", 1))
-        per_device = completions // (accum * world)
-    if per_device < 1 or accum < 1 or per_device * accum * world != completions:
-        raise TrainConfigError(
-            f"{where}: prompts_per_step × num_generations = {stage.prompts_per_step} × {stage.num_generations} = "
-            f"{completions} completions per step cannot be split as per_device_train_batch_size × "
-            f"{world} process(es) × gradient_accumulation_steps (got {per_device} × {world} × {accum}); "
-            "choose values whose product is exactly that number")
-    return {"per_device_train_batch_size": per_device, "gradient_accumulation_steps": accum}
+    on ``world`` processes (default: ``$WORLD_SIZE`` or 1); see ``valid.batch_split``."""
+    try:
+        return batch_split(stage, extra, int(world or os.environ.get("WORLD_SIZE", "1")))
+    except ConfigError as e:
+        raise TrainConfigError(str(e)) from None
 
 
 def grpo_config(stage: StageConfig, out_dir: str | Path) -> GRPOConfig:
