@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any, Union
 
 import yaml
 
-from .valid import ENGINES, ORDERS, SANDBOX_MODES, ConfigError, _at_least, _need, _unique
+from .valid import ENGINES, ORDERS, SANDBOX_MODES, ConfigError, _at_least, _need, _unique, from_dict
 
 @dataclass
 class ModelRef:
@@ -312,8 +310,8 @@ def load_recipe(spec: str | Path | dict) -> Recipe:
         raise ConfigError(f"{where}: not valid YAML: {e}") from None
     try:
         return from_dict(Recipe, data)
-    except ConfigError as e:
-        raise ConfigError(f"{where}: {e}") from None
+    except ConfigError as e:  # one line per problem, each named by file and key path
+        raise ConfigError("\n".join(f"{where}: {line}" for line in str(e).splitlines())) from None
 
 
 def builtin_recipes() -> list[str]:
@@ -337,63 +335,3 @@ def dump_recipe(recipe: Recipe, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
     return path
-
-
-def from_dict(cls: type, data: Any, where: str = "") -> Any:
-    """Build dataclass ``cls`` from ``data``, checking every key and type."""
-    if isinstance(data, cls):
-        return data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'recipe'}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{_join(where, unknown[0])}: unknown key (valid keys: {', '.join(sorted(names))})")
-    kwargs = {k: _convert(hints[k], v, _join(where, k)) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"{where or 'recipe'}: {e}") from None
-    except ConfigError as e:  # a value-range check of __post_init__: "<key>: <msg>" -> full path
-        raise ConfigError(_join(where, str(e))) from None
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _convert(arg, value, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {tp}")
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
-        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):  # YAML reads 1e-6 as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if isinstance(tp, type) and not isinstance(value, tp) or (tp in (int, float) and isinstance(value, bool)):
-        raise ConfigError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
-    return value

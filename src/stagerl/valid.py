@@ -1,8 +1,13 @@
-"""``ConfigError`` and the small value checks the config classes run in ``__post_init__``."""
+"""Checking a recipe against its schema: ``from_dict`` (every key and type, all problems at once,
+each named by its key path), ``ConfigError`` and the value checks the config classes run in
+``__post_init__``."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import types
+import typing
+from typing import Any, Union
 
 
 class ConfigError(ValueError):
@@ -55,3 +60,77 @@ def batch_split(stage: Any, extra: dict[str, Any], world: int) -> dict[str, int]
             f"per_device_train_batch_size × {world} process(es) × gradient_accumulation_steps (got {per_device} × "
             f"{world} × {accum}); choose values whose product is exactly that number")
     return {"per_device_train_batch_size": per_device, "gradient_accumulation_steps": accum}
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``, checking every key and type."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'recipe'}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    errors = [f"{_join(where, k)}: unknown key (valid keys: {', '.join(sorted(names))})"
+              for k in sorted(set(data) - names, key=str)]
+    kwargs = _collect({k: (lambda k=k, v=v: _convert(hints[k], v, _join(where, k))) for k, v in data.items()
+                       if k in names}, errors)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"{where or 'recipe'}: {e}") from None
+    except ConfigError as e:  # a value-range check of __post_init__: "<key>: <msg>" -> full path
+        raise ConfigError(_join(where, str(e))) from None
+
+
+def _collect(thunks: dict, errors: list[str] | None = None) -> dict:
+    """Run every thunk; raise one ``ConfigError`` with all their errors (one per line) if any failed."""
+    errors, out = list(errors or []), {}
+    for key, thunk in thunks.items():
+        try:
+            out[key] = thunk()
+        except ConfigError as e:
+            errors.append(str(e))
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return out
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(arg, value, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {tp}")
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return list(_collect({i: (lambda i=i, v=v: _convert(args[0], v, f"{where}[{i}]"))
+                              for i, v in enumerate(value)}).values())
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):  # YAML reads 1e-6 as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if isinstance(tp, type) and not isinstance(value, tp) or (tp in (int, float) and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
