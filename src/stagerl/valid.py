@@ -22,11 +22,13 @@ def _need(ok: bool, key: str, msg: str) -> None:
 
 
 def _at_least(obj: Any, minimum: float, *keys: str) -> None:
-    """Each ``obj.<key>`` is a number >= ``minimum`` (None passes: ``from_dict`` lets None only into optional fields)."""
-    for key in keys:
-        v = getattr(obj, key)
-        ok = v is None or isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum
-        _need(ok, key, f"must be >= {minimum}, got {v!r}")
+    """Each ``obj.<key>`` is a number >= ``minimum`` (None passes: ``from_dict`` lets None only into
+    optional fields); one ``ConfigError`` names every key that is not."""
+    bad = [f"{key}: must be >= {minimum}, got {v!r}" for key in keys
+           if not ((v := getattr(obj, key)) is None or isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and v >= minimum)]
+    if bad:
+        raise ConfigError("\n".join(bad))
 
 
 def _unique(key: str, names: list[str]) -> None:
@@ -79,7 +81,7 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
     except TypeError as e:
         raise ConfigError(f"{where or 'recipe'}: {e}") from None
     except ConfigError as e:  # a value-range check of __post_init__: "<key>: <msg>" -> full path
-        raise ConfigError(_join(where, str(e))) from None
+        raise ConfigError("\n".join(_join(where, line) for line in str(e).splitlines())) from None
 
 
 def _collect(thunks: dict, errors: list[str] | None = None) -> dict:
