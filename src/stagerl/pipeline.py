@@ -127,16 +127,19 @@ def run_score(recipe: Recipe, fixed: bool = False, limit: int | None = None, res
 
 
 def _fresh_samples(recipe: Recipe, limit: int | None, rescore_changed: bool) -> Callable[[RunDir], None]:
-    """Preflight of ``score``: stored samples of a problem whose prompt changed stop the command."""
+    """Preflight of ``score``: samples stored with other settings, or of a problem whose prompt
+    changed, stop the command before it records anything."""
     def check(run: RunDir) -> None:
         problems = load_problems(recipe)[:limit] if limit else load_problems(recipe)
         from .scoring.fresh import StaleSamplesError, stale_message, stale_prompts
+        from .scoring.run import check_settings
         from .store import SampleStore
 
-        if run.samples.is_file() and not rescore_changed:
+        if run.samples.is_file():
             with SampleStore(run.samples) as store:
+                check_settings(store, recipe.scoring.models, recipe.scoring.sampling, recipe.prompt.messages)
                 moved = stale_prompts(store, problems)
-                if moved:
+                if moved and not rescore_changed:
                     raise StaleSamplesError(stale_message(store, moved))
 
     return check

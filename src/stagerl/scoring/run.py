@@ -99,7 +99,13 @@ def _check_inputs(problems: list[Problem], models: list[ModelRef], store: Sample
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise ScoringError(f"reference model names must be unique, got {names}")
-    for ref in models:  # stored samples are reused only if they were made the same way
+    check_settings(store, models, sampling, messages)
+
+
+def check_settings(store: SampleStore, models: list[ModelRef], sampling: SamplingConfig,
+                   messages: Callable = _messages) -> None:
+    """Stored samples are reused only if they were made the same way: ``ScoringError`` otherwise."""
+    for ref in models:
         want, had = _fingerprint(ref, sampling, messages), store.get_meta(f"model/{ref.name}")
         if had is not None and had != want:
             diff = {key: (had.get(key), want[key]) for key in want if had.get(key) != want[key]}
