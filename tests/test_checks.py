@@ -178,3 +178,17 @@ def test_stdin_tests_are_checked_at_load_time(tmp_path):
     path.write_text(json.dumps({"id": "a", "domain": "code", "prompt": "x", "tests": {"inputs": [{"n": 1}], "outputs": ["1"]}}) + "\n")
     with pytest.raises(LoadError, match=r"p\.jsonl: line 1: field 'tests': stdin-mode 'inputs'\[0\] must be text"):
         load_source(str(path))
+
+
+def test_levels_of_an_external_table_check_its_models(tmp_path, tiny_model_dir):
+    """With ``--table``, the rule aliases must be bound to the table's models, not the ladder's."""
+    import pandas as pd
+
+    from stagerl.checks import check_recipe
+
+    table = tmp_path / "rates.csv"
+    pd.DataFrame({"id": ["x"], "domain": ["math"], "pub_pass_rate": [0.5]}).to_csv(table, index=False)
+    recipe = load_recipe(good(tmp_path, tiny_model_dir))
+    recipe.levels.bind = {"policy": "pub"}
+    assert not [i for i in check_recipe(recipe, command="levels", table=str(table)) if i.severity == "error"]
+    assert [i.path for i in check_recipe(recipe, command="levels")] == ["levels.bind.policy"]

@@ -106,7 +106,7 @@ def test_concurrent_writers_never_share_a_temporary_file(tmp_path):
         store.register_problems([("a", "math")])
         store.add([{"problem_id": "a", "model": "m", "idx": 0, "text": "x", "tokens": 1, "finish": "stop", "reward": 1}])
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_write_tables, args=(str(tmp_path), 40)) for _ in range(3)]
+    procs = [ctx.Process(target=_write_tables, args=(str(tmp_path), 25)) for _ in range(3)]
     for p in procs:
         p.start()
     for p in procs:
