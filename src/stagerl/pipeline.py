@@ -163,7 +163,9 @@ def run_levels(recipe: Recipe, table_path: str | Path | None = None, export: str
         table = read_table(source)
         rules = bound_rules(recipe)
         levels = build_levels(table, rules, problems=load_problems(recipe))
-        inputs = {"table": str(source.resolve()), "table_digest": table_digest(table), "rules": rules.to_dict()}
+        inside = source.resolve().is_relative_to(run.root.resolve())  # relative: the folder may move
+        inputs = {"table": str(source.resolve().relative_to(run.root.resolve()) if inside else source.resolve()),
+                  "table_digest": table_digest(table), "rules": rules.to_dict()}
 
         def fill(tmp: Path) -> None:
             write_levels(levels, tmp)
@@ -193,7 +195,7 @@ def level_problems(run_dir: Path, recipe: Recipe | None = None) -> dict[str, lis
     inputs = read_json(run.level_stats).get("inputs") if run.level_stats.is_file() else None
     if recipe is not None and inputs:
         again = "; run `stagerl levels` again"
-        table = Path(inputs["table"])
+        table = run.root / inputs["table"]  # an absolute path stays as it is
         if not table.is_file():
             raise FileNotFoundError(f"{run.level_stats}: the levels were built from {table}, which is gone{again}")
         if table_digest(read_table(table)) != inputs["table_digest"]:
