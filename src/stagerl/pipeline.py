@@ -108,10 +108,10 @@ def bound_rules(recipe: Recipe):
 def run_score(recipe: Recipe, fixed: bool = False, limit: int | None = None, rescore_changed: bool = False,
               wait: bool = False, world: int | None = None) -> pd.DataFrame:
     """Sample every problem k times per reference model; write the pass-rate table and ledger."""
-    from .scoring import score
-    from .store import SampleStore
-
     with session(recipe, "score", wait, world, preflight=_fresh_samples(recipe, limit, rescore_changed)) as run:
+        from .scoring import score  # heavy imports after the checks: a refusal takes seconds
+        from .store import SampleStore
+
         problems = load_problems(recipe)[:limit] if limit else load_problems(recipe)
         store = SampleStore(run.samples)
         adaptive = recipe.scoring.adaptive and not fixed
@@ -208,12 +208,12 @@ def level_problems(run_dir: Path, recipe: Recipe | None = None) -> dict[str, lis
 
 def run_train(recipe: Recipe, wait: bool = False, world: int | None = None) -> list[dict]:
     """Train the policy through the recipe's stages, each on its levels' problems."""
-    from .models import resolve_model
-    from .train import train_stages
-
     found: dict[str, list[Problem]] = {}
     with session(recipe, "train", wait, world,
                  preflight=lambda run: found.update(level_problems(run.root, recipe))) as run:
+        from .models import resolve_model
+        from .train import train_stages
+
         levels = found
         policy = resolve_model(recipe.train.policy)
         log(f"training {recipe.train.policy} through {len(recipe.train.stages)} stage(s)")
@@ -235,10 +235,10 @@ def checkpoints(recipe: Recipe) -> dict[str, str]:
 def run_eval(recipe: Recipe, which: dict[str, str] | None = None, wait: bool = False,
              world: int | None = None) -> dict[str, dict]:
     """pass@1 (averaged over k samples) of each checkpoint on each benchmark."""
-    from .evaluate import evaluate_checkpoint
-
     results = {}
     with session(recipe, "eval", wait, world, checkpoints=which) as run:
+        from .evaluate import evaluate_checkpoint
+
         for name, path in (which or checkpoints(recipe)).items():
             log(f"evaluating {name} ({path})")
             results[name] = evaluate_checkpoint(name, path, recipe.eval, run.eval(name), recipe.prompt)
