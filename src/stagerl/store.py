@@ -79,7 +79,8 @@ class StoreError(ValueError):
 
 
 class SampleStore:
-    """An append-only store of generated samples in the SQLite file ``path``.
+    """An append-only store of generated samples in the SQLite file ``path`` (only re-grading,
+    ``set_rewards``, and ``delete_problems`` change stored rows).
 
     Safe to open from several processes at once (and across ``fork``: each process opens its
     own connection on first use). Rows already stored are silently kept as they were.

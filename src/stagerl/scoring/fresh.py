@@ -21,7 +21,6 @@ import sys
 
 from ..data.problem import Problem
 from ..data.prompts import to_messages
-from ..rewards import problem_rewards
 from ..store import SampleStore
 
 
@@ -65,6 +64,8 @@ def reconcile(store: SampleStore, problems: list[Problem], rescore_changed: bool
         store.delete_problems(moved)
     regrade = [p for p in problems if p.id in known and p.id not in moved and known[p.id][1] != now[p.id][1]]
     if regrade:
+        from ..rewards import problem_rewards
+
         rows = store.samples(problem_ids=[p.id for p in regrade])
         by_id = {p.id: p for p in regrade}
         rewards = problem_rewards([by_id[r["problem_id"]] for r in rows], [r["text"] for r in rows], workers=workers)
