@@ -54,6 +54,7 @@ from ..data.problem import Problem
 from ..rewards import problem_rewards, sandbox_record
 from ..rundir import stage_finished, write_json
 from .callbacks import StageMetricsCallback
+from .online import trainer_for
 
 from ..data.prompts import to_messages
 
@@ -163,8 +164,9 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     args = grpo_config(stage, out_dir)
     dataset, pool = stage_dataset(problems, stage, messages)
     callback = StageMetricsCallback(out_dir / "metrics.jsonl", stage.plateau)
-    trainer = GRPOTrainer(model=str(policy), reward_funcs=[_make_reward(pool, reward_workers)], args=args,
-                          train_dataset=dataset, callbacks=[callback])
+    trainer_cls, online = trainer_for(stage, pool, messages)  # GRPOTrainer unless stage.online is set
+    trainer = trainer_cls(model=str(policy), reward_funcs=[_make_reward(pool, reward_workers)], args=args,
+                          train_dataset=dataset, callbacks=[callback], **online)
     trainer.train()
     checkpoint = out_dir / "checkpoint"
     trainer.save_model(str(checkpoint))

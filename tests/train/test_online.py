@@ -1,0 +1,190 @@
+"""Online filtering on TRL's real trainer with a tiny real Llama: dynamic sampling drops all-equal
+groups and refills them (same domain), within the round bound; predictive skipping skips and explores."""
+
+import hashlib
+import json
+import math
+
+import pytest
+import torch
+
+from stagerl.config import ConfigError, OnlineConfig, StageConfig
+from stagerl.data.problem import Problem
+from stagerl.data.prompts import to_messages
+from stagerl.train import train_stages
+from stagerl.train.callbacks import StageMetricsCallback
+from stagerl.train.grpo import grpo_config, stage_dataset
+from stagerl.train.online import OnlineGRPOTrainer, PassRateEstimator, has_signal, pool_rows
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def problem(pid: str, domain: str) -> Problem:
+    if domain == "math":
+        return Problem(id=pid, domain="math", prompt=f"Problem {pid}: what is 2 + 2?", answer="4")
+    return Problem(id=pid, domain="code", prompt=f"Task {pid}: print 4.", tests={"inputs": [""], "outputs": ["4\n"]})
+
+
+class ParityReward:
+    """A real reward with known structure: problems named ``hard*`` always score 0; the others score
+    the parity of a hash of the completion text, so their groups almost always differ."""
+
+    __name__ = "parity"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []  # problem ids per call, i.e. per generation round
+        self.rewards: list[list[float]] = []
+
+    def __call__(self, completions, problem_id, **_):
+        self.calls.append(list(problem_id))
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        self.rewards.append([0.0 if pid.startswith("hard") else float(hashlib.sha256(t.encode()).digest()[0] % 2)
+                for pid, t in zip(problem_id, texts)])
+        return self.rewards[-1]
+
+    def empty_groups(self, r: int, G: int) -> list[str]:
+        """Problem ids of round ``r``'s groups without signal."""
+        ids, rs = self.calls[r], self.rewards[r]
+        return [ids[g] for g in range(0, len(ids), G) if not has_signal(rs[g:g + G])]
+
+
+def make_trainer(model_dir, tmp_path, pool, online, steps=2, prompts=4, G=4, reward=None):
+    stage = StageConfig(name="s", levels=["L"], learning_rate=1e-3, num_generations=G, prompts_per_step=prompts,
+                        max_completion_length=6, max_steps=steps, plateau=None, math_code_ratio=1.0, seed=0,
+                        beta=0.0, online=online)
+    dataset, pool = stage_dataset(pool, stage)
+    callback = StageMetricsCallback(tmp_path / "metrics.jsonl")
+    reward = reward or ParityReward()
+    trainer = OnlineGRPOTrainer(model=model_dir, reward_funcs=[reward], args=grpo_config(stage, tmp_path),
+                                train_dataset=dataset, callbacks=[callback], online=online,
+                                pool_rows=pool_rows(pool, to_messages))
+    return trainer, reward, callback
+
+
+def slot_batch(trainer, pool, ids, G):
+    rows = {r["problem_id"]: r for r in pool_rows(pool, to_messages)}
+    return [dict(rows[i]) for i in ids for _ in range(G)]
+
+
+def decoded_problems(trainer, out, pool, G):
+    """The problem of each group in a returned batch, read back from its prompt tokens."""
+    texts = trainer.processing_class.batch_decode(out["prompt_ids"][::G], skip_special_tokens=True)
+    return [next(p for p in pool if p.prompt in t) for t in texts]
+
+
+def test_estimator_and_signal():
+    est = PassRateEstimator(prior=0.5, decay=1.0)
+    assert est.p_all_equal("x", 4) == pytest.approx(2 * (3.5 * 2.5 * 1.5 * 0.5) / 24)  # Jeffreys, unseen: 0.547
+    est.update("x", [0.0] * 4)
+    after_one = est.p_all_equal("x", 4)
+    est.update("x", [0.0] * 4)
+    assert 0.7 < after_one < est.p_all_equal("x", 4) < 1 and est.mean("x") < 0.1
+    est.update("y", [1.0, 0.0, 1.0, 0.0])
+    assert est.p_all_equal("y", 4) < 0.4
+    forget = PassRateEstimator(prior=0.5, decay=0.5)
+    for _ in range(6):
+        forget.update("z", [0.0] * 4)
+    forget.update("z", [1.0] * 4)
+    assert forget.mean("z") > 0.3  # the policy improved: old failures fade
+    assert has_signal([0, 1, 0, 0]) and not has_signal([0.25] * 4) and not has_signal([0.25, 0.25 + 1e-9])
+    with pytest.raises(ConfigError, match="explore"):
+        OnlineConfig(explore=1.5)
+
+
+def test_dynamic_sampling_drops_all_equal_groups_and_refills_same_domain(tiny_model_dir, tmp_path):
+    pool = [problem("hard-m1", "math"), problem("hard-m2", "math"), problem("ok-m1", "math"),
+            problem("ok-m2", "math"), problem("hard-c1", "code"), problem("ok-c1", "code"), problem("ok-c2", "code")]
+    online = OnlineConfig(dynamic_sampling=True, max_extra_rounds=6)
+    trainer, reward, _ = make_trainer(tiny_model_dir, tmp_path, pool, online)
+    trainer.model.train()
+    G = 4
+    slots = ["hard-m1", "hard-c1", "ok-m1", "ok-c2"]
+    out = trainer._generate_and_score_completions(slot_batch(trainer, pool, slots, G))
+    got = decoded_problems(trainer, out, pool, G)
+    # same math:code mix, no always-0 problem kept, every group carries signal
+    assert sorted(p.domain for p in got) == ["code", "code", "math", "math"]
+    assert not any(p.id.startswith("hard") for p in got)
+    adv = out["advantages"].view(-1, G)
+    assert bool((adv.abs().sum(dim=1) > 0).all())
+    assert out["num_items_in_batch"].item() == out["completion_mask"].sum().item()
+    assert out["prompt_ids"].shape[0] == out["completion_ids"].shape[0] == len(slots) * G
+    # the hard slots' groups were generated, then dropped and refilled in extra rounds
+    assert reward.calls[0] == [pid for pid in slots for _ in range(G)]
+    assert {"hard-m1", "hard-c1"} <= set(reward.empty_groups(0, G)) and len(reward.calls) >= 2
+    domain = {p.id: p.domain for p in pool}
+    for r in range(1, len(reward.calls)):  # each extra round regenerates exactly the empty slots, same domains
+        empty = reward.empty_groups(r - 1, G)
+        assert sorted(domain[i] for i in reward.calls[r][::G]) == sorted(domain[i] for i in empty)
+    assert not reward.empty_groups(len(reward.calls) - 1, G)  # all filled within the bound
+    metrics = trainer._metrics["train"]
+    generated = sum(len(c) for c in reward.calls) // G
+    assert metrics["groups_generated"][-1] == generated
+    assert metrics["groups_dropped"][-1] == generated - len(slots)
+    assert metrics["groups_signal"][-1] == 4 and metrics["groups_filled"][-1] == 0
+    assert metrics["extra_rounds"][-1] == len(reward.calls) - 1
+    assert len(metrics["reward"]) == 1  # TRL's metrics collapsed to one value for the step
+
+
+def test_extra_rounds_are_bounded_and_unfillable_slots_keep_a_group(tiny_model_dir, tmp_path):
+    pool = [problem("hard-m1", "math"), problem("hard-m2", "math"), problem("ok-c1", "code"), problem("ok-c2", "code")]
+    trainer, reward, _ = make_trainer(tiny_model_dir, tmp_path, pool, OnlineConfig(max_extra_rounds=2))
+    trainer.model.train()
+    G = 4
+    out = trainer._generate_and_score_completions(slot_batch(trainer, pool, ["hard-m1", "hard-m2", "ok-c1", "ok-c2"], G))
+    assert len(reward.calls) == 3  # round 0 + max_extra_rounds, then it stops
+    math_refills = [pid for call in reward.calls[1:] for pid in call[::G] if pid.startswith("hard-m")]
+    assert len(math_refills) == 2 * 2  # both math slots, every extra round, refilled with math
+    got = decoded_problems(trainer, out, pool, G)
+    assert sorted(p.domain for p in got) == ["code", "code", "math", "math"]
+    m = trainer._metrics["train"]
+    generated = sum(len(c) for c in reward.calls) // G
+    assert (m["groups_generated"][-1], m["groups_dropped"][-1], m["extra_rounds"][-1]) == (generated, generated - 4, 2)
+    assert m["groups_filled"][-1] == len(reward.empty_groups(2, G)) >= 2  # kept zero-signal groups
+    assert m["groups_signal"][-1] == 4 - m["groups_filled"][-1]
+
+
+def test_predictive_skipping_skips_and_explores(tiny_model_dir, tmp_path):
+    pool = [problem("hard-m1", "math"), problem("ok-m1", "math"), problem("ok-m2", "math")]
+    online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, skip_threshold=0.7, explore=0.0)
+    trainer, reward, _ = make_trainer(tiny_model_dir, tmp_path, pool, online)
+    trainer.model.train()
+    G = 4
+    hard = 0  # pool index of hard-m1
+    trainer.estimator.update(hard, [0.0] * G)
+    trainer.estimator.update(hard, [0.0] * G)
+    batch = slot_batch(trainer, pool, ["hard-m1", "ok-m1"], G)
+    trainer._generate_and_score_completions(batch)
+    assert "hard-m1" not in reward.calls[-1] and len(reward.calls[-1]) == 2 * G
+    assert trainer._metrics["train"]["groups_skipped"][-1] >= 1
+    # exploration: a problem due to be skipped is still generated at about the explore rate
+    trainer.online.explore = 0.3
+    row = {"problem_index": hard, "domain": "math"}
+    assert not trainer._skip({"problem_index": 2, "domain": "math"})  # never seen: never skipped
+    let_through = sum(not trainer._skip(row) for _ in range(2000)) / 2000
+    assert 0.25 < let_through < 0.35
+    trainer.online.explore = 1.0
+    trainer._generate_and_score_completions(batch)
+    assert reward.calls[-1][:G] == ["hard-m1"] * G and trainer._metrics["train"]["groups_skipped"][-1] == 0
+
+
+def test_online_stage_through_train_stages_writes_group_counts(tiny_model_dir, tmp_path):
+    # real math reward: the random tiny model never answers, so every group is all-equal (0)
+    problems = [Problem(id=f"add{i}", domain="math", prompt=f"What is {i} + {i + 1}?", answer=str(2 * i + 1))
+                for i in range(4)]
+    stage = StageConfig(name="s1", levels=["L1"], learning_rate=1e-3, num_generations=2, prompts_per_step=2,
+                        max_completion_length=6, max_steps=2, plateau=None, math_code_ratio=None, seed=0,
+                        online=OnlineConfig(max_extra_rounds=1, predictive_skip=True))
+    [info] = train_stages(tiny_model_dir, {"L1": problems}, [stage], tmp_path)
+    rows = [json.loads(x) for x in (tmp_path / "stages" / "1_s1" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and info["steps"] == 2
+    for r in rows:
+        assert r["groups_generated"] == 4 and r["groups_dropped"] == 2 and r["groups_filled"] == 2
+        assert r["groups_signal"] == 0 and r["extra_rounds"] == 1 and "groups_skipped" in r
+        assert math.isfinite(r["reward"])
+    assert info["config"]["online"]["max_extra_rounds"] == 1
