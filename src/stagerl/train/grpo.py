@@ -55,6 +55,7 @@ from ..rewards import problem_rewards, sandbox_record
 from ..rundir import stage_finished, write_json
 from .callbacks import StageMetricsCallback
 from .online import trainer_for
+from .relevel import candidates, relevel_stage
 
 from ..data.prompts import to_messages
 
@@ -226,6 +227,7 @@ def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: l
     stage is trained again from its start.
     """
     problem_sets = [stage_problems(stage, levels) for stage in stages]
+    [candidates(stage, levels) for stage in stages if stage.relevel is not None]  # relevel's levels exist
     names = [s.name for s in stages]
     if len(set(names)) != len(names):
         raise TrainConfigError(f"stage names must be unique, got {names}")
@@ -235,6 +237,8 @@ def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: l
         out = stage_dir(run_dir, i, stage)
         info = finished(out)
         if info is None:
+            if stage.relevel is not None:  # keep only candidates in the band for the current policy
+                problems = relevel_stage(current, stage, levels, run_dir, i, messages, reward_workers)
             info = train_stage(current, problems, stage, out, reward_workers=reward_workers, messages=messages)
         results.append(info)
         current = info["checkpoint"]
