@@ -188,3 +188,6 @@ def test_online_stage_through_train_stages_writes_group_counts(tiny_model_dir, t
         assert r["groups_signal"] == 0 and r["extra_rounds"] == 1 and "groups_skipped" in r
         assert math.isfinite(r["reward"])
     assert info["config"]["online"]["max_extra_rounds"] == 1
+    from stagerl.report import build_report
+
+    assert "Online filtering in s1: 8 groups generated, 4 dropped" in build_report(tmp_path).read_text()

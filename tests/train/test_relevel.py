@@ -13,7 +13,8 @@ from stagerl.data.problem import Problem
 from stagerl.data.prompts import to_messages
 from stagerl.store import SampleStore
 from stagerl.train import train_stages
-from stagerl.train.relevel import moves_table, relevel_stage
+from stagerl.report import build_report
+from stagerl.train.relevel import relevel_stage
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +53,6 @@ def test_relevel_rescores_through_the_store_once_and_writes_moves(tiny_model_dir
     assert store.get_meta("scoring") == {"k": 16, "models": ["ref"]}  # the scoring run's record is untouched
     book = json.loads((tmp_path / "ledger.json").read_text())
     assert book["models"]["policy-1_s1"]["samples"] == 16
-    assert "| L1 | 2 |" in moves_table(info)
 
     # rerun: everything is in the store, nothing is generated again, same verdicts
     again = relevel_stage(tiny_model_dir, s, LEVELS, tmp_path, 1, progress=False)
@@ -73,6 +73,8 @@ def test_relevel_hook_in_train_stages(tiny_model_dir, tmp_path):
     [info] = train_stages(tiny_model_dir, LEVELS, [stage(band="[0,0]")], tmp_path)
     assert info["steps"] == 1 and info["problems"] == 3
     assert json.loads((tmp_path / "stages" / "1_s1" / "relevel.json").read_text())["kept"] == 3
+    report = build_report(tmp_path).read_text()  # the report shows the moves and the cost
+    assert "| old level | L2 |" in report and "| L2 | 3 |" in report and "3 of 3 candidates kept" in report
     with pytest.raises(ConfigError, match="relevel.band"):
         RelevelConfig(band="0..1")
 

@@ -110,9 +110,34 @@ def _training_section(run_dir: Path, out: Path) -> list[str]:
         first = f"{rewards[0]:.3f}" if rewards else "-"
         last = f"{rewards[-1]:.3f}" if rewards else "-"
         md.append(f"| {s['name']} | {', '.join(s['levels'])} | {len(s['metrics'])} | {s['info'].get('reason', '?')} | {first} | {last} |")
+    for s in stages:
+        md += _online_lines(run_dir / "stages" / s["dir"], s)
     if plot_training(stages, out / "training.png"):
         md += ["", "![training curves](training.png)"]
     return md + [""]
+
+
+def _online_lines(folder: Path, stage: dict) -> list[str]:
+    """A stage's re-levelling (relevel.json: moves from old to new level, cost) and its online
+    filtering totals (groups generated / dropped / skipped in metrics.jsonl), when it had them."""
+    md: list[str] = []
+    if (folder / "relevel.json").exists():
+        info = json.loads((folder / "relevel.json").read_text())
+        cols = sorted({c for row in info["moves"].values() for c in row}, key=lambda c: (c == "dropped", c))
+        cost = info.get("cost", {})
+        md += ["", f"Re-levelling before {stage['name']} (band {info['band']} for the policy it starts from; "
+                   f"{info['kept']} of {info['candidates']} candidates kept; cost {cost.get('tokens', 0):,} tokens, "
+                   f"{cost.get('samples', 0):,} samples, {cost.get('seconds', 0):.0f} s):", "",
+               "| old level | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        md += [f"| {old} | " + " | ".join(str(row.get(c, 0)) for c in cols) + " |" for old, row in info["moves"].items()]
+    rows = [m for m in stage["metrics"] if m.get("groups_generated") is not None]
+    if rows:
+        total = {k: int(sum(m.get(k) or 0 for m in rows)) for k in ("groups_generated", "groups_dropped",
+                                                                     "groups_skipped", "groups_signal")}
+        md += ["", f"Online filtering in {stage['name']}: {total['groups_generated']} groups generated, "
+                   f"{total['groups_dropped']} dropped (all rewards equal), {total['groups_skipped']} prompts skipped "
+                   f"as predicted all-equal; {total['groups_signal']} trained groups carried signal."]
+    return md
 
 
 def _eval_section(run_dir: Path, out: Path) -> list[str]:

@@ -120,12 +120,3 @@ def _write_ledger(run_dir: Path, book: dict) -> None:
     tmp = run_dir / ".ledger.json.tmp"
     tmp.write_text(json.dumps(book, indent=1) + "\n")
     tmp.replace(run_dir / "ledger.json")
-
-
-def moves_table(info: dict) -> str:
-    """relevel.json's moves as a markdown table: old level per row, new level (or dropped) per column."""
-    cols = sorted({c for row in info["moves"].values() for c in row}, key=lambda c: (c == "dropped", c))
-    lines = ["| old level | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for level, row in info["moves"].items():
-        lines.append(f"| {level} | " + " | ".join(str(row.get(c, 0)) for c in cols) + " |")
-    return "\n".join(lines)
