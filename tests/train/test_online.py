@@ -191,3 +191,20 @@ def test_online_stage_through_train_stages_writes_group_counts(tiny_model_dir, t
     from stagerl.report import build_report
 
     assert "Online filtering in s1: 8 groups generated, 4 dropped" in build_report(tmp_path).read_text()
+
+
+def test_recipe_keys_for_online_and_relevel():
+    from stagerl.config import load_recipe, to_dict
+
+    stage = {"name": "s2", "levels": ["L3"], "online": {"predictive_skip": True, "max_extra_rounds": 2},
+             "relevel": {"band": "(0,0.9]", "levels": ["L2", "L3"]}}
+    recipe = load_recipe({"train": {"stages": [stage, {"name": "s1"}]}})
+    s2, s1 = recipe.train.stages
+    assert s2.online.predictive_skip and s2.online.dynamic_sampling and s2.online.max_extra_rounds == 2
+    assert s2.relevel.band == "(0,0.9]" and s2.relevel.levels == ["L2", "L3"]
+    assert s1.online is None and s1.relevel is None  # off by default: the paper's behaviour
+    assert to_dict(s2)["online"]["skip_threshold"] == 0.7
+    with pytest.raises(ConfigError, match=r"train\.stages\[0\]\.online\.skip: unknown key"):
+        load_recipe({"train": {"stages": [{"online": {"skip": True}}]}})
+    with pytest.raises(ConfigError, match="enable dynamic_sampling or predictive_skip"):
+        OnlineConfig(dynamic_sampling=False)

@@ -1,0 +1,81 @@
+"""The online-difficulty part of a stage's recipe: ``StageConfig.online`` and ``StageConfig.relevel``.
+
+Both are off (``None``) by default: the paper's behaviour, levels fixed once from the initial
+models. Kept beside ``config.py`` (which imports them) so that file stays short.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _error(message: str) -> Exception:
+    from .valid import ConfigError
+
+    return ConfigError(message)
+
+
+@dataclass
+class OnlineConfig:
+    """Online filtering inside a stage (``train/online.py``); absent = TRL's plain GRPO (the paper)."""
+
+    dynamic_sampling: bool = True
+    """Drop groups whose rewards are all equal (no GRPO signal) and refill their slots with fresh
+    prompts of the same domain from the stage's pool, so the math:code mix of the batch is kept."""
+    max_extra_rounds: int = 3
+    """Most extra generation rounds per step; slots still empty after them keep a zero-signal group."""
+    predictive_skip: bool = False
+    """Skip prompts whose estimated pass rate makes an all-equal group very likely (not generated)."""
+    skip_threshold: float = 0.7
+    """Skip a prompt when its predicted probability of an all-equal group exceeds this."""
+    explore: float = 0.1
+    """Probability that a prompt due to be skipped is generated anyway, so none is skipped for ever."""
+    prior: float = 0.5
+    """Beta(prior, prior) prior of each problem's pass rate (0.5: Jeffreys)."""
+    decay: float = 0.9
+    """Weight kept by older evidence at each new group of a problem (1 = never forget; < 1 follows
+    the policy as it learns)."""
+    seed: int = 0
+    """Seed of refill order and exploration draws."""
+
+    def __post_init__(self) -> None:
+        if self.max_extra_rounds < 0:
+            raise _error(f"online.max_extra_rounds must be >= 0, got {self.max_extra_rounds}")
+        for name in ("skip_threshold", "explore"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise _error(f"online.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.prior <= 0 or not 0.0 < self.decay <= 1.0:
+            raise _error(f"online.prior must be > 0 and online.decay in (0, 1], got {self.prior}, {self.decay}")
+        if not (self.dynamic_sampling or self.predictive_skip):
+            raise _error("online: enable dynamic_sampling or predictive_skip (or remove the online section)")
+
+
+@dataclass
+class RelevelConfig:
+    """Re-levelling before a stage (``curriculum/relevel.py``): its candidates are scored again with
+    the current policy and only those whose pass rate lies in ``band`` are trained on."""
+
+    band: str = "(0,1)"
+    """Pass-rate interval of the current policy to keep, in the level-rule syntax (``(0,1)``: the
+    policy neither always fails nor always succeeds)."""
+    levels: list[str] = field(default_factory=list)
+    """Candidate levels; empty = the stage's own ``levels``."""
+    k: int = 8
+    """Samples per problem at most (adaptive: a problem stops once its band verdict is settled)."""
+    round_size: int = 2
+    """Samples per problem per adaptive round."""
+    top_p: float = 1.0
+    """Nucleus threshold while re-scoring (temperature and max tokens are the stage's own)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Options of the ``transformers`` engine that samples the policy (e.g. ``{batch_size: 32}``)."""
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.round_size < 1:
+            raise _error(f"relevel.k and relevel.round_size must be >= 1, got {self.k}, {self.round_size}")
+        from .levels.rules import RulesError, parse_interval
+
+        try:
+            parse_interval(self.band, "relevel.band")
+        except RulesError as e:
+            raise _error(str(e)) from None
