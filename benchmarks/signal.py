@@ -15,7 +15,7 @@ A group *carries signal* when its rewards are not all equal (GRPO's advantage is
 The RESULT line reports the best setting (lowest tokens per useful group among those reaching 90%;
 else the lowest overall); every setting is printed.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/signal.py    # 6 math + 2 code, 6 steps × 4 prompts × G=4, 48 tokens
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/signal.py    # 6 math problems, 6 steps × 2 prompts × G=4, 40 tokens
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def stage(name: str, args: argparse.Namespace, online: OnlineConfig | None) -> S
     return StageConfig(name=name, levels=["pool"], learning_rate=args.lr, num_generations=args.G,
                        prompts_per_step=args.prompts, beta=0.0, entropy_coef=0.0,
                        max_completion_length=args.max_tokens, temperature=0.8, max_steps=args.steps, plateau=None,
-                       math_code_ratio=args.ratio, seed=args.seed, online=online)
+                       math_code_ratio=args.ratio if args.code else None, seed=args.seed, online=online)
 
 
 def measure(rows: list[dict], prompts: int, G: int, online: bool) -> dict:
@@ -75,12 +75,12 @@ def measure(rows: list[dict], prompts: int, G: int, online: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--math", type=int, default=6, help="demo_math problems in the pool")
-    ap.add_argument("--code", type=int, default=2, help="demo_code problems in the pool (at most 8)")
+    ap.add_argument("--code", type=int, default=0, help="demo_code problems in the pool (at most 8)")
     ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--prompts", type=int, default=4, help="prompts per step")
+    ap.add_argument("--prompts", type=int, default=2, help="prompts per step")
     ap.add_argument("--G", type=int, default=4, help="group size (num_generations)")
-    ap.add_argument("--max-tokens", type=int, default=48)
-    ap.add_argument("--ratio", type=float, default=3.0, help="math:code prompts per batch")
+    ap.add_argument("--max-tokens", type=int, default=40)
+    ap.add_argument("--ratio", type=float, default=3.0, help="math:code prompts per batch (with --code)")
     ap.add_argument("--lr", type=float, default=5e-6)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--settings", default="dynamic+skip", help=f"comma-separated, of {', '.join(SETTINGS)}")
