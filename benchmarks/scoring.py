@@ -58,7 +58,7 @@ class ReplayEngine:
             self.rows.setdefault(r["problem_id"], []).append(r)
         self.prompt_ids, self.next = prompt_ids, {pid: 0 for pid in self.rows}
 
-    def generate(self, prompts, n=1, temperature=0.6, top_p=0.95, max_tokens=1024, seed=None):
+    def generate(self, prompts, n=1, temperature=0.6, top_p=0.95, max_tokens=1024, seed=None, seeds=None):
         out = []
         for prompt in prompts:
             pid = self.prompt_ids[json.dumps(prompt)]

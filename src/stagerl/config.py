@@ -36,6 +36,9 @@ class ModelRef:
     or ``{batch_size: 32}`` for ``transformers``."""
     temperature: float | None = None
     """Per-model sampling temperature; ``None`` uses the scoring/eval default."""
+    max_tokens: int | None = None
+    """Per-model cap on generated tokens (long reasoners need more); ``None`` uses
+    ``sampling.max_tokens``. Part of the model's stored settings."""
 
     def __post_init__(self) -> None:
         _need(isinstance(self.name, str) and bool(self.name.strip()), "name", "must be a non-empty string")
@@ -43,6 +46,7 @@ class ModelRef:
             self.model = self.name
         _need(self.engine in ENGINES, "engine", f"must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         _at_least(self, 0, "temperature")
+        _at_least(self, 1, "max_tokens")
 
 
 @dataclass

@@ -57,7 +57,7 @@ class ScriptEngine:
         self.ids = {json.dumps(_messages(p)): p for p in problems}
         self.calls = 0
 
-    def generate(self, prompts, n=1, temperature=0.6, top_p=0.95, max_tokens=1024, seed=None):
+    def generate(self, prompts, n=1, temperature=0.6, top_p=0.95, max_tokens=1024, seed=None, seeds=None):
         self.calls += 1
         out = []
         for prompt in prompts:

@@ -3,19 +3,26 @@
 Models are scored one at a time (the ladder weakest first, or reversed), each loaded only when it has
 work and closed before the next, so memory holds one model. A model's phase runs in rounds:
 every pair that still needs samples asks for its next missing indices (``round_size`` of them in
-adaptive mode, all missing ones under the fixed protocol); requests with the same indices are
-batched across problems into engine calls of at most ``call_size`` sequences, and each call's
-samples are graded and stored in one transaction before the next call starts.
+adaptive mode, all missing ones under the fixed protocol); the round's (problem, index) samples
+are cut, in problem and index order, into engine calls of ``max(call_size, concurrency)`` samples
+(``concurrency``: the engine's requests in flight, so a served model is kept busy whatever the
+round size), and each call's samples are graded and stored in one transaction before the next call
+starts.
 
 Resuming: what to generate is always computed from the store (missing indices of ``0..k-1``), so
 a run killed at any moment and started again re-generates nothing it stored, and the store's
 primary key makes storing anything twice impossible. Only the call in flight at the kill is lost.
 
-Seeds: each call's seed is derived from ``sampling.seed``, the model name, the sample indices it
-asks for and its problems, so a run is reproducible and a resumed call never reuses the seed of
-an earlier call for other indices (which would duplicate samples). One seed per call rather than
-per pair: a per-pair seed would need one engine call per pair and give up batching across
-problems.
+Seeds: sample ``idx`` of problem ``p`` by model ``m`` is drawn with the seed
+``sample_seed(sampling.seed, m, p, idx)`` whichever call asks for it, so adaptive rounds of any
+size, a resumed run and the fixed protocol all draw the same sample for the same (problem, model,
+index): an adaptive pair's samples are the first m of the fixed protocol's. Engines honour it as
+``Engine`` documents (``transformers``: one generator per sequence; ``vllm``: one seeded request
+per sample; ``openai``: one ``n=1`` request per sample with ``seed``, on servers that honour it).
+The texts are identical as long as the engine's logits for a sequence do not depend on the batch it
+runs in; batched kernels can differ in the last bits between batch shapes, which changes a token
+only when a draw falls within that rounding distance of a token boundary (see
+``engines/sampler.py``).
 
 Run without the stagerl CLI (used by the kill-and-resume test)::
 
@@ -64,10 +71,15 @@ def default_engine(ref: ModelRef) -> Engine:
     return make_engine(ref.engine, target, **ref.options)
 
 
-def call_seed(base: int, model: str, indices: tuple[int, ...], problem_ids: list[str]) -> int:
-    """The seed of one engine call (see the module docstring)."""
-    key = json.dumps([base, model, list(indices), problem_ids])
+def sample_seed(base: int, model: str, problem_id: str, idx: int) -> int:
+    """The seed of sample ``idx`` of ``problem_id`` by ``model`` (see the module docstring)."""
+    key = json.dumps([base, model, problem_id, int(idx)])
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def max_tokens_of(ref: ModelRef, sampling: SamplingConfig) -> int:
+    """The model's own ``max_tokens`` if it has one, else the sampling default."""
+    return sampling.max_tokens if ref.max_tokens is None else ref.max_tokens
 
 
 def _messages(problem: Problem) -> Any:
@@ -82,7 +94,7 @@ def _fingerprint(ref: ModelRef, sampling: SamplingConfig, messages: Callable = _
     temp = sampling.temperature if ref.temperature is None else ref.temperature
     prompt = hashlib.sha256(json.dumps([messages(p) for p in PROBES]).encode()).hexdigest()[:16]
     return {"model": ref.model, "engine": ref.engine, "temperature": temp, "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens, "prompt": prompt}
+            "max_tokens": max_tokens_of(ref, sampling), "prompt": prompt, "seeds": "per-sample"}
 
 
 def _check_inputs(problems: list[Problem], models: list[ModelRef], store: SampleStore, k: int, round_size: int,
@@ -218,33 +230,30 @@ def _score_model(ref: ModelRef, problems: list[Problem], names: list[str], store
                 bar.set_description(f"scoring [loading {ref.name}]")
                 engine = factory(ref)
                 bar.set_description(f"scoring [{ref.name}]")
-            groups: dict[tuple[int, ...], list[Problem]] = {}
-            for p, idxs in requests:
-                groups.setdefault(idxs, []).append(p)
-            for idxs, group in groups.items():
-                per_call = max(1, call_size // len(idxs))
-                for start in range(0, len(group), per_call):
-                    chunk = group[start:start + per_call]
-                    _one_call(engine, ref, chunk, idxs, temperature, sampling, store, stored, reward_workers,
-                              bar, totals, messages)
+            units = [(p, i) for p, idxs in requests for i in idxs]
+            size = max(call_size, int(getattr(engine, "concurrency", 1) or 1))
+            for start in range(0, len(units), size):
+                _one_call(engine, ref, units[start:start + size], temperature, sampling, store, stored,
+                          reward_workers, bar, totals, messages)
     finally:
         if engine is not None:
             engine.close()
 
 
-def _one_call(engine: Engine, ref: ModelRef, chunk: list[Problem], idxs: tuple[int, ...], temperature: float,
+def _one_call(engine: Engine, ref: ModelRef, chunk: list[tuple[Problem, int]], temperature: float,
               sampling: SamplingConfig, store: SampleStore, stored: dict, reward_workers: int | None, bar: Any,
               totals: dict, messages: Callable[[Problem], Any] = _messages) -> None:
-    """Generate ``idxs`` for every problem of ``chunk``, grade, store in one transaction."""
-    seed = call_seed(sampling.seed, ref.name, idxs, [p.id for p in chunk])
+    """Generate the (problem, index) samples of ``chunk``, each with its own seed; grade; store in
+    one transaction."""
+    seeds = [[sample_seed(sampling.seed, ref.name, p.id, i)] for p, i in chunk]
     t0 = time.perf_counter()
-    outs = engine.generate([messages(p) for p in chunk], n=len(idxs), temperature=temperature,
-                           top_p=sampling.top_p, max_tokens=sampling.max_tokens, seed=seed)
-    share = (time.perf_counter() - t0) / (len(chunk) * len(idxs))
-    if len(outs) != len(chunk) or any(len(o) != len(idxs) for o in outs):
+    outs = engine.generate([messages(p) for p, _ in chunk], n=1, temperature=temperature, top_p=sampling.top_p,
+                           max_tokens=max_tokens_of(ref, sampling), seeds=seeds)
+    share = (time.perf_counter() - t0) / len(chunk)
+    if len(outs) != len(chunk) or any(len(o) != 1 for o in outs):
         raise RuntimeError(f"engine {getattr(engine, 'name', engine)!r} returned {[len(o) for o in outs]} "
-                           f"completions for {len(chunk)} prompts × n={len(idxs)}")
-    flat = [(p, i, c) for p, comps in zip(chunk, outs) for i, c in zip(idxs, comps)]
+                           f"completions for {len(chunk)} prompts × n=1")
+    flat = [(p, i, comps[0]) for (p, i), comps in zip(chunk, outs)]
     rewards = problem_rewards([p for p, _, _ in flat], [c.text for _, _, c in flat], workers=reward_workers)
     rows = [{"problem_id": p.id, "model": ref.name, "idx": i, "domain": p.domain, "text": c.text,
              "tokens": int(c.tokens), "finish": c.finish, "reward": r, "seconds": share}
