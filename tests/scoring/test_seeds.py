@@ -70,3 +70,18 @@ class _Shared:
 
     def close(self) -> None:
         pass
+
+
+def test_a_models_own_max_tokens_is_used_and_stored_with_its_settings(tmp_path, engine):
+    from stagerl.scoring import ScoringError
+
+    store = SampleStore(tmp_path / "s.sqlite")
+    ladder = [ModelRef(name="short", temperature=1.0, max_tokens=3), ModelRef(name="long", temperature=1.0)]
+    score(PROBLEMS[:2], ladder, store, k=2, adaptive=False, sampling=SamplingConfig(max_tokens=12), progress=False,
+          reward_workers=1, engine_factory=lambda ref: _Shared(engine))
+    tokens = {m: max(r["tokens"] for r in store.samples(model=m)) for m in ("short", "long")}
+    assert tokens["short"] <= 3 < tokens["long"]
+    assert store.get_meta("model/short")["max_tokens"] == 3 and store.get_meta("model/long")["max_tokens"] == 12
+    with pytest.raises(ScoringError, match=r"model 'short' made with other settings.*max_tokens"):
+        score(PROBLEMS[:2], [ModelRef(name="short", temperature=1.0, max_tokens=5)], store, k=2, adaptive=False,
+              sampling=SamplingConfig(max_tokens=12), progress=False, engine_factory=lambda ref: _Shared(engine))

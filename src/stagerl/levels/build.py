@@ -6,7 +6,9 @@ published difficulty-annotated datasets are); :func:`to_long` turns the second i
 
 A level is a DataFrame with one row per problem: ``problem_id, domain, rate_<model>...`` or, built
 with the problems, the Problem fields ``id, domain, prompt, answer, tests, source, meta`` followed by
-the ``rate_<model>`` columns. In the parquet files ``tests`` and ``meta`` are JSON strings (so any
+the ``rate_<model>`` columns. From a stagerl pass-rate table each rate comes with
+``samples_<model>`` (the samples it is over: fewer than k where adaptive scoring stopped the pair
+early) and ``rate_lo_<model>`` / ``rate_hi_<model>`` (bounds of the k-sample rate). In the parquet files ``tests`` and ``meta`` are JSON strings (so any
 parquet reader, and ``datasets.load_dataset("parquet", ...)``, takes them); :func:`read_level`
 turns the rows back into Problems.
 """
@@ -153,14 +155,20 @@ def label_table(table: pd.DataFrame, rules: Rules, on_missing: str = "error",
         raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
     t = to_long(table)
     bounded = "rate_lo" in t.columns and "rate_hi" in t.columns
+    counted = "samples" in t.columns
     cols = [t["problem_id"], t["domain"], t["model"].astype(str), t["pass_rate"].astype(float),
-            t["rate_lo"] if bounded else t["pass_rate"], t["rate_hi"] if bounded else t["pass_rate"]]
+            t["rate_lo"] if bounded else t["pass_rate"], t["rate_hi"] if bounded else t["pass_rate"],
+            t["samples"] if counted else t["pass_rate"]]
     per: dict[str, tuple[Any, dict, dict]] = {}
-    for pid, dom, model, rate, lo, hi in zip(*cols):
+    for pid, dom, model, rate, lo, hi, n in zip(*cols):
         entry = per.setdefault(pid, (dom, {}, {}))
         if dom != entry[0] and not (pd.isna(dom) and pd.isna(entry[0])):
             raise RulesError(f"pass-rate table: problem {pid!r} has two domains, {entry[0]!r} and {dom!r}")
-        entry[2][model] = rate
+        entry[2][f"rate_{model}"] = rate
+        if counted:  # beside each rate: how many samples it is over, and the k-sample rate's bounds
+            entry[2][f"samples_{model}"] = int(n) if n == n else None
+        if bounded:
+            entry[2][f"rate_lo_{model}"], entry[2][f"rate_hi_{model}"] = float(lo), float(hi)
         if lo != lo or hi != hi:  # NaN: a pair with no samples
             lo, hi = rate, rate
         if lo == lo:
@@ -183,7 +191,7 @@ def label_table(table: pd.DataFrame, rules: Rules, on_missing: str = "error",
             raise RulesError(f"problem {pid!r}: the table has no settled rate for model(s) {need} that the rules "
                              f"need (table models: {sorted(t['model'].astype(str).unique())}); bind the rule "
                              "aliases with levels.bind, score these models, or pass on_missing='skip'")
-        rows.append({"problem_id": pid, "domain": dom, **verdicts, **{f"rate_{m}": r for m, r in rates.items()}})
+        rows.append({"problem_id": pid, "domain": dom, **verdicts, **rates})
     out = pd.DataFrame(rows, columns=["problem_id", "domain", "keep", *rules.levels]) if not rows else pd.DataFrame(rows)
     out.attrs["skipped"] = skipped
     return out
@@ -203,7 +211,7 @@ def build_levels(table: pd.DataFrame, rules: Rules, problems: list[Problem] | pd
         if unknown:
             raise RulesError(f"the pass-rate table has {len(unknown)} problem(s) not among the given problems, "
                              f"e.g. {unknown[0]!r}")
-    rate_cols = [c for c in labels.columns if c.startswith("rate_")]
+    rate_cols = [c for c in labels.columns if c.startswith(("rate_", "samples_"))]
     levels = {}
     for name in rules.levels:
         part = labels[labels[name].astype(bool)] if len(labels) else labels
