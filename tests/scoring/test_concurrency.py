@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from stagerl.config import ModelRef, SamplingConfig
+from stagerl.config import ModelRef, RewardsConfig, SamplingConfig, ScoringConfig
 from stagerl.data.problem import Problem
 from stagerl.levels.rules import bind, load_rules
 from stagerl.scoring import score
@@ -73,8 +73,9 @@ def test_scoring_keeps_concurrency_requests_in_flight(tmp_path, concurrency, cal
         ref = ModelRef(name="served", model="m", engine="openai",
                        options={"base_url": server.url, "concurrency": concurrency, "api_key_env": ""})
         store = SampleStore(tmp_path / "samples.sqlite")
-        table = score(problems, [ref], store, k=8, adaptive=True, round_size=4, rules=rules, call_size=call_size,
-                      sampling=SamplingConfig(max_tokens=8), progress=False, reward_workers=1)
+        cfg = ScoringConfig(models=[ref], k=8, adaptive=True, round_size=4, call_size=call_size,
+                            sampling=SamplingConfig(max_tokens=8))
+        table = score(problems, store, cfg, rules=rules, rewards=RewardsConfig(workers=1), progress=False)
     assert len(store) == 40 * 8 and (table["samples"] == 8).all()
     assert server.peak == concurrency
     assert all(b.get("n", 1) == 1 and "seed" in b for b in server.bodies)  # one seeded request per sample

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stagerl.config import ModelRef, SamplingConfig
+from contextlib import nullcontext
+
+from stagerl.config import ModelRef, RewardsConfig, SamplingConfig, ScoringConfig
 from stagerl.data.problem import Problem
 from stagerl.engines.hf import TransformersEngine
 from stagerl.levels.rules import bind, load_rules
@@ -21,7 +23,8 @@ PROBLEMS = [Problem(id="short", domain="math", prompt="1+1?", answer="2"),
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir):
-    return TransformersEngine(tiny_model_dir, device="cpu", batch_size=5)
+    with TransformersEngine(tiny_model_dir, device="cpu", batch_size=5) as eng:  # closed after the module
+        yield eng
 
 
 def _texts(store: SampleStore) -> dict[tuple[str, int], str]:
@@ -37,9 +40,10 @@ def test_rounds_of_1_and_4_draw_exactly_the_fixed_runs_samples(tmp_path, engine)
     runs = {}
     for name, adaptive, round_size, call_size in (("fixed", False, K, 24), ("r1", True, 1, 2), ("r4", True, 4, 7)):
         store = SampleStore(tmp_path / f"{name}.sqlite")
-        score(problems=PROBLEMS, models=ladder, store=store, k=K, adaptive=adaptive, round_size=round_size,
-              rules=rules, sampling=sampling, progress=False, call_size=call_size, reward_workers=1,
-              engine_factory=lambda ref: _Shared(engine))
+        cfg = ScoringConfig(models=ladder, k=K, adaptive=adaptive, round_size=round_size, sampling=sampling,
+                            call_size=call_size)
+        score(PROBLEMS, store, cfg, rules=rules, rewards=RewardsConfig(workers=1), progress=False,
+              engine_factory=lambda ref: nullcontext(engine))
         runs[name] = _texts(store)
     assert len(runs["fixed"]) == len(PROBLEMS) * K
     assert runs["r1"] == runs["fixed"] and runs["r4"] == runs["fixed"]
@@ -59,29 +63,18 @@ def test_engine_sample_depends_on_its_seed_not_on_its_call(engine):
         engine.generate(prompts, n=2, max_tokens=4, seeds=seeds)
 
 
-class _Shared:
-    """One loaded engine shared by the runs of this test (scoring closes what it is handed)."""
-
-    def __init__(self, engine) -> None:
-        self.engine, self.name = engine, engine.name
-
-    def generate(self, *args, **kwargs):
-        return self.engine.generate(*args, **kwargs)
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_models_own_max_tokens_is_used_and_stored_with_its_settings(tmp_path, engine):
     from stagerl.scoring import ScoringError
 
     store = SampleStore(tmp_path / "s.sqlite")
     ladder = [ModelRef(name="short", temperature=1.0, max_tokens=3), ModelRef(name="long", temperature=1.0)]
-    score(PROBLEMS[:2], ladder, store, k=2, adaptive=False, sampling=SamplingConfig(max_tokens=12), progress=False,
-          reward_workers=1, engine_factory=lambda ref: _Shared(engine))
+    cfg = ScoringConfig(models=ladder, k=2, adaptive=False, sampling=SamplingConfig(max_tokens=12))
+    score(PROBLEMS[:2], store, cfg, rewards=RewardsConfig(workers=1), progress=False,
+          engine_factory=lambda ref: nullcontext(engine))
     tokens = {m: max(r["tokens"] for r in store.samples(model=m)) for m in ("short", "long")}
     assert tokens["short"] <= 3 < tokens["long"]
     assert store.get_meta("model/short")["max_tokens"] == 3 and store.get_meta("model/long")["max_tokens"] == 12
     with pytest.raises(ScoringError, match=r"model 'short' made with other settings.*max_tokens"):
-        score(PROBLEMS[:2], [ModelRef(name="short", temperature=1.0, max_tokens=5)], store, k=2, adaptive=False,
-              sampling=SamplingConfig(max_tokens=12), progress=False, engine_factory=lambda ref: _Shared(engine))
+        cfg = ScoringConfig(models=[ModelRef(name="short", temperature=1.0, max_tokens=5)], k=2, adaptive=False,
+                            sampling=SamplingConfig(max_tokens=12))
+        score(PROBLEMS[:2], store, cfg, progress=False, engine_factory=lambda ref: nullcontext(engine))

@@ -55,9 +55,26 @@ class Engine(Protocol):
 
     def close(self) -> None: ...
 
+    def __enter__(self) -> "Engine": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
 
 def as_messages(prompt: Prompt) -> list[Message]:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+
+
+class ClosingEngine:
+    """Engines are context managers: ``with make_engine(...) as engine:`` closes it on leaving."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - every engine defines its own
+        pass
 
 
 def check_seeds(seeds: list[list[int]] | None, prompts: int, n: int) -> None:

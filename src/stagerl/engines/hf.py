@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from transformers import LogitsProcessorList
 
 from ..models import resolve_model
-from .base import Completion, Prompt, as_messages, check_seeds
+from .base import Completion, Prompt, as_messages, check_seeds, ClosingEngine
 from .sampler import SeededSampler, derive_seed
 
 CPU_BATCH_SIZE = 32
@@ -58,7 +58,7 @@ def eos_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted(set(int(i) for i in ids))
 
 
-class TransformersEngine:
+class TransformersEngine(ClosingEngine):
     """The ``transformers`` engine: batched ``model.generate`` in this process.
 
     ``model`` is a spec for ``resolve_model`` (alias, folder, hub id) or an already loaded

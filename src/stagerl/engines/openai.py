@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from tqdm.auto import tqdm
 
-from .base import Completion, Prompt, as_messages, check_seeds
+from .base import Completion, Prompt, as_messages, check_seeds, ClosingEngine
 
 RETRY_CAP_S = 30.0
 """Longest single wait between retries."""
@@ -58,7 +58,7 @@ def split_tokens(total: int, texts: list[str]) -> list[int]:
     return parts
 
 
-class OpenAIEngine:
+class OpenAIEngine(ClosingEngine):
     """The ``openai`` engine: chat completions from a server at ``base_url`` (``.../v1``)."""
 
     name = "openai"

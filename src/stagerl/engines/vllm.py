@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..models import resolve_model
-from .base import Completion, Prompt, as_messages, check_seeds
+from .base import Completion, Prompt, as_messages, check_seeds, ClosingEngine
 
 INSTALL_HINT = "pip install stagerl[vllm]"
 
@@ -27,7 +27,7 @@ def _import_vllm() -> Any:
     return vllm
 
 
-class VLLMEngine:
+class VLLMEngine(ClosingEngine):
     """The ``vllm`` engine. ``model`` is resolved like for ``transformers``; ``llm_options``
     (``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``, ``dtype``, ...) go
     to ``vllm.LLM``."""
