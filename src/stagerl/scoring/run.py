@@ -199,7 +199,7 @@ def score(
             _score_model(run, ref, problems, engine_factory or default_engine)
     finally:
         bar.close()
-    if totals["generated"]:
+    if run.totals["generated"]:
         store.set_meta("sandbox", sandbox_record())  # the code isolation this grading ran under
     keys = [(p.id, p.domain) for p in problems]
     table = write_table(store, out_dir, keys, names, k) if out_dir is not None else \
