@@ -21,11 +21,11 @@ from typing import Any
 
 import pandas as pd
 
-from ..data.problem import Problem, ProblemError
+from ..data.problem import ROW_FIELDS, Problem, ProblemError
 from .rules import Rules, RulesError, decide, relevant_models
 
 LONG_COLUMNS = ("problem_id", "model", "pass_rate")
-PROBLEM_COLUMNS = ("id", "domain", "prompt", "answer", "tests", "source", "meta")
+PROBLEM_COLUMNS = ROW_FIELDS
 _ID_COLUMNS = ("problem_id", "id", "unique_id")
 _NOT_MODELS = {"domain", "samples", "successes", "k", "index", "idx"}
 
@@ -123,17 +123,11 @@ def read_table(path: str | Path, model_columns: dict[str, str] | None = None, do
 
 def _problems_by_id(problems: list[Problem] | pd.DataFrame) -> dict[str, Problem]:
     if isinstance(problems, pd.DataFrame):
-        rows = problems.to_dict("records")
-        problems = []
+        rows, problems = problems.to_dict("records"), []
         for i, r in enumerate(rows):
-            r = {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-            for key in ("tests", "meta"):
-                if isinstance(r.get(key), str):
-                    r[key] = json.loads(r[key])
-            r["meta"] = r.get("meta") or {}
             try:
-                problems.append(Problem.from_dict(r))
-            except (ProblemError, TypeError) as e:
+                problems.append(Problem.from_row(r))
+            except (ProblemError, TypeError, KeyError, json.JSONDecodeError) as e:
                 raise RulesError(f"problems, row {i} (id {r.get('id')!r}): {e}") from None
     by_id: dict[str, Problem] = {}
     for p in problems:
@@ -217,17 +211,11 @@ def build_levels(table: pd.DataFrame, rules: Rules, problems: list[Problem] | pd
         part = labels[labels[name].astype(bool)] if len(labels) else labels
         df = part[["problem_id", "domain", *rate_cols]].reset_index(drop=True)
         if by_id is not None:
-            fields = pd.DataFrame([_problem_row(by_id[pid]) for pid in df["problem_id"]], columns=list(PROBLEM_COLUMNS))
+            fields = pd.DataFrame([by_id[pid].to_row() for pid in df["problem_id"]], columns=list(PROBLEM_COLUMNS))
             df = pd.concat([fields, df[rate_cols]], axis=1)
         df.attrs["skipped"] = list(labels.attrs["skipped"])
         levels[name] = df
     return levels
-
-
-def _problem_row(p: Problem) -> dict:
-    return {"id": p.id, "domain": p.domain, "prompt": p.prompt, "answer": p.answer,
-            "tests": json.dumps(p.tests) if p.tests is not None else None, "source": p.source,
-            "meta": json.dumps(p.meta, default=str)}
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
@@ -257,19 +245,10 @@ def read_level(path: str | Path) -> list[Problem]:
     if "prompt" not in df.columns:
         raise RulesError(f"{path}: holds rates only; build the levels with the problems to train on them")
 
-    def opt(v: Any) -> Any:
-        return None if v is None or (isinstance(v, float) and v != v) else v
-
-    def obj(v: Any) -> Any:
-        v = opt(v)
-        return json.loads(v) if isinstance(v, str) else v
-
     out = []
     for i, r in enumerate(df.to_dict("records")):
         try:
-            out.append(Problem(id=r["id"], domain=r["domain"], prompt=r["prompt"], answer=opt(r.get("answer")),
-                               tests=obj(r.get("tests")), source=opt(r.get("source")) or "",
-                               meta=obj(r.get("meta")) or {}))
+            out.append(Problem.from_row(r))
         except (ProblemError, json.JSONDecodeError) as e:
             raise RulesError(f"{path}, row {i} (id {r.get('id')!r}): {e}") from None
     return out
