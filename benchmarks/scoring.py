@@ -132,11 +132,11 @@ def main() -> None:
         replayed = {(r["problem_id"], r["model"], r["idx"]): r["text"] for r in store.samples()}
         originals = {(r["problem_id"], r["model"], r["idx"]): r["text"] for r in fixed_store.samples()}
         assert all(originals[key] == text for key, text in replayed.items()), "replay served other samples"
-        tokens = int(store.query("SELECT COALESCE(SUM(tokens), 0) FROM samples")[0][0])
+        tokens = sum(int(t) for _, _, t, _, _ in store.model_totals())
         results[order] = (table, tokens, len(store))
 
     want = labels_from_rates(rules, fixed, point=True)
-    fixed_tokens = int(fixed_store.query("SELECT SUM(tokens) FROM samples")[0][0])
+    fixed_tokens = sum(int(t) for _, _, t, _, _ in fixed_store.model_totals())
     print(f"problems {len(problems)}, k={args.k}, round_size={args.round_size}, max_tokens={args.max_tokens}")
     print("pass rates (fixed):", {m: round(float(g['pass_rate'].mean()), 3) for m, g in fixed.groupby('model')},
           "| problems with hot in (0,1):", int(((fixed.model == 'hot') & (fixed.pass_rate > 0) & (fixed.pass_rate < 1)).sum()),
