@@ -191,8 +191,15 @@ def label_table(table: pd.DataFrame, rules: Rules, on_missing: str = "error",
     return out
 
 
+class Levels(dict):
+    """``{level: DataFrame}`` as :func:`build_levels` makes it, with the one labelling it was cut
+    from in ``labels`` (what :func:`label_table` returned), so the stats reuse it."""
+
+    labels: pd.DataFrame | None = None
+
+
 def build_levels(table: pd.DataFrame, rules: Rules, problems: list[Problem] | pd.DataFrame | None = None,
-                 on_missing: str = "error") -> dict[str, pd.DataFrame]:
+                 on_missing: str = "error") -> Levels:
     """``{level: DataFrame}``: the problems in each level (in table order), with their
     ``rate_<model>`` columns and, given ``problems`` (Problems or a DataFrame of their dicts),
     their fields (``tests`` and ``meta`` as JSON strings). Every level's ``attrs["skipped"]`` lists
@@ -206,7 +213,8 @@ def build_levels(table: pd.DataFrame, rules: Rules, problems: list[Problem] | pd
             raise RulesError(f"the pass-rate table has {len(unknown)} problem(s) not among the given problems, "
                              f"e.g. {unknown[0]!r}")
     rate_cols = [c for c in labels.columns if c.startswith(("rate_", "samples_"))]
-    levels = {}
+    levels = Levels()
+    levels.labels = labels
     for name in rules.levels:
         part = labels[labels[name].astype(bool)] if len(labels) else labels
         df = part[["problem_id", "domain", *rate_cols]].reset_index(drop=True)
