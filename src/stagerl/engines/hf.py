@@ -181,8 +181,8 @@ class TransformersEngine(ClosingEngine):
             for start in range(0, len(seqs), self.batch_size):
                 chunk = seqs[start : start + self.batch_size]
                 ids, mask = self._left_pad([encoded[i] for i, _ in chunk])
-                extra = {} if greedy else {
-                    "logits_processor": LogitsProcessorList([SeededSampler([seeds[i][j] for i, j in chunk], temperature, top_p)])}
+                sampler = None if greedy else SeededSampler([seeds[i][j] for i, j in chunk], temperature, top_p)
+                extra = {} if sampler is None else {"logits_processor": LogitsProcessorList([sampler])}
                 gen = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=cfg, **extra)
                 rows = gen[:, ids.shape[1] :].tolist()
                 for (i, j), row in zip(chunk, rows):

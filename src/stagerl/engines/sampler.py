@@ -23,11 +23,7 @@ from __future__ import annotations
 import hashlib
 
 import torch
-
-try:  # transformers >= 4.x
-    from transformers import LogitsProcessor
-except ImportError:  # pragma: no cover
-    LogitsProcessor = object  # type: ignore[misc,assignment]
+from transformers import LogitsProcessor
 
 
 def derive_seed(*parts: object) -> int:
