@@ -29,7 +29,7 @@ print(json.dumps({"pass@1": res["mini"]["pass@1"], "workers": len(pool_pids())})
 
 
 def test_reward_workers_under_scoring_is_an_error_naming_the_new_key():
-    with pytest.raises(ConfigError, match=r"scoring.reward_workers is deprecated.*rewards: \{workers: 3\}"):
+    with pytest.raises(ConfigError, match=r"scoring.reward_workers: deprecated.*rewards: \{workers: 3\}"):
         load_recipe({"scoring": {"reward_workers": 3}})
     assert load_recipe({"rewards": {"workers": 3}}).rewards.workers == 3
 

@@ -114,7 +114,7 @@ class ScoringConfig:
 
     def __post_init__(self) -> None:
         _need(self.reward_workers is None, "reward_workers",
-              "is deprecated: grading settings live in the one `rewards:` section used by scoring, training and "
+              "deprecated: grading settings live in the one `rewards:` section used by scoring, training and "
               f"evaluation; write `rewards: {{workers: {self.reward_workers}}}` instead")
         _at_least(self, 1, "k", "round_size", "call_size")
         _need(self.order in ORDERS, "order", f"must be one of {', '.join(ORDERS)}, got {self.order!r}")
