@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stagerl.config import ModelRef, PromptConfig, SamplingConfig
+from stagerl.config import ModelRef, PromptConfig, SamplingConfig, ScoringConfig
 from stagerl.engines.base import Completion
 from stagerl.scoring import score
 from stagerl.scoring.run import ORDERS
@@ -58,7 +58,7 @@ class ReplayEngine:
             self.rows.setdefault(r["problem_id"], []).append(r)
         self.prompt_ids, self.next = prompt_ids, {pid: 0 for pid in self.rows}
 
-    def generate(self, prompts, n=1, temperature=0.6, top_p=0.95, max_tokens=1024, seed=None):
+    def generate(self, prompts, n=1, temperature=0.6, top_p=0.95, max_tokens=1024, seed=None, seeds=None):
         out = []
         for prompt in prompts:
             pid = self.prompt_ids[json.dumps(prompt)]
@@ -103,7 +103,7 @@ def main() -> None:
     from stagerl.levels.rules import bind, load_rules
 
     problems = load_builtin("demo_math")[: args.problems]
-    messages = PromptConfig(fewshot=True).messages  # the demo's prompt: the 135M model keeps the format
+    prompt = PromptConfig(fewshot=True)  # the demo's prompt: the 135M model keeps the format
     rules = bind(load_rules(RULES), BIND)
     ladder = [ModelRef(name="hot", model="smollm2-135m", temperature=1.0, options={"batch_size": args.batch_size}),
               ModelRef(name="cold", model="smollm2-135m", temperature=0.3, options={"batch_size": args.batch_size})]
@@ -113,29 +113,30 @@ def main() -> None:
 
     t0 = time.perf_counter()
     fixed_store = SampleStore(run / "fixed.sqlite")
-    fixed = score(problems, ladder, fixed_store, k=args.k, adaptive=False, sampling=sampling, out_dir=run / "fixed",
-                  messages=messages)
+    fixed = score(problems, fixed_store, ScoringConfig(models=ladder, k=args.k, adaptive=False, sampling=sampling),
+                  prompt=prompt, out_dir=run / "fixed")
     print(f"fixed: {fixed.attrs['generated']} samples generated now ({time.perf_counter() - t0:.0f} s), "
           f"{len(fixed_store)} stored")
 
-    prompt_ids = {json.dumps(messages(p)): p.id for p in problems}
+    prompt_ids = {json.dumps(prompt.messages(p)): p.id for p in problems}
     results = {}
     for order in ORDERS:
         path = run / f"adaptive-{order}.sqlite"
         for f in run.glob(f"adaptive-{order}.sqlite*"):
             f.unlink()
         store = SampleStore(path)
-        table = score(problems, ladder, store, k=args.k, adaptive=True, round_size=args.round_size,
-                      sampling=sampling, rules=rules, progress=False, order=order, messages=messages,
+        cfg = ScoringConfig(models=ladder, k=args.k, adaptive=True, round_size=args.round_size, sampling=sampling,
+                            order=order)
+        table = score(problems, store, cfg, rules=rules, prompt=prompt, progress=False,
                       engine_factory=lambda ref: ReplayEngine(fixed_store, ref.name, prompt_ids))
         replayed = {(r["problem_id"], r["model"], r["idx"]): r["text"] for r in store.samples()}
         originals = {(r["problem_id"], r["model"], r["idx"]): r["text"] for r in fixed_store.samples()}
         assert all(originals[key] == text for key, text in replayed.items()), "replay served other samples"
-        tokens = int(store.query("SELECT COALESCE(SUM(tokens), 0) FROM samples")[0][0])
+        tokens = sum(int(t) for _, _, t, _, _ in store.model_totals())
         results[order] = (table, tokens, len(store))
 
     want = labels_from_rates(rules, fixed, point=True)
-    fixed_tokens = int(fixed_store.query("SELECT SUM(tokens) FROM samples")[0][0])
+    fixed_tokens = sum(int(t) for _, _, t, _, _ in fixed_store.model_totals())
     print(f"problems {len(problems)}, k={args.k}, round_size={args.round_size}, max_tokens={args.max_tokens}")
     print("pass rates (fixed):", {m: round(float(g['pass_rate'].mean()), 3) for m, g in fixed.groupby('model')},
           "| problems with hot in (0,1):", int(((fixed.model == 'hot') & (fixed.pass_rate > 0) & (fixed.pass_rate < 1)).sum()),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: helper modules beside the tests
 
 @pytest.fixture(scope="session")
 def smollm2_dir() -> str:

@@ -38,6 +38,9 @@ class ModelRef:
     or ``{batch_size: 32}`` for ``transformers``."""
     temperature: float | None = None
     """Per-model sampling temperature; ``None`` uses the scoring/eval default."""
+    max_tokens: int | None = None
+    """Per-model cap on generated tokens (long reasoners need more); ``None`` uses
+    ``sampling.max_tokens``. Part of the model's stored settings."""
 
     def __post_init__(self) -> None:
         _need(isinstance(self.name, str) and bool(self.name.strip()), "name", "must be a non-empty string")
@@ -45,6 +48,7 @@ class ModelRef:
             self.model = self.name
         _need(self.engine in ENGINES, "engine", f"must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         _at_least(self, 0, "temperature")
+        _at_least(self, 1, "max_tokens")
 
 
 @dataclass
@@ -99,7 +103,8 @@ class ScoringConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     """Sampling settings for the reference models."""
     reward_workers: int | None = None
-    """Processes for grading; ``None`` = one per CPU core."""
+    """Deprecated: grading workers are ``rewards.workers`` (one section for scoring, training and
+    evaluation); setting this is an error that says so."""
     call_size: int = 64
     """Samples per engine call. A call's samples are graded and stored together, so this bounds
     the work a crash can lose and sets how often progress updates; raise it for large GPU batches
@@ -110,7 +115,10 @@ class ScoringConfig:
     weakest-first in ``benchmarks/scoring.py``) or ``weakest-first``."""
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "k", "round_size", "call_size", "reward_workers")
+        _need(self.reward_workers is None, "reward_workers",
+              "deprecated: grading settings live in the one `rewards:` section used by scoring, training and "
+              f"evaluation; write `rewards: {{workers: {self.reward_workers}}}` instead")
+        _at_least(self, 1, "k", "round_size", "call_size")
         _need(self.order in ORDERS, "order", f"must be one of {', '.join(ORDERS)}, got {self.order!r}")
         _unique("models", [m.name for m in self.models])
 

@@ -12,6 +12,7 @@ Any stage can be re-run from the files before it; a killed stage resumes from wh
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -117,11 +118,9 @@ def run_score(recipe: Recipe, fixed: bool = False, limit: int | None = None, res
         adaptive = recipe.scoring.adaptive and not fixed
         log(f"scoring {len(problems)} problems with {len(recipe.scoring.models)} model(s), k={recipe.scoring.k}, "
             f"{'adaptive' if adaptive else 'fixed'} protocol -> {run.root}")
-        table = score(problems, recipe.scoring.models, store, k=recipe.scoring.k, adaptive=adaptive,
-                      round_size=recipe.scoring.round_size, sampling=recipe.scoring.sampling,
-                      rules=bound_rules(recipe) if adaptive else None, reward_workers=recipe.scoring.reward_workers,
-                      out_dir=run.root, call_size=recipe.scoring.call_size, order=recipe.scoring.order,
-                      messages=recipe.prompt.messages, rescore_changed=rescore_changed)
+        table = score(problems, store, dataclasses.replace(recipe.scoring, adaptive=adaptive),
+                      rules=bound_rules(recipe) if adaptive else None, rewards=recipe.rewards, prompt=recipe.prompt,
+                      out_dir=run.root, rescore_changed=rescore_changed)
         log(f"pass-rate table: {run.pass_rates}")
     return table
 
@@ -218,7 +217,7 @@ def run_train(recipe: Recipe, wait: bool = False, world: int | None = None) -> l
         policy = resolve_model(recipe.train.policy)
         log(f"training {recipe.train.policy} through {len(recipe.train.stages)} stage(s)")
         return train_stages(policy, levels, recipe.train.stages, run.root,
-                            reward_workers=recipe.scoring.reward_workers, messages=recipe.prompt.messages)
+                            rewards=recipe.rewards, messages=recipe.prompt.messages)
 
 
 def checkpoints(recipe: Recipe) -> dict[str, str]:
@@ -241,7 +240,8 @@ def run_eval(recipe: Recipe, which: dict[str, str] | None = None, wait: bool = F
 
         for name, path in (which or checkpoints(recipe)).items():
             log(f"evaluating {name} ({path})")
-            results[name] = evaluate_checkpoint(name, path, recipe.eval, run.eval(name), recipe.prompt)
+            results[name] = evaluate_checkpoint(name, path, recipe.eval, run.eval(name), recipe.prompt,
+                                                rewards=recipe.rewards)
             for bench, r in results[name].items():
                 log(f"  {bench}: pass@1 = {r['pass@1']:.3f} over {r['problems']} problems x k={r['k']}")
     return results

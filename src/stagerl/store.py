@@ -220,6 +220,20 @@ class SampleStore:
             out.setdefault(pid, {})[int(idx)] = float(reward)
         return out
 
+    def pair_stats(self, k: int, success: float) -> list[tuple]:
+        """Per (problem, model), over sample indices < ``k``: ``(problem_id, model, samples,
+        successes (reward >= success), mean reward, mean tokens, max tokens, truncated, domain)``."""
+        return self._db().execute(
+            "SELECT problem_id, model, COUNT(*), SUM(reward >= ?), AVG(reward), AVG(tokens), MAX(tokens), "
+            "SUM(finish = 'length'), MAX(domain) FROM samples WHERE idx < ? GROUP BY problem_id, model",
+            (float(success), int(k))).fetchall()
+
+    def model_totals(self) -> list[tuple]:
+        """Per model, over every stored sample: ``(model, samples, tokens, seconds, truncated)``."""
+        return self._db().execute(
+            "SELECT model, COUNT(*), SUM(tokens), SUM(seconds), SUM(finish = 'length') FROM samples GROUP BY model"
+        ).fetchall()
+
     def samples(
         self, model: str | None = None, problem_ids: Iterable[str] | None = None, with_rowid: bool = False
     ) -> list[dict[str, Any]]:

@@ -53,3 +53,21 @@ def test_fewshot_prompt_shows_worked_exchanges_of_the_same_domain():
         assert shot[-1] == plain[-1] and shot[1]["content"] != p.prompt
     assert "\\boxed{7}" in PromptConfig(fewshot=True).messages(math)[1]["content"]
     assert "```python" in PromptConfig(fewshot=True).messages(code)[1]["content"]
+
+
+def test_one_converter_between_a_problem_and_a_table_row():
+    import json
+    import math
+
+    from stagerl.data.problem import ROW_FIELDS, Problem
+
+    code = Problem("c", "code", "echo", tests={"inputs": ["x\n"], "outputs": ["x\n"], "fn_name": None}, source="s",
+                   meta={"level": 2})
+    math_p = Problem("m", "math", "1+1?", answer="2")
+    for p in (code, math_p):
+        row = p.to_row()
+        assert tuple(row) == ROW_FIELDS and all(not isinstance(v, (dict, list)) for v in row.values())
+        assert Problem.from_row(row) == p
+    row = code.to_row()
+    assert json.loads(row["tests"]) == code.tests
+    assert Problem.from_row({**math_p.to_row(), "tests": math.nan, "source": None, "meta": None}) == math_p

@@ -49,7 +49,7 @@ def test_more_errors_name_the_key(spec, message):
 
 
 def test_files_presets_and_retain_domains(tmp_path):
-    with pytest.raises(RulesError, match=r"no preset of that name \(presets: demo, paper\)"):
+    with pytest.raises(RulesError, match=r"no preset of that name \(presets: demo, paper, paper-strict\)"):
         load_rules("papr")
     bad = tmp_path / "r.yaml"
     bad.write_text("models: {a: A}\nlevels:\n  X: {all: ['a in (0,1)']}\n  Y: 'b in (0,1)'\n")

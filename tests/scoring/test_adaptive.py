@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stagerl.config import ModelRef, SamplingConfig
+from stagerl.config import ModelRef, SamplingConfig, ScoringConfig
 from stagerl.data.problem import Problem
 from stagerl.engines.base import Completion
 from stagerl.scoring import needs_samples, score, verdicts
@@ -57,7 +57,7 @@ class ScriptEngine:
         self.ids = {json.dumps(_messages(p)): p for p in problems}
         self.calls = 0
 
-    def generate(self, prompts, n=1, temperature=0.6, top_p=0.95, max_tokens=1024, seed=None):
+    def generate(self, prompts, n=1, temperature=0.6, top_p=0.95, max_tokens=1024, seed=None, seeds=None):
         self.calls += 1
         out = []
         for prompt in prompts:
@@ -78,8 +78,8 @@ def test_adaptive_run_draws_a_prefix_of_the_fixed_run_and_gives_its_labels(tmp_p
     run = {}
     for name, adaptive in (("fixed", False), ("adaptive", True)):
         store = SampleStore(tmp_path / f"{name}.sqlite")
-        table = score(problems, ladder, store, k=K, adaptive=adaptive, round_size=2, rules=rules,
-                      sampling=SamplingConfig(max_tokens=8), progress=False,
+        cfg = ScoringConfig(models=ladder, k=K, adaptive=adaptive, round_size=2, sampling=SamplingConfig(max_tokens=8))
+        table = score(problems, store, cfg, rules=rules, progress=False,
                       engine_factory=lambda ref: ScriptEngine(script, problems), out_dir=tmp_path / name)
         run[name] = (store, table.set_index(["problem_id", "model"]))
     (fs, ft), (ast, at) = run["fixed"], run["adaptive"]
@@ -97,8 +97,8 @@ def test_adaptive_run_draws_a_prefix_of_the_fixed_run_and_gives_its_labels(tmp_p
         assert rules_mod.decide(rules, bounds, pid, "math") == want
         assert rules_mod.label(rules, {"m": at.loc[(pid, "m"), "pass_rate"]}, pid, "math") == want
     # resuming a finished adaptive run generates nothing
-    again = score(problems, ladder, ast, k=K, adaptive=True, round_size=2, rules=rules,
-                  sampling=SamplingConfig(max_tokens=8), progress=False,
+    cfg = ScoringConfig(models=ladder, k=K, adaptive=True, round_size=2, sampling=SamplingConfig(max_tokens=8))
+    again = score(problems, ast, cfg, rules=rules, progress=False,
                   engine_factory=lambda ref: pytest.fail("no engine should be built"))
     assert again.attrs["generated"] == 0
 
@@ -108,8 +108,10 @@ def test_store_made_with_other_settings_is_refused(tmp_path):
 
     store = SampleStore(tmp_path / "s.sqlite")
     p = [Problem(id="a", domain="math", prompt="1+1?", answer="2")]
-    score(p, [ModelRef(name="m")], store, k=2, adaptive=False, progress=False, sampling=SamplingConfig(max_tokens=8),
+    score(p, store, ScoringConfig(models=[ModelRef(name="m")], k=2, adaptive=False,
+                                  sampling=SamplingConfig(max_tokens=8)), progress=False,
           engine_factory=lambda ref: ScriptEngine({"a": "10"}, p))
     with pytest.raises(ScoringError, match=r"model 'm' made with other settings.*max_tokens"):
-        score(p, [ModelRef(name="m")], store, k=2, adaptive=False, progress=False,
-              sampling=SamplingConfig(max_tokens=16), engine_factory=lambda ref: ScriptEngine({"a": "10"}, p))
+        score(p, store, ScoringConfig(models=[ModelRef(name="m")], k=2, adaptive=False,
+                                      sampling=SamplingConfig(max_tokens=16)), progress=False,
+              engine_factory=lambda ref: ScriptEngine({"a": "10"}, p))

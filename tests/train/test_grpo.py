@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from stagerl.config import PlateauConfig, StageConfig
+from stagerl.config import PlateauConfig, RewardsConfig, StageConfig
 from stagerl.data.problem import Problem
 from stagerl.report.render import read_stages
 from stagerl.train import train_stages
@@ -29,7 +29,7 @@ PROBLEMS = [Problem(id=f"add{i}", domain="math", prompt=f"What is {i} + {i + 1}?
 
 
 def test_reward_function_grades_conversational_completions():
-    reward = _make_reward(PROBLEMS, workers=1)
+    reward = _make_reward(PROBLEMS, RewardsConfig(workers=1))
     logged: dict[str, float] = {}
     completions = [[{"role": "assistant", "content": "so \\boxed{1}"}], [{"role": "assistant", "content": "\\boxed{4}"}],
                    [{"role": "assistant", "content": "no box: 5"}]]

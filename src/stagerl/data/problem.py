@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 DOMAINS = ("math", "code")
+ROW_FIELDS = ("id", "domain", "prompt", "answer", "tests", "source", "meta")
+"""The fields of a Problem, in table order (a level parquet's first columns)."""
 
 
 class ProblemError(ValueError):
@@ -48,7 +50,29 @@ class Problem:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Problem":
-        return cls(**{k: d[k] for k in ("id", "domain", "prompt", "answer", "tests", "source", "meta") if k in d})
+        return cls(**{k: d[k] for k in ROW_FIELDS if k in d})
+
+    def to_row(self) -> dict[str, Any]:
+        """The problem as one flat table row (parquet, ``datasets``): ``tests`` and ``meta`` as JSON
+        strings. The one converter to a row; :meth:`from_row` is its inverse."""
+        return {"id": self.id, "domain": self.domain, "prompt": self.prompt, "answer": self.answer,
+                "tests": json.dumps(self.tests) if self.tests is not None else None, "source": self.source,
+                "meta": json.dumps(self.meta, default=str)}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Problem":
+        """A problem from a table row (:meth:`to_row`'s form, or one with ``tests``/``meta`` as
+        objects); missing values (None, NaN) are absent. Raises ``ProblemError`` or
+        ``json.JSONDecodeError``."""
+        def opt(v: Any) -> Any:
+            return None if v is None or (isinstance(v, float) and v != v) else v
+
+        def obj(v: Any) -> Any:
+            v = opt(v)
+            return json.loads(v) if isinstance(v, str) else v
+
+        return cls(id=row["id"], domain=row["domain"], prompt=row["prompt"], answer=opt(row.get("answer")),
+                   tests=obj(row.get("tests")), source=opt(row.get("source")) or "", meta=obj(row.get("meta")) or {})
 
 
 def _case_error(ins: list, outs: list, fn: str | None) -> str | None:

@@ -17,7 +17,9 @@ __all__ = ["Completion", "Engine", "Message", "Prompt", "as_messages", "make_eng
 
 
 def make_engine(kind: str, model: str, **options: Any) -> Engine:
-    """Build the engine ``kind`` for ``model``; ``options`` go to the engine's constructor.
+    """Build the engine ``kind`` for ``model``; ``options`` go to the engine's constructor. The
+    engine is a context manager (``with make_engine(...) as engine:`` closes it); local models are
+    resolved by the engine itself (``resolve_model``), nowhere else.
 
     ``transformers``: ``model`` is an alias, folder or hub id (``resolve_model``); options
     ``batch_size``, ``device``, ``dtype``, ``progress``.

@@ -31,7 +31,14 @@ def safe_text(text: str) -> str:
 
 
 class Engine(Protocol):
-    """``generate`` returns, for each prompt, ``n`` completions in sample order."""
+    """``generate`` returns, for each prompt, ``n`` completions in sample order.
+
+    ``seeds`` (optional, one list of ``n`` ints per prompt) asks for sample ``j`` of prompt ``i`` to
+    be drawn with seed ``seeds[i][j]`` whatever else is in the call; it overrides ``seed``. What
+    each engine makes of it: ``transformers`` samples every sequence with its own generator;
+    ``vllm`` sends one request per sample with ``SamplingParams(seed=...)``; ``openai`` sends one
+    request per sample with ``seed`` (honoured by vLLM/SGLang servers, best effort by hosted APIs).
+    """
 
     name: str
 
@@ -43,10 +50,37 @@ class Engine(Protocol):
         top_p: float = 0.95,
         max_tokens: int = 1024,
         seed: int | None = None,
+        seeds: list[list[int]] | None = None,
     ) -> list[list[Completion]]: ...
 
     def close(self) -> None: ...
 
+    def __enter__(self) -> "Engine": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
 
 def as_messages(prompt: Prompt) -> list[Message]:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+
+
+class ClosingEngine:
+    """Engines are context managers: ``with make_engine(...) as engine:`` closes it on leaving."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - every engine defines its own
+        pass
+
+
+def check_seeds(seeds: list[list[int]] | None, prompts: int, n: int) -> None:
+    """Raise ``ValueError`` unless ``seeds`` is ``None`` or one list of ``n`` ints per prompt."""
+    if seeds is None:
+        return
+    if len(seeds) != prompts or any(len(s) != n for s in seeds):
+        raise ValueError(f"seeds must hold {n} seed(s) for each of the {prompts} prompts, "
+                         f"got lengths {[len(s) for s in seeds]}")

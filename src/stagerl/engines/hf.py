@@ -3,6 +3,12 @@
 All samples of all prompts are flattened into one list of sequences, sorted by prompt length and
 generated in chunks of ``batch_size`` sequences (left padding, KV cache on), so the ``n`` samples
 of a prompt and several prompts share one ``model.generate`` call.
+
+Seeds: every sequence is sampled with its own random generator (``sampler.SeededSampler``), seeded
+by ``seeds[i][j]`` when given (scoring passes one seed per (problem, model, sample index)), else
+derived from ``seed`` and ``(i, j)``. A sequence's random draws therefore do not depend on the
+batch it runs in; see ``sampler.py`` for the one thing that can still differ between batch shapes
+(the last bits of the logits).
 """
 
 from __future__ import annotations
@@ -13,8 +19,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from transformers import LogitsProcessorList
+
 from ..models import resolve_model
-from .base import Completion, Prompt, as_messages
+from .base import Completion, Prompt, as_messages, check_seeds, ClosingEngine
+from .sampler import SeededSampler, derive_seed
 
 CPU_BATCH_SIZE = 32
 """Default sequences per ``generate`` call on CPU."""
@@ -49,7 +58,7 @@ def eos_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted(set(int(i) for i in ids))
 
 
-class TransformersEngine:
+class TransformersEngine(ClosingEngine):
     """The ``transformers`` engine: batched ``model.generate`` in this process.
 
     ``model`` is a spec for ``resolve_model`` (alias, folder, hub id) or an already loaded
@@ -117,6 +126,12 @@ class TransformersEngine:
             cfg.do_sample, cfg.temperature, cfg.top_p, cfg.top_k = True, float(temperature), float(top_p), 0
         return cfg
 
+    def _seeded(self, max_tokens: int) -> Any:
+        """Greedy selection over the scores of ``SeededSampler``, which does the sampling."""
+        cfg = self._sampling(0.0, 1.0, max_tokens)
+        cfg.top_k = None
+        return cfg
+
     def _finish(self, row: list[int]) -> Completion:
         """Cut a generated row at its first EOS; count real tokens (EOS included, padding not)."""
         stops = set(self.eos_ids)
@@ -137,14 +152,17 @@ class TransformersEngine:
         top_p: float = 0.95,
         max_tokens: int = 1024,
         seed: int | None = None,
+        seeds: list[list[int]] | None = None,
     ) -> list[list[Completion]]:
         """For each prompt, ``n`` completions in sample order (see ``Engine``).
 
-        With ``seed`` the same call (same prompts, settings and ``batch_size``) gives the same
-        completions; ``temperature`` 0 is greedy decoding.
+        Sample ``j`` of prompt ``i`` is drawn with seed ``seeds[i][j]`` (or one derived from ``seed``,
+        ``i`` and ``j``; random when both are ``None``), whatever else is in the call and whatever
+        ``batch_size``; ``temperature`` 0 is greedy decoding.
         """
         if n < 1 or max_tokens < 1:
             raise ValueError(f"n and max_tokens must be >= 1, got n={n}, max_tokens={max_tokens}")
+        check_seeds(seeds, len(prompts), n)
         encoded = [self.encode(p) for p in prompts]
         greedy = temperature <= 0  # greedy samples are identical: generate one, copy it n times
         per_prompt = 1 if greedy else n
@@ -154,17 +172,18 @@ class TransformersEngine:
             ((i, j) for i in range(len(prompts)) for j in range(per_prompt)), key=lambda s: (-len(encoded[s[0]]), s)
         )
         out: list[list[Completion | None]] = [[None] * n for _ in prompts]
-        cfg = self._sampling(temperature, top_p, max_tokens)
+        if seeds is None:
+            base = seed if seed is not None else int(torch.randint(0, 2**62, ()).item())
+            seeds = [[derive_seed(base, i, j) for j in range(n)] for i in range(len(prompts))]
+        cfg = self._sampling(temperature, top_p, max_tokens) if greedy else self._seeded(max_tokens)
         bar = tqdm(total=len(seqs), desc="generate", unit="seq", disable=not self.progress)
-        devices = [torch.cuda.current_device()] if self.device.startswith("cuda") else []
         try:
-            for c, start in enumerate(range(0, len(seqs), self.batch_size)):
+            for start in range(0, len(seqs), self.batch_size):
                 chunk = seqs[start : start + self.batch_size]
                 ids, mask = self._left_pad([encoded[i] for i, _ in chunk])
-                with torch.random.fork_rng(devices=devices, enabled=seed is not None):
-                    if seed is not None:
-                        torch.manual_seed(seed * 1_000_003 + c)
-                    gen = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=cfg)
+                sampler = None if greedy else SeededSampler([seeds[i][j] for i, j in chunk], temperature, top_p)
+                extra = {} if sampler is None else {"logits_processor": LogitsProcessorList([sampler])}
+                gen = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=cfg, **extra)
                 rows = gen[:, ids.shape[1] :].tolist()
                 for (i, j), row in zip(chunk, rows):
                     out[i][j] = self._finish(row)

@@ -8,6 +8,9 @@ The API key is read from an environment variable and sent only in the ``Authoriz
 ``n`` samples of a prompt go in one request when the server honours ``n``; the first call probes
 this, and servers that ignore or refuse ``n>1`` get ``n`` single requests instead, sample ``i``
 with seed ``seed + i`` (so each sample is reproducible on servers that honour ``seed``).
+With per-sample ``seeds`` (what scoring sends) every sample is its own ``n=1`` request carrying its
+seed, so a sample is the same whichever call asks for it, on servers that honour ``seed`` (vLLM
+and SGLang do per request; hosted APIs call it best effort).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import httpx
 from tqdm.auto import tqdm
 
-from .base import Completion, Prompt, as_messages
+from .base import Completion, Prompt, as_messages, check_seeds, ClosingEngine
 
 RETRY_CAP_S = 30.0
 """Longest single wait between retries."""
@@ -55,7 +58,7 @@ def split_tokens(total: int, texts: list[str]) -> list[int]:
     return parts
 
 
-class OpenAIEngine:
+class OpenAIEngine(ClosingEngine):
     """The ``openai`` engine: chat completions from a server at ``base_url`` (``.../v1``)."""
 
     name = "openai"
@@ -155,15 +158,18 @@ class OpenAIEngine:
         top_p: float = 0.95,
         max_tokens: int = 1024,
         seed: int | None = None,
+        seeds: list[list[int]] | None = None,
     ) -> list[list[Completion]]:
-        """For each prompt, ``n`` completions in sample order (see ``Engine``)."""
+        """For each prompt, ``n`` completions in sample order (see ``Engine``); at most
+        ``concurrency`` requests are in flight."""
         if n < 1 or max_tokens < 1:
             raise ValueError(f"n and max_tokens must be >= 1, got n={n}, max_tokens={max_tokens}")
+        check_seeds(seeds, len(prompts), n)
         out: list[list[Completion]] = [[] for _ in prompts]
         bar = tqdm(total=len(prompts) * n, desc=f"generate {self.model}", unit="seq", disable=not self.progress)
         rest = list(range(len(prompts)))
         try:
-            if n > 1 and self.n_supported is None and rest:
+            if n > 1 and self.n_supported is None and rest and seeds is None:
                 first = rest.pop(0)
                 got = self._probe_n(prompts[first], n, temperature, top_p, max_tokens, seed)
                 if got is None:
@@ -171,14 +177,16 @@ class OpenAIEngine:
                 else:
                     out[first] = got
                     bar.update(n)
-            use_n = n > 1 and bool(self.n_supported)
+            use_n = n > 1 and bool(self.n_supported) and seeds is None
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                 if use_n:
                     jobs = {pool.submit(self._chat, prompts[i], n, temperature, top_p, max_tokens, seed): (i, None)
                             for i in rest}
                 else:
-                    jobs = {pool.submit(self._chat, prompts[i], 1, temperature, top_p, max_tokens,
-                                        None if seed is None else seed + j): (i, j)
+                    def seed_of(i: int, j: int) -> int | None:
+                        return seeds[i][j] if seeds is not None else None if seed is None else seed + j
+
+                    jobs = {pool.submit(self._chat, prompts[i], 1, temperature, top_p, max_tokens, seed_of(i, j)): (i, j)
                             for i in rest for j in range(n)}
                 singles: dict[tuple[int, int], Completion] = {}
                 for fut, (i, j) in jobs.items():

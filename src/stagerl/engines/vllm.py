@@ -3,6 +3,9 @@
 A thin adapter: chat template applied with the model's tokenizer, one request per prompt with
 ``SamplingParams(n, temperature, top_p, max_tokens, seed)``; prompt ``i`` gets seed ``seed + i``
 (vLLM's per-request seed), so its samples are reproducible whatever else runs in the batch.
+With per-sample ``seeds`` (what scoring sends) each sample is its own request,
+``SamplingParams(n=1, seed=seeds[i][j])``, so a sample does not depend on the call that asks for it
+(up to vLLM's batch-dependent rounding of the logits).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..models import resolve_model
-from .base import Completion, Prompt, as_messages
+from .base import Completion, Prompt, as_messages, check_seeds, ClosingEngine
 
 INSTALL_HINT = "pip install stagerl[vllm]"
 
@@ -24,7 +27,7 @@ def _import_vllm() -> Any:
     return vllm
 
 
-class VLLMEngine:
+class VLLMEngine(ClosingEngine):
     """The ``vllm`` engine. ``model`` is resolved like for ``transformers``; ``llm_options``
     (``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``, ``dtype``, ...) go
     to ``vllm.LLM``."""
@@ -55,26 +58,29 @@ class VLLMEngine:
         top_p: float = 0.95,
         max_tokens: int = 1024,
         seed: int | None = None,
+        seeds: list[list[int]] | None = None,
     ) -> list[list[Completion]]:
         """For each prompt, ``n`` completions in sample order (see ``Engine``)."""
         if n < 1 or max_tokens < 1:
             raise ValueError(f"n and max_tokens must be >= 1, got n={n}, max_tokens={max_tokens}")
+        check_seeds(seeds, len(prompts), n)
         SamplingParams = self._vllm.SamplingParams
-        params = [
-            SamplingParams(n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
-                           max_tokens=max_tokens, seed=None if seed is None else seed + i)
-            for i in range(len(prompts))
-        ]
-        requests = [{"prompt_token_ids": self.encode(p)} for p in prompts]
-        results = self.llm.generate(requests, params, use_tqdm=self.progress)
-        out: list[list[Completion]] = []
-        for res in results:
-            outs = sorted(res.outputs, key=lambda o: o.index)
-            out.append([
-                Completion(text=o.text, tokens=len(o.token_ids), finish="length" if o.finish_reason == "length" else "stop")
-                for o in outs
-            ])
-        return out
+
+        def params(count: int, s: int | None) -> Any:
+            return SamplingParams(n=count, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                                  max_tokens=max_tokens, seed=s)
+
+        encoded = [{"prompt_token_ids": self.encode(p)} for p in prompts]
+        if seeds is not None:  # one request per sample, in prompt-major order
+            requests = [encoded[i] for i in range(len(prompts)) for _ in range(n)]
+            plist = [params(1, s) for row in seeds for s in row]
+        else:
+            requests = encoded
+            plist = [params(n, None if seed is None else seed + i) for i in range(len(prompts))]
+        results = self.llm.generate(requests, plist, use_tqdm=self.progress)
+        flat = [Completion(text=o.text, tokens=len(o.token_ids), finish="length" if o.finish_reason == "length" else "stop")
+                for res in results for o in sorted(res.outputs, key=lambda o: o.index)]
+        return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]
 
     def close(self) -> None:
         """Drop the vLLM instance (frees GPU memory once garbage-collected)."""

@@ -6,7 +6,9 @@ published difficulty-annotated datasets are); :func:`to_long` turns the second i
 
 A level is a DataFrame with one row per problem: ``problem_id, domain, rate_<model>...`` or, built
 with the problems, the Problem fields ``id, domain, prompt, answer, tests, source, meta`` followed by
-the ``rate_<model>`` columns. In the parquet files ``tests`` and ``meta`` are JSON strings (so any
+the ``rate_<model>`` columns. From a stagerl pass-rate table each rate comes with
+``samples_<model>`` (the samples it is over: fewer than k where adaptive scoring stopped the pair
+early) and ``rate_lo_<model>`` / ``rate_hi_<model>`` (bounds of the k-sample rate). In the parquet files ``tests`` and ``meta`` are JSON strings (so any
 parquet reader, and ``datasets.load_dataset("parquet", ...)``, takes them); :func:`read_level`
 turns the rows back into Problems.
 """
@@ -19,11 +21,11 @@ from typing import Any
 
 import pandas as pd
 
-from ..data.problem import Problem, ProblemError
+from ..data.problem import ROW_FIELDS, Problem, ProblemError
 from .rules import Rules, RulesError, decide, relevant_models
 
 LONG_COLUMNS = ("problem_id", "model", "pass_rate")
-PROBLEM_COLUMNS = ("id", "domain", "prompt", "answer", "tests", "source", "meta")
+PROBLEM_COLUMNS = ROW_FIELDS
 _ID_COLUMNS = ("problem_id", "id", "unique_id")
 _NOT_MODELS = {"domain", "samples", "successes", "k", "index", "idx"}
 
@@ -121,17 +123,11 @@ def read_table(path: str | Path, model_columns: dict[str, str] | None = None, do
 
 def _problems_by_id(problems: list[Problem] | pd.DataFrame) -> dict[str, Problem]:
     if isinstance(problems, pd.DataFrame):
-        rows = problems.to_dict("records")
-        problems = []
+        rows, problems = problems.to_dict("records"), []
         for i, r in enumerate(rows):
-            r = {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-            for key in ("tests", "meta"):
-                if isinstance(r.get(key), str):
-                    r[key] = json.loads(r[key])
-            r["meta"] = r.get("meta") or {}
             try:
-                problems.append(Problem.from_dict(r))
-            except (ProblemError, TypeError) as e:
+                problems.append(Problem.from_row(r))
+            except (ProblemError, TypeError, KeyError, json.JSONDecodeError) as e:
                 raise RulesError(f"problems, row {i} (id {r.get('id')!r}): {e}") from None
     by_id: dict[str, Problem] = {}
     for p in problems:
@@ -153,14 +149,20 @@ def label_table(table: pd.DataFrame, rules: Rules, on_missing: str = "error",
         raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
     t = to_long(table)
     bounded = "rate_lo" in t.columns and "rate_hi" in t.columns
+    counted = "samples" in t.columns
     cols = [t["problem_id"], t["domain"], t["model"].astype(str), t["pass_rate"].astype(float),
-            t["rate_lo"] if bounded else t["pass_rate"], t["rate_hi"] if bounded else t["pass_rate"]]
+            t["rate_lo"] if bounded else t["pass_rate"], t["rate_hi"] if bounded else t["pass_rate"],
+            t["samples"] if counted else t["pass_rate"]]
     per: dict[str, tuple[Any, dict, dict]] = {}
-    for pid, dom, model, rate, lo, hi in zip(*cols):
+    for pid, dom, model, rate, lo, hi, n in zip(*cols):
         entry = per.setdefault(pid, (dom, {}, {}))
         if dom != entry[0] and not (pd.isna(dom) and pd.isna(entry[0])):
             raise RulesError(f"pass-rate table: problem {pid!r} has two domains, {entry[0]!r} and {dom!r}")
-        entry[2][model] = rate
+        entry[2][f"rate_{model}"] = rate
+        if counted:  # beside each rate: how many samples it is over, and the k-sample rate's bounds
+            entry[2][f"samples_{model}"] = int(n) if n == n else None
+        if bounded:
+            entry[2][f"rate_lo_{model}"], entry[2][f"rate_hi_{model}"] = float(lo), float(hi)
         if lo != lo or hi != hi:  # NaN: a pair with no samples
             lo, hi = rate, rate
         if lo == lo:
@@ -183,14 +185,21 @@ def label_table(table: pd.DataFrame, rules: Rules, on_missing: str = "error",
             raise RulesError(f"problem {pid!r}: the table has no settled rate for model(s) {need} that the rules "
                              f"need (table models: {sorted(t['model'].astype(str).unique())}); bind the rule "
                              "aliases with levels.bind, score these models, or pass on_missing='skip'")
-        rows.append({"problem_id": pid, "domain": dom, **verdicts, **{f"rate_{m}": r for m, r in rates.items()}})
+        rows.append({"problem_id": pid, "domain": dom, **verdicts, **rates})
     out = pd.DataFrame(rows, columns=["problem_id", "domain", "keep", *rules.levels]) if not rows else pd.DataFrame(rows)
     out.attrs["skipped"] = skipped
     return out
 
 
+class Levels(dict):
+    """``{level: DataFrame}`` as :func:`build_levels` makes it, with the one labelling it was cut
+    from in ``labels`` (what :func:`label_table` returned), so the stats reuse it."""
+
+    labels: pd.DataFrame | None = None
+
+
 def build_levels(table: pd.DataFrame, rules: Rules, problems: list[Problem] | pd.DataFrame | None = None,
-                 on_missing: str = "error") -> dict[str, pd.DataFrame]:
+                 on_missing: str = "error") -> Levels:
     """``{level: DataFrame}``: the problems in each level (in table order), with their
     ``rate_<model>`` columns and, given ``problems`` (Problems or a DataFrame of their dicts),
     their fields (``tests`` and ``meta`` as JSON strings). Every level's ``attrs["skipped"]`` lists
@@ -203,23 +212,18 @@ def build_levels(table: pd.DataFrame, rules: Rules, problems: list[Problem] | pd
         if unknown:
             raise RulesError(f"the pass-rate table has {len(unknown)} problem(s) not among the given problems, "
                              f"e.g. {unknown[0]!r}")
-    rate_cols = [c for c in labels.columns if c.startswith("rate_")]
-    levels = {}
+    rate_cols = [c for c in labels.columns if c.startswith(("rate_", "samples_"))]
+    levels = Levels()
+    levels.labels = labels
     for name in rules.levels:
         part = labels[labels[name].astype(bool)] if len(labels) else labels
         df = part[["problem_id", "domain", *rate_cols]].reset_index(drop=True)
         if by_id is not None:
-            fields = pd.DataFrame([_problem_row(by_id[pid]) for pid in df["problem_id"]], columns=list(PROBLEM_COLUMNS))
+            fields = pd.DataFrame([by_id[pid].to_row() for pid in df["problem_id"]], columns=list(PROBLEM_COLUMNS))
             df = pd.concat([fields, df[rate_cols]], axis=1)
         df.attrs["skipped"] = list(labels.attrs["skipped"])
         levels[name] = df
     return levels
-
-
-def _problem_row(p: Problem) -> dict:
-    return {"id": p.id, "domain": p.domain, "prompt": p.prompt, "answer": p.answer,
-            "tests": json.dumps(p.tests) if p.tests is not None else None, "source": p.source,
-            "meta": json.dumps(p.meta, default=str)}
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
@@ -249,19 +253,10 @@ def read_level(path: str | Path) -> list[Problem]:
     if "prompt" not in df.columns:
         raise RulesError(f"{path}: holds rates only; build the levels with the problems to train on them")
 
-    def opt(v: Any) -> Any:
-        return None if v is None or (isinstance(v, float) and v != v) else v
-
-    def obj(v: Any) -> Any:
-        v = opt(v)
-        return json.loads(v) if isinstance(v, str) else v
-
     out = []
     for i, r in enumerate(df.to_dict("records")):
         try:
-            out.append(Problem(id=r["id"], domain=r["domain"], prompt=r["prompt"], answer=opt(r.get("answer")),
-                               tests=obj(r.get("tests")), source=opt(r.get("source")) or "",
-                               meta=obj(r.get("meta")) or {}))
+            out.append(Problem.from_row(r))
         except (ProblemError, json.JSONDecodeError) as e:
             raise RulesError(f"{path}, row {i} (id {r.get('id')!r}): {e}") from None
     return out

@@ -30,6 +30,25 @@ def _counts_table(levels: dict[str, pd.DataFrame]) -> str:
     return "\n".join([head, *rows])
 
 
+def _early_note(levels: dict[str, pd.DataFrame], k: object) -> str:
+    """A card line on the rates that are over fewer than k samples (adaptive early stops)."""
+    frames = [df for df in levels.values() if len(df)]
+    if not frames:
+        return ""
+    rows = pd.concat(frames).drop_duplicates(subset=["id" if "id" in frames[0].columns else "problem_id"])
+    cols = [c for c in rows.columns if c.startswith("samples_")]
+    if not cols or not isinstance(k, int):
+        return ""
+    counts = rows[cols].apply(pd.to_numeric, errors="coerce")
+    early = int((counts < k).sum().sum())
+    if not early:
+        return f"- Every exported rate is over all k = {k} samples\n"
+    return (f"- {early} exported (problem, model) rates are over fewer than k = {k} samples: adaptive scoring "
+            f"stopped those pairs once no level verdict could change. `samples_<model>` gives each rate's "
+            f"sample count and `rate_lo_<model>` / `rate_hi_<model>` the bounds of the rate all k samples "
+            f"would give\n")
+
+
 def export_dataset(levels: dict[str, pd.DataFrame], rules: Rules, out_dir: str | Path, info: dict) -> Path:
     """Write ``data/<level>.parquet`` (one config per non-empty level, split ``train``; the first is
     the default) and ``README.md``; return ``out_dir``. Empty levels are listed in the card but get
@@ -76,7 +95,7 @@ Levels may overlap: one config per level.
 - Sources: {", ".join(map(str, info.get("sources", []))) or "n/a"}
 - Reference models (weakest to strongest): {", ".join(map(str, info.get("reference_models", []))) or "n/a"}
 - Samples per problem and model (k): {info.get("k", "n/a")}
-- Sampling: `{json.dumps(info.get("sampling", {}), default=str)}`
+{_early_note(levels, info.get("k"))}- Sampling: `{json.dumps(info.get("sampling", {}), default=str)}`
 {dropped}
 ## Problems per level and domain
 {_counts_table(levels)}
@@ -92,7 +111,9 @@ binds each alias to a reference model; `retain` keeps a seeded, per-problem frac
 ## Fields
 `id`, `domain` (math | code), `prompt`, `answer` (math), `tests` (code; a JSON string in the APPS/TACO
 `input_output` form: `inputs`, `outputs`, optional `fn_name`), `source`, `meta` (a JSON string), and
-`rate_<model>`: the pass rate of each reference model (successes / samples).
+`rate_<model>`: the pass rate of each reference model (successes / samples), with `samples_<model>`
+(the samples that rate is over) and `rate_lo_<model>` / `rate_hi_<model>` (the bounds of the rate
+over all k samples; equal to the rate when all k were drawn) where the rates come from stagerl scoring.
 
 ```python
 from datasets import load_dataset

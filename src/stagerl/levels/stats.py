@@ -23,7 +23,9 @@ def level_stats(levels: dict[str, pd.DataFrame], table: pd.DataFrame, rules: Rul
     """Counts per level and domain, pairwise overlaps (problems shared by two levels), problems
     dropped by ``keep``, left out for missing rates, and in no level; the model bindings.
 
-    ``dropped`` / ``skipped`` are ``None`` when the table cannot be labelled (e.g. no domains)."""
+    ``dropped`` / ``skipped`` are ``None`` when the table cannot be labelled (e.g. no domains).
+    Levels from :func:`build_levels` carry their labelling (``levels.labels``), which is reused;
+    other level dicts are labelled here."""
     t = to_long(table)
     ids = {name: _ids(df) for name, df in levels.items()}
     in_any = set().union(*ids.values()) if ids else set()
@@ -31,7 +33,9 @@ def level_stats(levels: dict[str, pd.DataFrame], table: pd.DataFrame, rules: Rul
     for df in levels.values():
         domains.update(dict(zip(map(str, df["problem_id"] if "problem_id" in df.columns else df["id"]), df["domain"])))
     try:
-        labels = label_table(t, rules, on_missing="skip", domains=domains)
+        labels = getattr(levels, "labels", None)
+        if labels is None:
+            labels = label_table(t, rules, on_missing="skip", domains=domains)
         dropped: int | None = int((~labels["keep"].astype(bool)).sum()) if len(labels) else 0
         skipped: int | None = len(labels.attrs["skipped"])
         by_domain = {str(k): int(v) for k, v in labels["domain"].value_counts().items()} if len(labels) else {}

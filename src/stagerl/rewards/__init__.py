@@ -23,10 +23,12 @@ def configure_rewards(cfg) -> None:
                               cpu_s=int(float(cfg.code_timeout)) + 1)
 
 
-def problem_rewards(problems: list, responses: list[str], workers: int | None = None) -> list[float]:
+def problem_rewards(problems: list, responses: list[str], workers: int | None = None,
+                    math_timeout: float | None = None) -> list[float]:
     """Grade ``responses[i]`` against ``problems[i]`` (a ``Problem``), routing each by domain.
 
     Math and code items are batched separately so each reward keeps its own worker pool.
+    ``workers`` and ``math_timeout`` are the recipe's ``rewards.workers`` / ``rewards.math_timeout``.
     """
     if len(problems) != len(responses):
         raise ValueError(f"{len(problems)} problems but {len(responses)} responses")
@@ -34,7 +36,8 @@ def problem_rewards(problems: list, responses: list[str], workers: int | None = 
     for domain, fn, key in (("math", math_rewards, "answer"), ("code", code_rewards, "tests")):
         idx = [i for i, p in enumerate(problems) if p.domain == domain]
         if idx:
-            scores = fn([responses[i] for i in idx], [getattr(problems[i], key) for i in idx], workers=workers)
+            extra = {"timeout": math_timeout} if domain == "math" and math_timeout is not None else {}
+            scores = fn([responses[i] for i in idx], [getattr(problems[i], key) for i in idx], workers=workers, **extra)
             for i, s in zip(idx, scores):
                 out[i] = float(s)
     return out

@@ -52,11 +52,13 @@ def math_reward(response: str, gold: str) -> float:
     return math_rewards([response], [gold], workers=1)[0]
 
 
-def math_rewards(responses: list[str], golds: list[str], workers: int | None = None) -> list[float]:
+def math_rewards(responses: list[str], golds: list[str], workers: int | None = None,
+                 timeout: float | None = None) -> list[float]:
     """Score ``responses[i]`` against ``golds[i]``; see ``math_reward``.
 
     ``workers``: Math-Verify processes (default: available CPUs). The pool is shared across calls
-    and only grows; identical (answer, gold) pairs are graded once.
+    and only grows; identical (answer, gold) pairs are graded once. ``timeout``: seconds Math-Verify
+    may spend on one answer before it scores 0 (default ``math_pool.SOFT_TIMEOUT_S``).
     """
     if len(responses) != len(golds):
         raise ValueError(f"{len(responses)} responses but {len(golds)} gold answers")
@@ -80,7 +82,7 @@ def math_rewards(responses: list[str], golds: list[str], workers: int | None = N
     if pending:
         items = list(pending)
         n = default_workers() if workers is None else max(1, workers)
-        scores = run_math_verify(items, n)
+        scores = run_math_verify(items, n) if timeout is None else run_math_verify(items, n, float(timeout))
         for (box, gold), s in zip(items, scores):
             _remember((normalize(box), gold), s)
             for i in pending[(box, gold)]:

@@ -118,8 +118,8 @@ def _worker_main(fd: int, soft_timeout: float) -> None:
             return
         if msg is None:
             return
-        i, box, gold = msg
-        conn.send((i, grade_with_math_verify(box, gold, soft_timeout)))
+        i, box, gold, *limit = msg  # the caller's time bound, if it sent one
+        conn.send((i, grade_with_math_verify(box, gold, limit[0] if limit else soft_timeout)))
 
 
 @dataclass(eq=False)
@@ -271,7 +271,7 @@ def _dispatch(items: list[tuple[str, str]], soft_timeout: float, hard_grace: flo
             if w.ready and w.item is None and todo:
                 i = todo.pop()
                 try:
-                    w.conn.send((i, *items[i]))
+                    w.conn.send((i, *items[i], soft_timeout))
                 except OSError:  # died while idle: retry the item on its replacement
                     todo.append(i)
                     replace(w)

@@ -1,6 +1,6 @@
 """Difficulty scoring: k samples per (problem, reference model) -> the pass-rate table.
 
-``score(problems, models, store, ...)`` samples, grades and stores (``run.py``), optionally
+``score(problems, store, config, ...)`` samples, grades and stores (``run.py``), optionally
 stopping pairs early once the level rules are decided (``adaptive.py``); ``write_table`` rebuilds
 ``pass_rates.parquet`` and ``ledger.json`` from the sample store alone (``table.py``).
 """

@@ -3,19 +3,26 @@
 Models are scored one at a time (the ladder weakest first, or reversed), each loaded only when it has
 work and closed before the next, so memory holds one model. A model's phase runs in rounds:
 every pair that still needs samples asks for its next missing indices (``round_size`` of them in
-adaptive mode, all missing ones under the fixed protocol); requests with the same indices are
-batched across problems into engine calls of at most ``call_size`` sequences, and each call's
-samples are graded and stored in one transaction before the next call starts.
+adaptive mode, all missing ones under the fixed protocol); the round's (problem, index) samples
+are cut, in problem and index order, into engine calls of ``max(call_size, concurrency)`` samples
+(``concurrency``: the engine's requests in flight, so a served model is kept busy whatever the
+round size), and each call's samples are graded and stored in one transaction before the next call
+starts.
 
 Resuming: what to generate is always computed from the store (missing indices of ``0..k-1``), so
 a run killed at any moment and started again re-generates nothing it stored, and the store's
 primary key makes storing anything twice impossible. Only the call in flight at the kill is lost.
 
-Seeds: each call's seed is derived from ``sampling.seed``, the model name, the sample indices it
-asks for and its problems, so a run is reproducible and a resumed call never reuses the seed of
-an earlier call for other indices (which would duplicate samples). One seed per call rather than
-per pair: a per-pair seed would need one engine call per pair and give up batching across
-problems.
+Seeds: sample ``idx`` of problem ``p`` by model ``m`` is drawn with the seed
+``sample_seed(sampling.seed, m, p, idx)`` whichever call asks for it, so adaptive rounds of any
+size, a resumed run and the fixed protocol all draw the same sample for the same (problem, model,
+index): an adaptive pair's samples are the first m of the fixed protocol's. Engines honour it as
+``Engine`` documents (``transformers``: one generator per sequence; ``vllm``: one seeded request
+per sample; ``openai``: one ``n=1`` request per sample with ``seed``, on servers that honour it).
+The texts are identical as long as the engine's logits for a sequence do not depend on the batch it
+runs in; batched kernels can differ in the last bits between batch shapes, which changes a token
+only when a draw falls within that rounding distance of a token boundary (see
+``engines/sampler.py``).
 
 Run without the stagerl CLI (used by the kill-and-resume test)::
 
@@ -30,13 +37,15 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from contextlib import ExitStack, closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..config import ModelRef, SamplingConfig
+from ..config import ModelRef, PromptConfig, RewardsConfig, SamplingConfig, ScoringConfig
 from ..data.problem import Problem
 from ..data.prompts import to_messages
 from ..engines.base import Engine
@@ -46,7 +55,9 @@ from .fresh import reconcile
 from .adaptive import needs_samples, next_indices, stats_of
 from .table import pass_rate_table, write_table
 
-EngineFactory = Callable[[ModelRef], Engine]
+EngineFactory = Callable[[ModelRef], Any]
+"""``factory(ref)`` returns the model's engine, or a context manager giving it (``score`` enters it
+and leaves it when the model is done; a bare engine is closed then)."""
 ORDERS = ("weakest-first", "strongest-first")
 
 
@@ -55,19 +66,21 @@ class ScoringError(ValueError):
 
 
 def default_engine(ref: ModelRef) -> Engine:
-    """``make_engine(ref.engine, <resolved model>, **ref.options)``: local models are resolved with
-    ``resolve_model``; for ``openai`` the model is the served name."""
+    """``make_engine(ref.engine, ref.model, **ref.options)`` (the engine resolves a local model)."""
     from ..engines import make_engine
-    from ..models import resolve_model
 
-    target = ref.model if ref.engine == "openai" else resolve_model(ref.model)
-    return make_engine(ref.engine, target, **ref.options)
+    return make_engine(ref.engine, ref.model, **ref.options)
 
 
-def call_seed(base: int, model: str, indices: tuple[int, ...], problem_ids: list[str]) -> int:
-    """The seed of one engine call (see the module docstring)."""
-    key = json.dumps([base, model, list(indices), problem_ids])
+def sample_seed(base: int, model: str, problem_id: str, idx: int) -> int:
+    """The seed of sample ``idx`` of ``problem_id`` by ``model`` (see the module docstring)."""
+    key = json.dumps([base, model, problem_id, int(idx)])
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def max_tokens_of(ref: ModelRef, sampling: SamplingConfig) -> int:
+    """The model's own ``max_tokens`` if it has one, else the sampling default."""
+    return sampling.max_tokens if ref.max_tokens is None else ref.max_tokens
 
 
 def _messages(problem: Problem) -> Any:
@@ -82,24 +95,25 @@ def _fingerprint(ref: ModelRef, sampling: SamplingConfig, messages: Callable = _
     temp = sampling.temperature if ref.temperature is None else ref.temperature
     prompt = hashlib.sha256(json.dumps([messages(p) for p in PROBES]).encode()).hexdigest()[:16]
     return {"model": ref.model, "engine": ref.engine, "temperature": temp, "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens, "prompt": prompt}
+            "max_tokens": max_tokens_of(ref, sampling), "prompt": prompt, "seeds": "per-sample"}
 
 
-def _check_inputs(problems: list[Problem], models: list[ModelRef], store: SampleStore, k: int, round_size: int,
-                  sampling: SamplingConfig, messages: Callable = _messages) -> None:
-    if k < 1 or round_size < 1:
-        raise ScoringError(f"k and round_size must be >= 1, got k={k}, round_size={round_size}")
-    if not models:
+def _check_inputs(problems: list[Problem], store: SampleStore, cfg: ScoringConfig, messages: Callable) -> None:
+    if cfg.k < 1 or cfg.round_size < 1:
+        raise ScoringError(f"k and round_size must be >= 1, got k={cfg.k}, round_size={cfg.round_size}")
+    if not cfg.models:
         raise ScoringError("no reference models to score with")
+    if cfg.order not in ORDERS:
+        raise ScoringError(f"order must be one of {ORDERS}, got {cfg.order!r}")
     seen: set[str] = set()
     for i, p in enumerate(problems):
         if p.id in seen:
             raise ScoringError(f"problem {i}: id {p.id!r} appears twice; problem ids must be unique")
         seen.add(p.id)
-    names = [m.name for m in models]
+    names = [m.name for m in cfg.models]
     if len(set(names)) != len(names):
         raise ScoringError(f"reference model names must be unique, got {names}")
-    check_settings(store, models, sampling, messages)
+    check_settings(store, cfg.models, cfg.sampling, messages)
 
 
 def check_settings(store: SampleStore, models: list[ModelRef], sampling: SamplingConfig,
@@ -113,151 +127,154 @@ def check_settings(store: SampleStore, models: list[ModelRef], sampling: Samplin
                                f"(stored vs now: {diff}); use a new run folder or another model name")
 
 
+@dataclass
+class _Run:
+    """What every step of one ``score`` call shares (instead of a dozen parameters handed down)."""
+
+    cfg: ScoringConfig
+    rewards: RewardsConfig
+    messages: Callable[[Problem], Any]
+    rules: Any
+    store: SampleStore
+    names: list[str]
+    stored: dict  # model -> problem -> {idx: reward}
+    bar: Any
+    adaptive: bool
+    stopped: set = field(default_factory=set)  # (problem, model) pairs stopped early
+    totals: dict = field(default_factory=lambda: {"generated": 0, "stored": 0, "tokens": 0,
+                                                  "start": time.perf_counter()})
+
+
 def score(
     problems: list[Problem],
-    models: list[ModelRef],
     store: SampleStore,
-    k: int = 16,
-    adaptive: bool = True,
-    round_size: int = 4,
-    sampling: SamplingConfig | None = None,
+    config: ScoringConfig,
+    *,
     rules: Any = None,
+    rewards: RewardsConfig | None = None,
+    prompt: PromptConfig | None = None,
     engine_factory: EngineFactory | None = None,
-    reward_workers: int | None = None,
     progress: bool = True,
     out_dir: str | Path | None = None,
-    call_size: int = 64,
-    order: str = "strongest-first",
-    messages: Callable[[Problem], Any] | None = None,
     rescore_changed: bool = False,
 ) -> pd.DataFrame:
-    """Score ``problems`` with the ladder ``models`` (weakest first); return the pass-rate table.
+    """Score ``problems`` with the ladder ``config.models`` (weakest first); return the pass-rate table.
 
-    Every sample is graded with ``problem_rewards`` and stored in ``store``. With ``adaptive``
-    and level ``rules`` (bound to the model names), pairs are sampled ``round_size`` at a time and
-    stop once no open verdict depends on them (see ``adaptive.py``); without rules, or with
-    ``adaptive=False``, every pair gets k samples (the paper's protocol). ``engine_factory(ref)``
-    builds each model's engine (default: ``default_engine``). ``order`` is the order models are
-    scored in: ``weakest-first`` (the ladder as given) or ``strongest-first``; in adaptive mode a
-    model scored later is skipped where the earlier ones already settle its problems (the table
-    keeps ladder order either way). With ``out_dir``,
-    ``pass_rates.parquet`` and ``ledger.json`` are written there. ``messages(problem)`` builds the
-    chat prompt (default ``stagerl.data.prompts.to_messages``); it is part of the stored settings. The table's ``attrs`` hold
-    ``generated`` (samples generated by this call) and ``stored`` (new rows). Stored samples of a
-    problem whose answer or tests changed are re-graded; a changed prompt is an error unless
-    ``rescore_changed`` (see ``fresh.py``), listed in ``attrs["regraded"]`` / ``attrs["deleted"]``.
+    ``config`` is the recipe's ``scoring`` section (models, k, adaptive, round_size, sampling,
+    call_size, order). Every sample is graded with ``problem_rewards`` under ``rewards`` (the
+    recipe's ``rewards`` section: grading workers, math time bound) and stored in ``store``. With
+    ``config.adaptive`` and level ``rules`` (bound to the model names), pairs are sampled
+    ``round_size`` at a time and stop once no open verdict depends on them (see ``adaptive.py``);
+    without rules, or with ``adaptive`` off, every pair gets k samples (the paper's protocol).
+    ``engine_factory(ref)`` gives each model's engine (default: ``default_engine``). ``order``:
+    ``weakest-first`` (the ladder as given) or ``strongest-first``; in adaptive mode a model scored
+    later is skipped where the earlier ones already settle its problems (the table keeps ladder
+    order either way). With ``out_dir``, ``pass_rates.parquet`` and ``ledger.json`` are written
+    there. ``prompt`` builds the chat prompt (default ``PromptConfig()``); it is part of the stored
+    settings. The table's ``attrs`` hold ``generated`` (samples generated by this call) and
+    ``stored`` (new rows). Stored samples of a problem whose answer or tests changed are re-graded;
+    a changed prompt is an error unless ``rescore_changed`` (see ``fresh.py``), listed in
+    ``attrs["regraded"]`` / ``attrs["deleted"]``.
     """
-    sampling = sampling or SamplingConfig()
-    factory = engine_factory or default_engine
-    adaptive = bool(adaptive and rules is not None)
-    messages = messages or _messages
-    _check_inputs(problems, models, store, k, round_size, sampling, messages)
-    if order not in ORDERS:
-        raise ScoringError(f"order must be one of {ORDERS}, got {order!r}")
-    names = [m.name for m in models]
-    changed = reconcile(store, problems, rescore_changed, reward_workers, quiet=not progress)
+    if not isinstance(config, ScoringConfig):
+        raise TypeError(f"score(problems, store, config): config must be a ScoringConfig, got {type(config).__name__}")
+    messages = (prompt or PromptConfig()).messages
+    _check_inputs(problems, store, config, messages)
+    k, names = config.k, [m.name for m in config.models]
+    rewards = rewards or RewardsConfig()
+    changed = reconcile(store, problems, rescore_changed, rewards.workers, quiet=not progress)
     store.register_problems((p.id, p.domain) for p in problems)
-    for ref in models:
-        store.set_meta(f"model/{ref.name}", _fingerprint(ref, sampling, messages))
+    for ref in config.models:
+        store.set_meta(f"model/{ref.name}", _fingerprint(ref, config.sampling, messages))
     store.set_meta("scoring", {"k": k, "models": names})
 
-    stored = {name: store.indices(name) for name in names}  # model -> problem -> {idx: reward}
+    stored = {name: store.indices(name) for name in names}
     remaining = sum(max(0, k - len([i for i in stored[m].get(p.id, {}) if i < k])) for m in names for p in problems)
     bar = tqdm(total=remaining, desc="scoring", unit="sample", disable=not progress, dynamic_ncols=True)
-    totals = {"generated": 0, "stored": 0, "tokens": 0, "start": time.perf_counter()}
-    stopped: set[tuple[str, str]] = set()
+    run = _Run(config, rewards, messages, rules, store, names, stored, bar,
+               adaptive=bool(config.adaptive and rules is not None))
     try:
-        for ref in (models if order == "weakest-first" else models[::-1]):
-            _score_model(ref, problems, names, stored, store, k, adaptive, round_size, sampling, rules, factory,
-                         reward_workers, call_size, bar, totals, stopped, messages)
+        models = config.models if config.order == "weakest-first" else config.models[::-1]
+        for ref in models:
+            _score_model(run, ref, problems, engine_factory or default_engine)
     finally:
         bar.close()
-    if totals["generated"]:
+    if run.totals["generated"]:
         store.set_meta("sandbox", sandbox_record())  # the code isolation this grading ran under
     keys = [(p.id, p.domain) for p in problems]
     table = write_table(store, out_dir, keys, names, k) if out_dir is not None else \
         pass_rate_table(store, keys, names, k)
-    table.attrs.update(generated=totals["generated"], stored=totals["stored"], **changed)
+    table.attrs.update(generated=run.totals["generated"], stored=run.totals["stored"], **changed)
     return table
 
 
-def _pending(ref: ModelRef, problems: list[Problem], names: list[str], stored: dict, k: int, adaptive: bool,
-             round_size: int, rules: Any, bar: Any, stopped: set) -> list[tuple[Problem, tuple[int, ...]]]:
-    """The (problem, indices) requests of this model's next round."""
-    out = []
+def _pending(run: _Run, ref: ModelRef, problems: list[Problem]) -> list[tuple[Problem, int]]:
+    """The (problem, sample index) samples of this model's next round, in problem and index order."""
+    k, out = run.cfg.k, []
     for p in problems:
-        have = stored[ref.name].get(p.id, {})
-        idxs = next_indices(have, k, round_size if adaptive else k)
+        have = run.stored[ref.name].get(p.id, {})
+        idxs = next_indices(have, k, run.cfg.round_size if run.adaptive else k)
         if not idxs:
             continue
-        if adaptive:
-            stats = {m: stats_of(stored[m].get(p.id, {}), k) for m in names}
-            if ref.name not in needs_samples(rules, stats, names, k, p.id, p.domain):
-                if (p.id, ref.name) not in stopped:  # its remaining samples will never be drawn
-                    stopped.add((p.id, ref.name))
-                    bar.total -= len(next_indices(have, k, k))
-                    bar.refresh()
+        if run.adaptive:
+            stats = {m: stats_of(run.stored[m].get(p.id, {}), k) for m in run.names}
+            if ref.name not in needs_samples(run.rules, stats, run.names, k, p.id, p.domain):
+                if (p.id, ref.name) not in run.stopped:  # its remaining samples will never be drawn
+                    run.stopped.add((p.id, ref.name))
+                    run.bar.total -= len(next_indices(have, k, k))
+                    run.bar.refresh()
                 continue
-        out.append((p, tuple(idxs)))
+        out.extend((p, i) for i in idxs)
     return out
 
 
-def _score_model(ref: ModelRef, problems: list[Problem], names: list[str], stored: dict, store: SampleStore,
-                 k: int, adaptive: bool, round_size: int, sampling: SamplingConfig, rules: Any,
-                 factory: EngineFactory, reward_workers: int | None, call_size: int, bar: Any, totals: dict,
-                 stopped: set, messages: Callable[[Problem], Any] = _messages) -> None:
-    """All rounds of one model; its engine is built on first need and closed at the end."""
-    engine: Engine | None = None
-    temperature = sampling.temperature if ref.temperature is None else ref.temperature
-    try:
+def _score_model(run: _Run, ref: ModelRef, problems: list[Problem], factory: EngineFactory) -> None:
+    """All rounds of one model; its engine is made on first need and left (closed) at the end."""
+    with ExitStack() as stack:
+        engine: Engine | None = None
         while True:
-            requests = _pending(ref, problems, names, stored, k, adaptive, round_size, rules, bar, stopped)
-            if not requests:
+            units = _pending(run, ref, problems)
+            if not units:
                 return
             if engine is None:
-                bar.set_description(f"scoring [loading {ref.name}]")
-                engine = factory(ref)
-                bar.set_description(f"scoring [{ref.name}]")
-            groups: dict[tuple[int, ...], list[Problem]] = {}
-            for p, idxs in requests:
-                groups.setdefault(idxs, []).append(p)
-            for idxs, group in groups.items():
-                per_call = max(1, call_size // len(idxs))
-                for start in range(0, len(group), per_call):
-                    chunk = group[start:start + per_call]
-                    _one_call(engine, ref, chunk, idxs, temperature, sampling, store, stored, reward_workers,
-                              bar, totals, messages)
-    finally:
-        if engine is not None:
-            engine.close()
+                run.bar.set_description(f"scoring [loading {ref.name}]")
+                made = factory(ref)
+                engine = stack.enter_context(made if hasattr(made, "__enter__") else closing(made))
+                run.bar.set_description(f"scoring [{ref.name}]")
+            size = max(run.cfg.call_size, int(getattr(engine, "concurrency", 1) or 1))
+            for start in range(0, len(units), size):
+                _one_call(run, engine, ref, units[start:start + size])
 
 
-def _one_call(engine: Engine, ref: ModelRef, chunk: list[Problem], idxs: tuple[int, ...], temperature: float,
-              sampling: SamplingConfig, store: SampleStore, stored: dict, reward_workers: int | None, bar: Any,
-              totals: dict, messages: Callable[[Problem], Any] = _messages) -> None:
-    """Generate ``idxs`` for every problem of ``chunk``, grade, store in one transaction."""
-    seed = call_seed(sampling.seed, ref.name, idxs, [p.id for p in chunk])
+def _one_call(run: _Run, engine: Engine, ref: ModelRef, chunk: list[tuple[Problem, int]]) -> None:
+    """Generate the (problem, index) samples of ``chunk``, each with its own seed; grade; store in
+    one transaction."""
+    sampling = run.cfg.sampling
+    temperature = sampling.temperature if ref.temperature is None else ref.temperature
+    seeds = [[sample_seed(sampling.seed, ref.name, p.id, i)] for p, i in chunk]
     t0 = time.perf_counter()
-    outs = engine.generate([messages(p) for p in chunk], n=len(idxs), temperature=temperature,
-                           top_p=sampling.top_p, max_tokens=sampling.max_tokens, seed=seed)
-    share = (time.perf_counter() - t0) / (len(chunk) * len(idxs))
-    if len(outs) != len(chunk) or any(len(o) != len(idxs) for o in outs):
+    outs = engine.generate([run.messages(p) for p, _ in chunk], n=1, temperature=temperature, top_p=sampling.top_p,
+                           max_tokens=max_tokens_of(ref, sampling), seeds=seeds)
+    share = (time.perf_counter() - t0) / len(chunk)
+    if len(outs) != len(chunk) or any(len(o) != 1 for o in outs):
         raise RuntimeError(f"engine {getattr(engine, 'name', engine)!r} returned {[len(o) for o in outs]} "
-                           f"completions for {len(chunk)} prompts × n={len(idxs)}")
-    flat = [(p, i, c) for p, comps in zip(chunk, outs) for i, c in zip(idxs, comps)]
-    rewards = problem_rewards([p for p, _, _ in flat], [c.text for _, _, c in flat], workers=reward_workers)
+                           f"completions for {len(chunk)} prompts × n=1")
+    flat = [(p, i, comps[0]) for (p, i), comps in zip(chunk, outs)]
+    rewards = problem_rewards([p for p, _, _ in flat], [c.text for _, _, c in flat], workers=run.rewards.workers,
+                              math_timeout=run.rewards.math_timeout)
     rows = [{"problem_id": p.id, "model": ref.name, "idx": i, "domain": p.domain, "text": c.text,
              "tokens": int(c.tokens), "finish": c.finish, "reward": r, "seconds": share}
             for (p, i, c), r in zip(flat, rewards)]
-    totals["stored"] += store.add(rows)
+    totals = run.totals
+    totals["stored"] += run.store.add(rows)
     for row in rows:
-        stored[ref.name].setdefault(row["problem_id"], {})[row["idx"]] = row["reward"]
+        run.stored[ref.name].setdefault(row["problem_id"], {})[row["idx"]] = row["reward"]
     totals["generated"] += len(rows)
     totals["tokens"] += sum(r["tokens"] for r in rows)
     elapsed = max(time.perf_counter() - totals["start"], 1e-9)
-    bar.update(len(rows))
-    bar.set_postfix(samples_s=f"{totals['generated'] / elapsed:.2f}", tok_s=f"{totals['tokens'] / elapsed:.1f}",
-                    refresh=False)
+    run.bar.update(len(rows))
+    run.bar.set_postfix(samples_s=f"{totals['generated'] / elapsed:.2f}", tok_s=f"{totals['tokens'] / elapsed:.1f}",
+                        refresh=False)
 
 
 # ---------------------------------------------------------------------- entry point without the CLI
@@ -302,6 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--call-size", type=int, default=256)
     ap.add_argument("--order", default="strongest-first", choices=ORDERS)
+    ap.add_argument("--reward-workers", type=int, default=None, help="grading processes (rewards.workers)")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     options = {key: _json_or_str(v) for key, v in a.option}
@@ -313,9 +331,11 @@ def main(argv: list[str] | None = None) -> None:
         rules = load_rules(a.rules)
         rules = bind(rules, dict(a.bind)) if a.bind else rules
     store = SampleStore(a.store)
-    table = score(read_problems(a.problems), models, store, k=a.k, adaptive=not a.fixed, round_size=a.round_size,
-                  sampling=SamplingConfig(a.temperature, a.top_p, a.max_tokens, a.seed), rules=rules,
-                  progress=not a.no_progress, out_dir=a.out, call_size=a.call_size, order=a.order)
+    cfg = ScoringConfig(models=models, k=a.k, adaptive=not a.fixed, round_size=a.round_size,
+                        sampling=SamplingConfig(a.temperature, a.top_p, a.max_tokens, a.seed), call_size=a.call_size,
+                        order=a.order)
+    table = score(read_problems(a.problems), store, cfg, rules=rules, rewards=RewardsConfig(workers=a.reward_workers),
+                  progress=not a.no_progress, out_dir=a.out)
     print(json.dumps({"generated": table.attrs["generated"], "stored": table.attrs["stored"],
                       "rows": len(store), "pairs": len(table)}), flush=True)
 

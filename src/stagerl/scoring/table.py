@@ -34,13 +34,6 @@ from .adaptive import SUCCESS_EPS
 TABLE_COLUMNS = ["problem_id", "domain", "model", "k", "samples", "successes", "pass_rate", "rate_lo", "rate_hi",
                  "decided_early", "mean_reward", "mean_tokens", "max_tokens", "truncated"]
 
-_AGG = f"""
-SELECT problem_id, model, COUNT(*), SUM(reward >= {1.0 - SUCCESS_EPS!r}), AVG(reward), AVG(tokens), MAX(tokens),
-       SUM(finish = 'length'), MAX(domain)
-FROM samples WHERE idx < ? GROUP BY problem_id, model
-"""
-
-
 def scoring_meta(store: SampleStore) -> dict[str, Any]:
     """What ``score`` recorded in the store: ``{"k": int, "models": [names, weakest first]}``."""
     return store.get_meta("scoring", {}) or {}
@@ -63,7 +56,7 @@ def pass_rate_table(
     if k < 1:
         raise ValueError(f"{store.path}: no k recorded by a scoring run; pass k")
     problems = problems if problems is not None else store.problems()
-    db_rows = store.query(_AGG, (k,))
+    db_rows = store.pair_stats(k, 1.0 - SUCCESS_EPS)
     agg = {(r[0], r[1]): r for r in db_rows}
     if models is None:
         models = list(meta.get("models") or [])
@@ -87,9 +80,7 @@ def pass_rate_table(
 
 def ledger(store: SampleStore, models: list[str] | None = None) -> dict[str, Any]:
     """Generated tokens, samples and generation seconds per model and in total (every stored sample)."""
-    rows = store.query(
-        "SELECT model, COUNT(*), SUM(tokens), SUM(seconds), SUM(finish = 'length') FROM samples GROUP BY model"
-    )
+    rows = store.model_totals()
     per = {m: {"samples": int(n), "tokens": int(t), "seconds": round(float(s), 3), "truncated": int(tr)}
            for m, n, t, s, tr in rows}
     order = list(models or scoring_meta(store).get("models") or [])

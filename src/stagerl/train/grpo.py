@@ -47,7 +47,7 @@ import trl
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
-from ..config import StageConfig, to_dict
+from ..config import RewardsConfig, StageConfig, to_dict
 from ..valid import ConfigError, batch_split
 from ..curriculum import mixed_order, smooth, stage_dir, stage_problems
 from ..data.problem import Problem
@@ -124,13 +124,15 @@ def grpo_config(stage: StageConfig, out_dir: str | Path) -> GRPOConfig:
     return GRPOConfig(**fields)
 
 
-def _make_reward(pool: list[Problem], workers: int | None):
-    """The one TRL reward function: grade each completion against its problem, routed by domain."""
+def _make_reward(pool: list[Problem], rewards: RewardsConfig | None = None):
+    """The one TRL reward function: grade each completion against its problem, routed by domain,
+    under the recipe's ``rewards`` section (grading workers, math time bound)."""
+    rewards = rewards or RewardsConfig()
 
     def problem_reward(completions: list, problem_index: list[int], log_metric=None, **_: Any) -> list[float]:
         texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
         problems = [pool[i] for i in problem_index]
-        scores = problem_rewards(problems, texts, workers=workers)
+        scores = problem_rewards(problems, texts, workers=rewards.workers, math_timeout=rewards.math_timeout)
         if log_metric is not None:
             for domain in ("math", "code"):
                 mine = [s for s, p in zip(scores, problems) if p.domain == domain]
@@ -153,7 +155,7 @@ def stage_dataset(problems: list[Problem], stage: StageConfig,
 
 
 def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig, out_dir: str | Path,
-                reward_workers: int | None = None, messages: Callable[[Problem], list[dict]] = to_messages) -> dict:
+                rewards: RewardsConfig | None = None, messages: Callable[[Problem], list[dict]] = to_messages) -> dict:
     """Train ``policy`` (a checkpoint folder or hub id) on ``problems`` for one stage; return stage.json.
 
     Ends at the plateau (``stage.plateau``) or after ``stage.max_steps``; saves the model and
@@ -166,7 +168,7 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     dataset, pool = stage_dataset(problems, stage, messages)
     callback = StageMetricsCallback(out_dir / "metrics.jsonl", stage.plateau)
     trainer_cls, online = trainer_for(stage, pool, messages)  # GRPOTrainer unless stage.online is set
-    trainer = trainer_cls(model=str(policy), reward_funcs=[_make_reward(pool, reward_workers)], args=args,
+    trainer = trainer_cls(model=str(policy), reward_funcs=[_make_reward(pool, rewards)], args=args,
                           train_dataset=dataset, callbacks=[callback], **online)
     trainer.train()
     checkpoint = out_dir / "checkpoint"
@@ -218,7 +220,7 @@ def finished(out_dir: Path) -> dict | None:
 
 
 def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: list[StageConfig],
-                 run_dir: str | Path, reward_workers: int | None = None,
+                 run_dir: str | Path, rewards: RewardsConfig | None = None,
                  messages: Callable[[Problem], list[dict]] = to_messages) -> list[dict]:
     """Train through ``stages`` in order, each from the previous stage's checkpoint; return their stage.json.
 
@@ -238,8 +240,8 @@ def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: l
         info = finished(out)
         if info is None:
             if stage.relevel is not None:  # keep only candidates in the band for the current policy
-                problems = relevel_stage(current, stage, levels, run_dir, i, messages, reward_workers)
-            info = train_stage(current, problems, stage, out, reward_workers=reward_workers, messages=messages)
+                problems = relevel_stage(current, stage, levels, run_dir, i, messages, rewards)
+            info = train_stage(current, problems, stage, out, rewards=rewards, messages=messages)
         results.append(info)
         current = info["checkpoint"]
     return results

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from accelerate import PartialState
 
-from ..config import ModelRef, SamplingConfig, StageConfig, to_dict
+from ..config import ModelRef, RewardsConfig, SamplingConfig, ScoringConfig, StageConfig, to_dict
 from ..curriculum import StageDataError, stage_dir, stage_problems
 from ..data.problem import Problem
 from ..data.prompts import to_messages
@@ -56,9 +56,16 @@ def candidates(stage: StageConfig, levels: dict[str, list[Problem]]) -> list[Pro
     return stage_problems(dataclasses.replace(stage, levels=list(cand)), levels)
 
 
+class _Prompt:
+    """What ``score`` needs of a ``PromptConfig``: the training stages' own prompt builder."""
+
+    def __init__(self, messages: Callable[[Problem], list[dict]]) -> None:
+        self.messages = messages
+
+
 def relevel_stage(policy: str | Path, stage: StageConfig, levels: dict[str, list[Problem]], run_dir: str | Path,
                   index: int, messages: Callable[[Problem], list[dict]] = to_messages,
-                  reward_workers: int | None = None, engine_factory: Callable | None = None,
+                  rewards: RewardsConfig | None = None, engine_factory: Callable | None = None,
                   progress: bool = True) -> list[Problem]:
     """Re-score ``stage``'s candidates with ``policy``; write relevel.json; return the kept problems."""
     cfg = stage.relevel
@@ -75,9 +82,9 @@ def relevel_stage(policy: str | Path, stage: StageConfig, levels: dict[str, list
     store = _RelevelStore(run_dir / "samples.sqlite")
     state = PartialState()
     with state.main_process_first():  # several processes: the main one samples, the others read the store
-        table = score(cand, [ref], store, k=cfg.k, adaptive=True, round_size=cfg.round_size, sampling=sampling,
-                      rules=rules, engine_factory=engine_factory, reward_workers=reward_workers,
-                      progress=progress and state.is_main_process, messages=messages)
+        config = ScoringConfig(models=[ref], k=cfg.k, adaptive=True, round_size=cfg.round_size, sampling=sampling)
+        table = score(cand, store, config, rules=rules, rewards=rewards, prompt=_Prompt(messages),
+                      engine_factory=engine_factory, progress=progress and state.is_main_process)
     band = parse_interval(cfg.band, "relevel.band")
     target = "+".join(stage.levels)
     kept: set[str] = set()
