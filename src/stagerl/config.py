@@ -273,6 +273,19 @@ class EvalConfig:
     """Engine used to sample from checkpoints."""
     options: dict[str, Any] = field(default_factory=dict)
     """Engine options."""
+    call_size: int = 4096
+    """Samples per engine call (a call is graded and stored together); large, so the engine batches
+    freely. The ``vllm`` engine always gets a whole benchmark in one call."""
+    max_tokens_by_checkpoint: dict[str, int] = field(default_factory=dict)
+    """Per-checkpoint ``max_tokens`` overriding ``sampling.max_tokens`` (e.g. ``{2_stage2: 24576}``:
+    a long reasoner needs more room than its base)."""
+
+    def __post_init__(self) -> None:
+        if self.call_size < 1:
+            raise ConfigError(f"eval.call_size: must be >= 1, got {self.call_size}")
+        bad = {k: v for k, v in self.max_tokens_by_checkpoint.items() if not isinstance(v, int) or v < 1}
+        if bad:
+            raise ConfigError(f"eval.max_tokens_by_checkpoint: values must be ints >= 1, got {bad}")
 
     def __post_init__(self) -> None:
         _need(self.engine in ENGINES, "engine", f"must be one of {', '.join(ENGINES)}, got {self.engine!r}")

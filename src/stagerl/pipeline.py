@@ -4,7 +4,8 @@
     levels -> levels/<level>.parquet, levels/stats.json, levels/*.png
     train  -> stages/<i>_<name>/{checkpoint/, metrics.jsonl, stage.json}
     eval   -> eval/<checkpoint>/{<benchmark>.sqlite, results.json}
-    report -> report/report.md, report/*.png
+    eval   -> eval/compare.json (paired differences of the checkpoints)
+    report -> report/index.html (self-contained), report/report.md, report/*.png
 
 Any stage can be re-run from the files before it; a killed stage resumes from what it stored.
 """
@@ -233,17 +234,25 @@ def checkpoints(recipe: Recipe) -> dict[str, str]:
 
 def run_eval(recipe: Recipe, which: dict[str, str] | None = None, wait: bool = False,
              world: int | None = None) -> dict[str, dict]:
-    """pass@1 (averaged over k samples) of each checkpoint on each benchmark."""
+    """pass@1 (averaged over k samples, with a 95% interval) of each checkpoint on each benchmark,
+    then paired comparisons of the checkpoints (``eval/compare.json``)."""
     results = {}
     with session(recipe, "eval", wait, world, checkpoints=which) as run:
-        from .evaluate import evaluate_checkpoint
+        from .evaluate import compare_run, evaluate_checkpoint, level_ids
 
+        levels = level_ids(run.root)
         for name, path in (which or checkpoints(recipe)).items():
             log(f"evaluating {name} ({path})")
             results[name] = evaluate_checkpoint(name, path, recipe.eval, run.eval(name), recipe.prompt,
-                                                rewards=recipe.rewards)
+                                                rewards=recipe.rewards, levels=levels)
             for bench, r in results[name].items():
-                log(f"  {bench}: pass@1 = {r['pass@1']:.3f} over {r['problems']} problems x k={r['k']}")
+                lo, hi = r["ci95"]
+                log(f"  {bench}: pass@1 = {r['pass@1']:.3f} [95% CI {lo:.3f}, {hi:.3f}] over {r['problems']} problems"
+                    f" x k={r['k']}" + (f"  (note: {r['note']})" if r.get("note") else ""))
+        for p in compare_run(run.root / "eval")["pairs"]:
+            lo, hi = p["ci95"]
+            log(f"  {p['benchmark']}: {p['a']} - {p['b']} = {p['diff']:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}], "
+                f"p = {p['p_value']:.3f} on {p['problems']} paired problems")
     return results
 
 
@@ -253,6 +262,15 @@ def run_report(run_dir: str | Path) -> Path:
 
     path = build_report(RunDir(run_dir).require().root)
     log(f"report: {path}")
+    return path
+
+
+def run_compare(run_dirs: list[str | Path], out: str | Path) -> Path:
+    """Several runs on one page (``<out>/index.html``, ``report.md``, ``compare.json``)."""
+    from .report import build_comparison
+
+    path = build_comparison([Path(d) for d in run_dirs], Path(out))
+    log(f"comparison: {path}")
     return path
 
 
