@@ -50,3 +50,30 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: str) -
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory, smollm2_dir):
+    """The whole recipe end to end (``stagerl run``) on the real SmolLM2-135M, sized for CI: few
+    problems, short outputs, one GRPO step; every kept problem is in one level ``all``. Shared by
+    tests/test_pipeline.py and the report tests."""
+    from stagerl.cli import main
+    from stagerl.config import dump_recipe, load_recipe
+
+    root = tmp_path_factory.mktemp("runs")
+    recipe = load_recipe({
+        "name": "e2e", "runs_dir": str(root),
+        "data": [{"builtin": "demo_math", "n": 4, "seed": 5}, {"builtin": "demo_code", "seed": 0}],
+        "scoring": {"k": 2, "adaptive": False, "sampling": {"temperature": 0.8, "max_tokens": 32},
+                    "models": [{"name": "smollm2", "model": smollm2_dir}]},
+        "levels": {"rules": {"models": {"policy": "smollm2"}, "levels": {"all": "policy in [0,1]"}}},
+        "train": {"policy": smollm2_dir, "stages": [{
+            "name": "s", "levels": ["all"], "num_generations": 2, "prompts_per_step": 2, "max_steps": 1,
+            "max_completion_length": 16, "learning_rate": 1e-5, "plateau": None, "math_code_ratio": 1.0}]},
+        "eval": {"sampling": {"max_tokens": 24}, "max_tokens_by_checkpoint": {"1_s": 32}, "benchmarks": [
+            {"name": "heldout", "k": 2, "source": {"builtin": "demo_math", "n": 3, "seed": 9}},
+            {"name": "heldout_code", "k": 2, "limit": 2, "source": {"builtin": "demo_code", "seed": 0}}]},
+    })
+    path = dump_recipe(recipe, root / "recipe.yaml")
+    assert main(["run", str(path)]) == 0
+    return recipe.run_dir

@@ -7,7 +7,7 @@ import pytest
 
 from stagerl.cli import main
 
-STAGES = ["check", "score", "levels", "train", "eval", "report", "run", "demo"]
+STAGES = ["check", "score", "levels", "train", "eval", "report", "compare", "run", "demo"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

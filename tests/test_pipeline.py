@@ -9,28 +9,12 @@ import json
 import pandas as pd
 import pytest
 
-from stagerl.cli import main
-from stagerl.config import dump_recipe, load_recipe
+from stagerl.config import load_recipe
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, smollm2_dir):
-    root = tmp_path_factory.mktemp("runs")
-    recipe = load_recipe({
-        "name": "e2e", "runs_dir": str(root),
-        "data": [{"builtin": "demo_math", "n": 4, "seed": 5}, {"builtin": "demo_code", "seed": 0}],
-        "scoring": {"k": 2, "adaptive": False, "sampling": {"temperature": 0.8, "max_tokens": 32},
-                    "models": [{"name": "smollm2", "model": smollm2_dir}]},
-        "levels": {"rules": {"models": {"policy": "smollm2"}, "levels": {"all": "policy in [0,1]"}}},
-        "train": {"policy": smollm2_dir, "stages": [{
-            "name": "s", "levels": ["all"], "num_generations": 2, "prompts_per_step": 2, "max_steps": 1,
-            "max_completion_length": 16, "learning_rate": 1e-5, "plateau": None, "math_code_ratio": 1.0}]},
-        "eval": {"sampling": {"max_tokens": 24}, "benchmarks": [{"name": "heldout", "k": 1,
-                                                                 "source": {"builtin": "demo_math", "n": 3, "seed": 9}}]},
-    })
-    path = dump_recipe(recipe, root / "recipe.yaml")
-    assert main(["run", str(path)]) == 0
-    return recipe.run_dir
+def run(pipeline_run):
+    return pipeline_run
 
 
 def test_scoring_stored_every_sample(run):
@@ -52,16 +36,24 @@ def test_levels_stage_and_eval_files(run):
     after = json.loads((run / "eval" / "1_s" / "results.json").read_text())
     assert stage["sandbox"]["mode"] == "bwrap"
     for r in (base, after):
-        assert r["heldout"]["sandbox"]["mode"] == "bwrap"
-        assert r["heldout"]["problems"] == 3 and r["heldout"]["k"] == 1 and 0 <= r["heldout"]["pass@1"] <= 1
+        assert r["heldout"]["sandbox"]["mode"] == "bwrap" and r["heldout_code"]["sandbox"]["mode"] == "bwrap"
+        assert r["heldout"]["problems"] == 3 and r["heldout"]["k"] == 2 and 0 <= r["heldout"]["pass@1"] <= 1
+        lo, hi = r["heldout"]["ci95"]
+        assert lo <= r["heldout"]["pass@1"] <= hi and set(r["heldout"]["pass@k"]) == {"1", "2"}
+        assert r["heldout_code"]["problems"] == 2 and r["heldout_code"]["by_level"]["all"]["problems"] == 2
+    assert base["heldout"]["max_tokens"] == 24 and after["heldout"]["max_tokens"] == 32  # per-checkpoint max_tokens
+    pairs = json.loads((run / "eval" / "compare.json").read_text())["pairs"]
+    assert {(p["a"], p["b"], p["benchmark"]) for p in pairs} == {("1_s", "base", "heldout"), ("1_s", "base", "heldout_code")}
 
 
 def test_report_shows_this_runs_numbers(run):
     report = (run / "report" / "report.md").read_text()
     table = pd.read_parquet(run / "pass_rates.parquet")
     assert f"| smollm2 | 12 | 24 | {table['pass_rate'].mean():.3f} |" in report
-    base = json.loads((run / "eval" / "base" / "results.json").read_text())["heldout"]["pass@1"]
-    assert f"| heldout | 1 | {base:.3f} |" in report
+    base = json.loads((run / "eval" / "base" / "results.json").read_text())["heldout"]
+    lo, hi = base["ci95"]
+    assert f"| heldout | 2 | 3 | {base['pass@1']:.3f} [{lo:.3f}, {hi:.3f}] |" in report
+    assert (run / "report" / "index.html").stat().st_size > 10000
     assert "Code sandbox: `bwrap` (ledger.json, stages/1_s/stage.json, eval/1_s/results.json, eval/base/results.json)." in report
     for png in ("pass_rates.png", "training.png", "benchmarks.png"):
         assert (run / "report" / png).stat().st_size > 1000 and f"({png})" in report

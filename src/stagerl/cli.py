@@ -31,6 +31,22 @@ def _checkpoint_pairs(items: list[str] | None) -> dict[str, str] | None:
     return out
 
 
+def _eval_recipe(args: argparse.Namespace):
+    """The recipe with ``--benchmark``, ``--limit`` and ``--k`` applied to its benchmarks."""
+    from .config import BenchmarkConfig
+
+    recipe = _recipe(args)
+    if args.benchmark:
+        known = {b.name: b for b in recipe.eval.benchmarks}
+        recipe.eval.benchmarks = [known.get(name) or BenchmarkConfig(name=name) for name in args.benchmark]
+    for b in recipe.eval.benchmarks:
+        if args.limit:
+            b.limit = args.limit
+        if args.k:
+            b.k = args.k
+    return recipe
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stagerl", description="Difficulty-aware staged RL for LLM reasoners: "
                                 "score -> levels -> train -> eval -> report, all in one run folder.")
@@ -66,10 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp = with_recipe("eval", "pass@1 averaged over k samples on the recipe's benchmarks")
     sp.add_argument("--checkpoint", action="append", metavar="NAME=PATH",
                     help="evaluate this checkpoint (repeatable); default: base policy and every finished stage")
+    sp.add_argument("--benchmark", action="append", metavar="NAME",
+                    help="only this benchmark (repeatable): one of the recipe's, or a built-in set (math500, lcb_test, ...)")
+    sp.add_argument("--limit", type=int, help="evaluate only the first N problems of each benchmark")
+    sp.add_argument("--k", type=int, help="samples per problem (overrides the recipe's k)")
 
-    sp = sub.add_parser("report", help="markdown report and plots from a run folder",
-                        description="markdown report and plots from a run folder")
+    sp = sub.add_parser("report", help="one HTML page (report/index.html) and its markdown twin from a run folder",
+                        description="one self-contained HTML page (report/index.html) and its markdown twin "
+                                    "(report/report.md) from a run folder's files")
     sp.add_argument("run_dir", help="the run folder (e.g. runs/demo-...)")
+
+    sp = sub.add_parser("compare", help="several runs on one page: curves, final scores, paired differences",
+                        description="several runs on one page: dev and benchmark curves over steps, final scores "
+                                    "with 95%% intervals, paired differences against the first run")
+    sp.add_argument("runs", nargs="+", metavar="RUN", help="run folders (the first is the reference)")
+    sp.add_argument("--out", required=True, metavar="DIR", help="folder for index.html, report.md, compare.json")
 
     with_recipe("run", "the whole recipe: score, levels, eval base, train, eval stages, report")
 
@@ -108,14 +135,16 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train":
             pipeline.run_train(_recipe(args), **common)
         elif args.command == "eval":
-            pipeline.run_eval(_recipe(args), _checkpoint_pairs(args.checkpoint), **common)
+            pipeline.run_eval(_eval_recipe(args), _checkpoint_pairs(args.checkpoint), **common)
         elif args.command == "report":
             pipeline.run_report(args.run_dir)
+        elif args.command == "compare":
+            pipeline.run_compare(args.runs, args.out)
         elif args.command == "run":
             pipeline.run_all(_recipe(args), **common)
         elif args.command == "demo":
             run_dir = pipeline.demo(runs_dir=args.runs_dir, name=args.name, **common)
-            print(f"\nDemo finished. Run folder: {run_dir}\nReport: {run_dir / 'report' / 'report.md'}")
+            print(f"\nDemo finished. Run folder: {run_dir}\nReport: {run_dir / 'report' / 'index.html'}")
     except KeyboardInterrupt:
         print("interrupted: everything generated so far is stored; run the same command again to resume",
               file=sys.stderr)
