@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml Makefile
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get install -y -q bubblewrap >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null)); } || \
 	  echo "WARNING: bubblewrap (bwrap) is not installed and could not be installed here: grading code will refuse to run (see docs/sandbox.md). Install it with your package manager (Debian/Ubuntu: apt-get install bubblewrap)."
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); } || \
+	  echo "WARNING: headless Chromium is not installed and could not be installed here: the report's browser test (tests/report/test_browser.py) will be skipped. Install it with your package manager (Debian: apt-get install chromium)."
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@# torch first, as the CPU build, unless one is already there (GPU users: install yours first, see README)
 	@$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q torch==2.13.0
