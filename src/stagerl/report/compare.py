@@ -12,7 +12,7 @@ from ..evaluate.stats import PAIRED_METHOD
 from . import plots
 from .evaluation import pairs_table, results_table
 from .page import Page
-from .read import checkpoint_steps, fmt, read_eval, read_recipe, read_stages
+from .read import checkpoint_steps, fmt, read_eval, read_recipe, read_stages, step_count
 
 
 def _names(run_dirs: list[Path]) -> list[str]:
@@ -47,7 +47,7 @@ def build_comparison(run_dirs: list[Path], out: Path) -> Path:
         rewards = [m["reward"] for s in st for m in s["metrics"] if isinstance(m.get("reward"), (int, float))]
         dev = [m["dev_score"] for s in st for m in s["metrics"] if isinstance(m.get("dev_score"), (int, float))]
         levels = "; ".join(f"{s['dir']}: {', '.join(s['levels']) or '-'}" for s in st) or "-"
-        rows.append([n, read_recipe(d).get("train", {}).get("policy", "?"), levels, sum(len(s["metrics"]) for s in st),
+        rows.append([n, read_recipe(d).get("train", {}).get("policy", "?"), levels, sum(step_count(s) for s in st),
                      fmt(rewards[-1] if rewards else None), fmt(dev[-1] if dev else None)])
     page.table(["run", "policy", "stages (levels)", "steps", "last reward", "last dev score"], rows, "runs")
 

@@ -57,6 +57,11 @@ def read_eval(run_dir: Path) -> dict[str, dict]:
     return {name: json.loads((eval_dir / name / "results.json").read_text()) for name in checkpoint_order(eval_dir)}
 
 
+def step_count(stage: dict) -> int:
+    """Optimizer steps of a stage: its metric rows, less a step-0 row (the dev baseline alone)."""
+    return sum(1 for m in stage["metrics"] if m.get("step", 1) >= 1)
+
+
 def checkpoint_steps(run_dir: Path, stages: list[dict] | None = None) -> dict[str, int]:
     """Global step of each evaluated checkpoint: 0 for ``base``, a stage's last step for its checkpoint."""
     stages = read_stages(run_dir) if stages is None else stages

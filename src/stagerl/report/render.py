@@ -9,7 +9,7 @@ from pathlib import Path
 from . import plots
 from .evaluation import cost_section, eval_section, sandbox_section
 from .page import Page
-from .read import fmt, read_eval, read_json, read_recipe, read_stages, read_table
+from .read import fmt, read_eval, read_json, read_recipe, read_stages, read_table, step_count
 
 
 def build_report(run_dir: str | Path) -> Path:
@@ -111,11 +111,11 @@ def _training_section(page: Page, stages: list[dict], palette: plots.Palette) ->
         dev = [m["dev_score"] for m in s["metrics"] if isinstance(m.get("dev_score"), (int, float))]
         loss = s["info"].get("loss")
         loss = ", ".join(f"{k}={v}" for k, v in loss.items()) if isinstance(loss, dict) else (loss or "-")
-        rows.append([s["dir"], ", ".join(s["levels"]) or "-", len(s["metrics"]), s["info"].get("reason", "not finished"),
+        rows.append([s["dir"], ", ".join(s["levels"]) or "-", step_count(s), s["info"].get("reason", "not finished"),
                      fmt(rewards[0] if rewards else None), fmt(rewards[-1] if rewards else None),
-                     fmt(dev[-1] if dev else None), loss])
-    page.table(["stage", "levels", "steps", "ended because", "first reward", "last reward", "last dev score",
-                "loss"], rows, "training")
+                     fmt(dev[0] if dev else None), fmt(dev[-1] if dev else None), loss])
+    page.table(["stage", "levels", "steps", "ended because", "first reward", "last reward", "first dev score",
+                "last dev score", "loss"], rows, "training")
     for s in stages:
         rows = [m for m in s["metrics"] if m.get("groups_generated") is not None]
         if rows:
