@@ -100,7 +100,7 @@ def cost_section(page: Page, run_dir: Path, stages: list[dict], results: dict[st
     tokens = sum(r[2] or 0 for r in rows)
     seconds = sum(r[3] or 0 for r in rows)
     page.table(["phase", "what", "generated tokens", "seconds"],
-               [[a, b, fmt(t), fmt(s, 1) if s is not None else "-"] for a, b, t, s in rows]
+               [[a, b, fmt(t), fmt(float(s), 1) if s is not None else "-"] for a, b, t, s in rows]
                + [["total", "", fmt(tokens), fmt(float(seconds), 1)]], "cost")
     page.text("Training seconds include generation and optimisation; scoring and evaluation seconds are "
               "generation time shared out over the samples of each engine call.")

@@ -17,13 +17,16 @@ h1{font-size:1.7em;border-bottom:2px solid #d0d7de;padding-bottom:.2em}
 h2{font-size:1.3em;margin-top:1.8em;border-bottom:1px solid #d0d7de;padding-bottom:.15em}
 h3{font-size:1.05em;margin-top:1.2em}
 table{border-collapse:collapse;margin:.6em 0 1em;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #d0d7de;padding:.25em .6em;text-align:right;vertical-align:top}
-th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
+th,td{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f6f8fa}td.num{text-align:right}
 img{max-width:100%;height:auto;display:block;margin:.5em 0 1em;border:1px solid #eee}
 .missing{color:#6e7781;font-style:italic}.note{background:#fff8c5;border-left:4px solid #d4a72c;
 padding:.3em .7em;margin:.5em 0}.warn{background:#ffebe9;border-left:4px solid #cf222e;padding:.3em .7em}
 nav{font-size:.9em;color:#57606a}nav a{margin-right:.8em}code{background:#f6f8fa;padding:0 .25em}
 """
+
+
+NUMBER = re.compile(r"^[-+]?[\d,]*\.?\d+( \[[-+\d., ]+\])?$")
 
 
 def slug(text: str) -> str:
@@ -86,7 +89,8 @@ class Page:
                 out.append(f'<table id="table-{slug(name)}"><thead><tr>'
                            + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>")
                 for r in rows:
-                    out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
+                    out.append("<tr>" + "".join(f'<td class="num">{html.escape(c)}</td>' if NUMBER.match(c)
+                                                else f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
                 out.append("</tbody></table>")
             elif kind == "img":
                 _, png, name, alt = b

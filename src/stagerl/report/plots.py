@@ -102,8 +102,9 @@ def _switches(ax, stages: list[dict]) -> None:
     for s in stages[1:]:
         if s["metrics"]:
             ax.axvline(s["start"] + 0.5, color="black", linestyle="--", linewidth=1)
-            ax.annotate(f"switch to {s['dir']}", (s["start"] + 0.5, 1.0), xycoords=("data", "axes fraction"),
-                        ha="left", va="top", fontsize=8, rotation=90)
+            ax.annotate(f" switch to {s['dir']}", (s["start"] + 0.5, 0.98), xycoords=("data", "axes fraction"),
+                        ha="left", va="top", fontsize=8, annotation_clip=False,
+                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
 
 
 def training_curves(stages: list[dict], palette: Palette, window: int = 5) -> bytes | None:
