@@ -18,7 +18,7 @@ h2{font-size:1.3em;margin-top:1.8em;border-bottom:1px solid #d0d7de;padding-bott
 h3{font-size:1.05em;margin-top:1.2em}
 table{border-collapse:collapse;margin:.6em 0 1em;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.num{text-align:right}
+th{background:#f6f8fa}td.num{text-align:right;white-space:nowrap}
 img{max-width:100%;height:auto;display:block;margin:.5em 0 1em;border:1px solid #eee}
 .missing{color:#6e7781;font-style:italic}.note{background:#fff8c5;border-left:4px solid #d4a72c;
 padding:.3em .7em;margin:.5em 0}.warn{background:#ffebe9;border-left:4px solid #cf222e;padding:.3em .7em}

@@ -227,6 +227,7 @@ def benchmark_over_steps(points: dict[str, dict[str, list[tuple]]], palette: Pal
             err = [[y - p[2] for y, p in zip(ys, pts)], [p[3] - y for y, p in zip(ys, pts)]]
             ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, color=palette[run], label=run)
         ax.set(title=f"{bench}: pass@1 over training", xlabel="global step of the checkpoint", ylabel="pass@1")
+        ax.set_ylim(bottom=0)
         ax.legend(title="run", fontsize=8)
         ax.grid(alpha=0.3)
     return _png(fig)
