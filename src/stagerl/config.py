@@ -281,15 +281,11 @@ class EvalConfig:
     a long reasoner needs more room than its base)."""
 
     def __post_init__(self) -> None:
-        if self.call_size < 1:
-            raise ConfigError(f"eval.call_size: must be >= 1, got {self.call_size}")
-        bad = {k: v for k, v in self.max_tokens_by_checkpoint.items() if not isinstance(v, int) or v < 1}
-        if bad:
-            raise ConfigError(f"eval.max_tokens_by_checkpoint: values must be ints >= 1, got {bad}")
-
-    def __post_init__(self) -> None:
         _need(self.engine in ENGINES, "engine", f"must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         _unique("benchmarks", [b.name for b in self.benchmarks])
+        _at_least(self, 1, "call_size")
+        bad = {k: v for k, v in self.max_tokens_by_checkpoint.items() if not isinstance(v, int) or v < 1}
+        _need(not bad, "max_tokens_by_checkpoint", f"values must be ints >= 1, got {bad}")
 
 
 @dataclass

@@ -22,7 +22,7 @@ def test_empty_run_folder_says_what_is_missing(tmp_path):
 
 def test_report_of_a_missing_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
-    assert "no run folder" in capsys.readouterr().err
+    assert "run folder not found" in capsys.readouterr().err
 
 
 def test_compare_needs_two_existing_runs(tmp_path, capsys):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..rundir import write_json
 from ..scoring.adaptive import SUCCESS_EPS
 from ..store import SampleStore
 from .stats import PAIRED_METHOD, paired_difference
@@ -74,5 +75,5 @@ def compare_run(eval_dir: str | Path) -> dict:
                 pairs.append(r)
     out = {"method": PAIRED_METHOD, "pairs": pairs}
     if eval_dir.exists():
-        (eval_dir / "compare.json").write_text(json.dumps(out, indent=1))
+        write_json(eval_dir / "compare.json", out)
     return out

@@ -4,11 +4,11 @@ trained on L1, L2 and L3 side by side). Writes ``DIR/index.html``, ``DIR/report.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..evaluate.compare import compare_pair
 from ..evaluate.stats import PAIRED_METHOD
+from ..rundir import write_json
 from . import plots
 from .evaluation import pairs_table, results_table
 from .page import Page
@@ -105,7 +105,7 @@ def build_comparison(run_dirs: list[Path], out: Path) -> Path:
                                                                 "ci95": r.get("ci95")} for b, (c, r) in final[n].items()}}
                         for n in names},
                "method": PAIRED_METHOD, "pairs": pairs}
-    (out / "compare.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "compare.json", summary)
     return page.write(out)
 
 

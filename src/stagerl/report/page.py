@@ -129,11 +129,10 @@ class Page:
     def write(self, out_dir: Path) -> Path:
         """Write ``index.html`` and ``report.md`` into ``out_dir``; return the HTML path."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "report.md").write_text(self.markdown(out_dir))
-        tmp = out_dir / ".index.html.tmp"
-        tmp.write_text(self.html())
-        tmp.replace(out_dir / "index.html")
-        return out_dir / "index.html"
+        from ..rundir import write_text
+
+        write_text(out_dir / "report.md", self.markdown(out_dir))
+        return write_text(out_dir / "index.html", self.html())
 
 
 def _inline(text: str) -> str:
