@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
            "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
@@ -189,6 +190,7 @@ def pass_at_k_curves(results: dict[str, dict], palette: Palette) -> bytes | None
                 ks = sorted(int(k) for k in pk)
                 ax.plot(ks, [pk[str(k)]["value"] for k in ks], marker="o", color=palette[c], label=c)
         ax.set(title=f"pass@k on {b}", xlabel="k (samples drawn)", ylabel="pass@k", ylim=(0, 1.05))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return _png(fig)
