@@ -109,7 +109,8 @@ def _training_section(run_dir: Path, out: Path) -> list[str]:
         rewards = [m["reward"] for m in s["metrics"] if m.get("reward") is not None]
         first = f"{rewards[0]:.3f}" if rewards else "-"
         last = f"{rewards[-1]:.3f}" if rewards else "-"
-        md.append(f"| {s['name']} | {', '.join(s['levels'])} | {len(s['metrics'])} | {s['info'].get('reason', '?')} | {first} | {last} |")
+        steps = sum(1 for m in s["metrics"] if m.get("step", 1) >= 1)  # a step-0 row holds only the dev baseline
+        md.append(f"| {s['name']} | {', '.join(s['levels'])} | {steps} | {s['info'].get('reason', '?')} | {first} | {last} |")
     for s in stages:
         md += _online_lines(run_dir / "stages" / s["dir"], s)
     if plot_training(stages, out / "training.png"):
