@@ -24,6 +24,8 @@ def test_paper_recipe_has_the_papers_hyperparameters():
     assert (s1.max_completion_length, s2.max_completion_length) == (16384, 24576)
     assert not s1.mask_truncated_completions and s2.mask_truncated_completions and s2.entropy_coef == 0
     assert [m.name for m in r.scoring.models][-1] == "deepseek-r1"
+    for s in (s1, s2):  # the plateau watches held-out accuracy, evaluated on problems kept out of training
+        assert s.plateau.metric == "dev_score" and s.eval_every > 0 and s.dev.holdout > 0
     assert {b.name: b.k for b in r.eval.benchmarks} == {"aime24": 16, "math500": 16, "lcb_test": 4}
     assert (r.eval.sampling.temperature, r.eval.sampling.top_p) == (0.6, 0.95)
 

@@ -162,9 +162,10 @@ class PlateauConfig:
     """When a stage's training score stops improving, the stage ends."""
 
     metric: str = "reward"
-    """Logged metric watched (TRL's mean reward by default)."""
+    """Logged metric watched (TRL's mean reward by default; ``dev_score``: the held-out dev score, which
+    needs the stage's ``eval_every`` and ``dev``; rows without the metric are skipped)."""
     window: int = 10
-    """Steps averaged per point of the smoothed curve."""
+    """Values averaged per point of the smoothed curve (steps; dev evaluations for ``dev_score``)."""
     patience: int = 3
     """Consecutive windows without improvement before the plateau is declared."""
     min_delta: float = 0.005
@@ -173,6 +174,32 @@ class PlateauConfig:
     def __post_init__(self) -> None:
         _at_least(self, 1, "window", "patience")
         _at_least(self, 0, "min_delta")
+
+
+@dataclass
+class DevConfig:
+    """A held-out dev set, evaluated with the live policy during a stage (see ``StageConfig.eval_every``)."""
+
+    holdout: int | None = None
+    """Hold out this many of the stage's own problems (drawn by the stage's seed, in proportion to
+    the domains; removed from training)."""
+    source: Union[str, dict, None] = None
+    """Or a problem source evaluated as given (``builtin:math500``, a file path, ``hf:...``, a dict)."""
+    limit: int | None = None
+    """Use only the first ``limit`` problems of ``source``."""
+    temperature: float = 0.6
+    """Sampling temperature of dev samples (paper's evaluation: 0.6)."""
+    top_p: float = 0.95
+    """Nucleus threshold of dev samples."""
+    max_tokens: int | None = None
+    """Tokens per dev sample; ``None``: the stage's ``max_completion_length``."""
+
+    def __post_init__(self) -> None:
+        _need((self.holdout is None) != (self.source is None), "holdout",
+              "give exactly one of holdout (problems held out of the stage's levels) or source (a benchmark "
+              "such as builtin:math500)")
+        _at_least(self, 1, "holdout", "limit", "max_tokens")
+        _need(self.limit is None or self.source is not None, "limit", "only applies to a dev source, not to holdout")
 
 
 @dataclass
@@ -214,6 +241,17 @@ class StageConfig:
     """Online filtering during the stage (dynamic sampling, predictive skipping); ``None``: off."""
     relevel: RelevelConfig | None = None
     """Re-score the stage's candidates with the current policy before it starts; ``None``: off."""
+    eval_every: int | None = None
+    """Evaluate the live policy on ``dev`` at step 0 and every this many optimizer steps; the score
+    (mean pass@1 over ``dev_k`` samples) is ``dev_score`` in metrics.jsonl. ``0``/``None``: off."""
+    dev: DevConfig | None = None
+    """The dev set of ``eval_every``: ``{holdout: N}`` or ``{source: builtin:math500, limit: N}``."""
+    dev_k: int = 4
+    """Dev samples per problem."""
+    report_to: Union[str, list[str]] = field(default_factory=lambda: ["tensorboard"])
+    """Loggers besides metrics.jsonl: ``tensorboard`` (event files in the stage's ``tb/``), ``wandb``
+    (needs ``pip install wandb``), any other ``transformers`` integration, or ``none``."""
+
 
     def __post_init__(self) -> None:
         _need(isinstance(self.name, str) and bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name)), "name",
@@ -226,6 +264,15 @@ class StageConfig:
         for key in ("learning_rate", "temperature", "math_code_ratio"):  # math_code_ratio may be None
             v = getattr(self, key)
             _need(v is None and key == "math_code_ratio" or v is not None and v > 0, key, f"must be > 0, got {v!r}")
+        self.report_to = [] if self.report_to in ("none", [], ["none"]) else (
+            [self.report_to] if isinstance(self.report_to, str) else list(self.report_to))
+        _at_least(self, 0, "eval_every")
+        _at_least(self, 1, "dev_k")
+        _need(not self.eval_every or self.dev is not None, "eval_every",
+              f"eval_every = {self.eval_every} needs a dev set (dev: {{holdout: N}} or dev: {{source: builtin:math500, "
+              "limit: N}})")
+        _need(self.plateau is None or self.plateau.metric != "dev_score" or bool(self.eval_every), "plateau.metric",
+              "dev_score needs eval_every > 0 and a dev set")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Adaptive stopping with the real level rules (the ``demo`` preset: L1 = policy in (0, 1))."""
+"""Adaptive stopping with real level rules (the ``demo`` preset's L1 = policy in (0, 1))."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def rules_mod():
 
 @pytest.fixture
 def rules(rules_mod):
-    return rules_mod.bind(rules_mod.load_rules("demo"), {"policy": "m"})
+    # level 1 of the demo preset (which also has a level 2 since the demo trains two stages)
+    return rules_mod.load_rules({"models": {"policy": "m"}, "levels": {"L1": "policy in (0,1)"}})
 
 
 def test_a_pair_stops_once_its_verdicts_are_decided(rules):

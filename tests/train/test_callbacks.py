@@ -59,3 +59,22 @@ def test_plateau_on_a_raw_trl_key_and_missing_key(tmp_path):
     assert stopped == 2
     with pytest.raises(ValueError, match="plateau metric 'acc' is not logged"):
         run_logs(tmp_path, [0.5], PlateauConfig(metric="acc"))
+
+
+def test_plateau_on_dev_score_skips_rows_without_it(tmp_path):
+    """dev_score is on the rows of dev evaluations only: the others neither count nor fail."""
+    cb = StageMetricsCallback(tmp_path / "metrics.jsonl", PlateauConfig(metric="dev_score", window=1, patience=2,
+                                                                        min_delta=0.01))
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none")
+    state, control = TrainerState(), TrainerControl()
+    cb.on_train_begin(args, state, control)
+    cb.on_log(args, state, control, logs={"dev_score": 0.2})                  # the step-0 baseline row
+    stopped = []
+    for step in range(1, 13):
+        state.global_step = step
+        logs = trl_logs(0.5) | ({"dev_score": 0.3} if step % 4 == 0 else {})
+        cb.on_log(args, state, control, logs=logs)
+        stopped.append(control.should_training_stop)
+    # evaluations: 0.2 (step 0), 0.3 (step 4: improves), 0.3 (8: stale 1), 0.3 (12: stale 2 -> plateau)
+    assert stopped.index(True) + 1 == 12 and cb.plateau_step == 12
+    assert cb.tracker.values == [0.2, 0.3, 0.3, 0.3]

@@ -30,7 +30,7 @@ def test_paper_stage_values_map_to_grpo_fields(paper_stages, tmp_path):
     assert c1.generation_batch_size == 128 * 16 and c1.steps_per_generation == c1.gradient_accumulation_steps
     assert c1.num_iterations == 1
     assert c1.max_steps == s1.max_steps and c1.seed == s1.seed and c1.temperature == s1.temperature
-    assert c1.logging_steps == 1 and c1.report_to == [] and str(c1.save_strategy.value) == "no"
+    assert c1.logging_steps == 1 and c1.report_to == ["tensorboard"] and str(c1.save_strategy.value) == "no"
     assert c1.shuffle_dataset is False and c1.remove_unused_columns is False
     assert c1.lr_scheduler_type.value == "constant"
     if not torch.cuda.is_available():

@@ -13,7 +13,7 @@ from stagerl.config import PlateauConfig, RewardsConfig, StageConfig
 from stagerl.data.problem import Problem
 from stagerl.report.render import read_stages
 from stagerl.train import train_stages
-from stagerl.train.grpo import _make_reward
+from stagerl.train.reward import batch_metrics, make_reward
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -29,12 +29,24 @@ PROBLEMS = [Problem(id=f"add{i}", domain="math", prompt=f"What is {i} + {i + 1}?
 
 
 def test_reward_function_grades_conversational_completions():
-    reward = _make_reward(PROBLEMS, RewardsConfig(workers=1))
+    reward = make_reward(PROBLEMS, RewardsConfig(workers=1), num_generations=1)
     logged: dict[str, float] = {}
     completions = [[{"role": "assistant", "content": "so \\boxed{1}"}], [{"role": "assistant", "content": "\\boxed{4}"}],
                    [{"role": "assistant", "content": "no box: 5"}]]
-    scores = reward(completions=completions, problem_index=[0, 1, 2], log_metric=logged.__setitem__)
-    assert scores == [1.0, 0.0, 0.0] and logged == {"reward_math": pytest.approx(1 / 3)}
+    scores = reward(completions=completions, problem_index=[0, 1, 2], completion_ids=[[5, 6], [7], [8, 9, 10]],
+                    log_metric=logged.__setitem__)
+    assert scores == [1.0, 0.0, 0.0]
+    assert logged == {"reward_math": pytest.approx(1 / 3), "signal": 0.0, "tokens": 6.0}
+
+
+def test_batch_metrics_weigh_every_completion_and_cut_groups_as_trl():
+    # 3 groups of 2 (consecutive, as TRL cuts the gathered batch): mixed, all-equal, mixed
+    domains = ["math", "math", "code", "code", "math", "math"]
+    scores = [1.0, 0.0, 0.5, 0.5, 0.0, 1.0]
+    got = batch_metrics(domains, scores, [3, 4, 5, 6, 7, 8], num_generations=2)
+    assert got == {"reward_math": 0.5, "reward_code": 0.5, "signal": pytest.approx(2 / 3), "tokens": 33.0}
+    # per-sample mean, not a mean of per-part means: 3 math of 1.0 and 1 of 0.0 -> 0.75 (means of halves: 0.5/1.0)
+    assert batch_metrics(["math"] * 4, [1.0, 1.0, 1.0, 0.0], [1] * 4, 4)["reward_math"] == 0.75
 
 
 def tiny_stage(**kw) -> StageConfig:

@@ -1,4 +1,5 @@
-"""Staged GRPO training: the TRL adapter (``grpo.py``) and its per-step callback (``callbacks.py``)."""
+"""Staged GRPO training: the TRL adapter (``grpo.py``), its per-step callback (``callbacks.py``), reward
+function (``reward.py``), dev evaluation (``dev_eval.py``), loggers (``observe.py``) and ledger (``ledger.py``)."""
 
 from .callbacks import NORMALIZED, StageMetricsCallback, normalize_logs
 from .grpo import TrainConfigError, finished, grpo_config, stage_dataset, stage_dir, train_stage, train_stages

@@ -4,7 +4,10 @@ Each TRL log event (one per optimizer step: the adapter sets ``logging_steps=1``
 line of ``metrics.jsonl`` with normalized keys — ``step``, ``reward``, ``reward_std``, ``kl``,
 ``entropy``, ``completion_length``, ``clipped_ratio`` (share of truncated completions),
 ``learning_rate``, ``seconds`` (since the stage began) — followed by every other key TRL logged,
-unchanged (``loss``, ``grad_norm``, ``completions/max_length``, ``rewards/<func>/mean``, ...).
+unchanged (``loss``, ``grad_norm``, ``completions/max_length``, ``rewards/<func>/mean``, ...), among
+them the reward function's ``reward_math``, ``reward_code``, ``signal`` and ``tokens`` over the gathered
+batch (``reward.py``) and, on rows of a dev evaluation, ``dev_score`` (``dev_eval.py``; a step-0 row
+holds only the starting policy's ``dev_score``).
 A normalized key TRL did not log this step (``kl`` when ``beta == 0``) is ``null``.
 """
 
@@ -59,8 +62,9 @@ def _clean(value: Any) -> Any:
 class StageMetricsCallback(TrainerCallback):
     """Appends one line per step to ``path`` and stops training once ``plateau`` is reached.
 
-    ``plateau.metric`` may name a normalized key (``reward``, ``completion_length``) or any raw
-    TRL key (``rewards/problem_reward/mean``). ``plateau_step`` holds the step that ended the stage.
+    ``plateau.metric`` may name a normalized key (``reward``, ``completion_length``), ``dev_score``
+    (rows of dev evaluations only) or any raw TRL key (``rewards/problem_reward/mean``); a row whose
+    value is missing or null does not count. ``plateau_step`` holds the step that ended the stage.
     """
 
     def __init__(self, path: str | Path, plateau: PlateauConfig | None = None) -> None:
@@ -92,9 +96,11 @@ class StageMetricsCallback(TrainerCallback):
         if self.tracker is None:
             return
         metric = self.tracker.cfg.metric
-        if metric not in row:
+        if metric not in row and metric != "dev_score" and row["step"] >= 1:
             raise ValueError(f"plateau metric {metric!r} is not logged by TRL; logged keys: {', '.join(row)}")
-        value = row[metric]
-        if self.tracker.update(math.nan if value is None else float(value)) and self.plateau_step is None:
+        value = row.get(metric)
+        if value is None:
+            return  # a row without the metric (dev_score between evaluations, the step-0 dev row) is skipped
+        if self.tracker.update(float(value)) and self.plateau_step is None:
             self.plateau_step = state.global_step
             control.should_training_stop = True

@@ -6,6 +6,7 @@ mixed-domain order, grades completions with ``stagerl.rewards`` and writes the r
     stages/<i>_<name>/metrics.jsonl   one line per optimizer step (see ``callbacks.py``)
     stages/<i>_<name>/stage.json      why the stage ended, steps, best score, config, seconds
     stages/<i>_<name>/checkpoint/     the trained policy and its tokenizer (``from_pretrained``-able)
+    stages/<i>_<name>/tb/             TensorBoard event files (``observe.py``); dev.sqlite: dev samples (``dev_eval.py``)
 
 **Batches.** In TRL, batch sizes count *completions*: one optimizer step consumes
 ``per_device_train_batch_size × num_processes × gradient_accumulation_steps`` completions, i.e.
@@ -51,11 +52,15 @@ from ..config import RewardsConfig, StageConfig, to_dict
 from ..valid import ConfigError, batch_split
 from ..curriculum import mixed_order, smooth, stage_dir, stage_problems
 from ..data.problem import Problem
-from ..rewards import problem_rewards, sandbox_record
+from ..rewards import sandbox_record
 from ..rundir import stage_finished, write_json
 from .callbacks import StageMetricsCallback
 from .online import trainer_for
 from .relevel import candidates, relevel_stage
+from .dev_eval import split_dev
+from .ledger import add_ledger, plan_warnings
+from .observe import observe, report_to
+from .reward import make_reward
 
 from ..data.prompts import to_messages
 
@@ -82,8 +87,8 @@ def grpo_config(stage: StageConfig, out_dir: str | Path) -> GRPOConfig:
 
     Maps lr, group size, KL, entropy, lengths, truncation masking, temperature, steps and seed;
     sizes the batch (see the module docstring); on-policy (``num_iterations=1``); constant
-    learning rate; logs every step; no reports; saves only at the end (by ``train_stage``). On a
-    machine without a GPU, bf16 and gradient checkpointing are off. ``stage.trl`` entries override
+    learning rate; logs every step to the stage's ``report_to`` (TensorBoard by default); saves only
+    at the end (by ``train_stage``). On a machine without a GPU, bf16 and gradient checkpointing are off. ``stage.trl`` entries override
     or extend any field; a key that is not a ``GRPOConfig`` field raises ``TrainConfigError``.
     """
     extra = dict(stage.trl)
@@ -110,7 +115,7 @@ def grpo_config(stage: StageConfig, out_dir: str | Path) -> GRPOConfig:
         "shuffle_dataset": False,
         "remove_unused_columns": False,
         "logging_steps": 1,
-        "report_to": "none",
+        "report_to": report_to(stage),
         "save_strategy": "no",
         "disable_tqdm": False,
         **_batch_fields(stage, extra),
@@ -122,25 +127,6 @@ def grpo_config(stage: StageConfig, out_dir: str | Path) -> GRPOConfig:
             fields.update(activation_checkpointing=False, gradient_checkpointing=None)
     fields.update(extra)
     return GRPOConfig(**fields)
-
-
-def _make_reward(pool: list[Problem], rewards: RewardsConfig | None = None):
-    """The one TRL reward function: grade each completion against its problem, routed by domain,
-    under the recipe's ``rewards`` section (grading workers, math time bound)."""
-    rewards = rewards or RewardsConfig()
-
-    def problem_reward(completions: list, problem_index: list[int], log_metric=None, **_: Any) -> list[float]:
-        texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
-        problems = [pool[i] for i in problem_index]
-        scores = problem_rewards(problems, texts, workers=rewards.workers, math_timeout=rewards.math_timeout)
-        if log_metric is not None:
-            for domain in ("math", "code"):
-                mine = [s for s, p in zip(scores, problems) if p.domain == domain]
-                if mine:
-                    log_metric(f"reward_{domain}", sum(mine) / len(mine))
-        return scores
-
-    return problem_reward
 
 
 def stage_dataset(problems: list[Problem], stage: StageConfig,
@@ -165,11 +151,14 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     args = grpo_config(stage, out_dir)
+    problems, dev_problems = split_dev(problems, stage)
     dataset, pool = stage_dataset(problems, stage, messages)
+    plan_warnings(dataset["domain"], pool, stage.max_steps, stage.prompts_per_step)
     callback = StageMetricsCallback(out_dir / "metrics.jsonl", stage.plateau)
     trainer_cls, online = trainer_for(stage, pool, messages)  # GRPOTrainer unless stage.online is set
-    trainer = trainer_cls(model=str(policy), reward_funcs=[_make_reward(pool, rewards)], args=args,
-                          train_dataset=dataset, callbacks=[callback], **online)
+    trainer = trainer_cls(model=str(policy), reward_funcs=[make_reward(pool, rewards, stage.num_generations)],
+                          args=args, train_dataset=dataset, callbacks=[callback], **online)
+    dev = observe(trainer, stage, out_dir, dev_problems, messages, rewards)
     trainer.train()
     checkpoint = out_dir / "checkpoint"
     trainer.save_model(str(checkpoint))
@@ -196,6 +185,7 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
         "config": to_dict(stage),
         "sandbox": sandbox_record(),
     }
+    add_ledger(info, out_dir, dataset["domain"], pool, stage.prompts_per_step, dev)
     if trainer.is_world_process_zero():
         if trainer.processing_class is not None:
             trainer.processing_class.save_pretrained(str(checkpoint))
@@ -230,6 +220,8 @@ def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: l
     """
     problem_sets = [stage_problems(stage, levels) for stage in stages]
     [candidates(stage, levels) for stage in stages if stage.relevel is not None]  # relevel's levels exist
+    for stage, problems in zip(stages, problem_sets):
+        split_dev(problems, stage)  # a dev set that cannot be built fails here, before any training
     names = [s.name for s in stages]
     if len(set(names)) != len(names):
         raise TrainConfigError(f"stage names must be unique, got {names}")

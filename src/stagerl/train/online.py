@@ -260,6 +260,8 @@ class OnlineGRPOTrainer(GRPOTrainer):
             finite = [(v, w) for v, w in pairs if v == v]
             if not finite:
                 value = math.nan
+            elif key == "tokens":  # train/reward.py: completion tokens generated, summed over the rounds
+                value = sum(v for v, _ in finite)
             elif "max" in leaf:
                 value = max(v for v, _ in finite)
             elif "min" in leaf:
