@@ -116,6 +116,10 @@ RESERVED: dict[str, str] = {
 """``stage.trl`` keys the adapter refuses, with the reason."""
 
 
+ZERO3 = str(Path(__file__).with_name("zero3.json"))
+"""DeepSpeed ZeRO-3 config shipped with stagerl (``trl: {deepspeed: zero3}`` selects it)."""
+
+
 def _has_accelerator() -> bool:
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
@@ -193,10 +197,13 @@ def grpo_config(stage: StageConfig, out_dir: str | Path) -> GRPOConfig:
         **batch_fields(stage),
     }
     if not _has_accelerator():
-        fields.update(bf16=False, fp16=False, dataloader_pin_memory=False)
+        # use_cpu: several CPU processes (torchrun / accelerate launch --multi_gpu) form a gloo group
+        fields.update(use_cpu=True, bf16=False, fp16=False, dataloader_pin_memory=False)
         if not {"gradient_checkpointing", "activation_checkpointing"} & set(extra):
             # activation_checkpointing is the Transformers 5 name; None on the old alias avoids its warning
             fields.update(activation_checkpointing=False, gradient_checkpointing=None)
+    if extra.get("deepspeed") == "zero3":  # the ZeRO-3 config shipped with the package
+        extra["deepspeed"] = ZERO3
     fields.update(extra)
     return GRPOConfig(**fields)
 
