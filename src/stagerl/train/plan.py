@@ -4,7 +4,7 @@
 completions exactly as ``grpo.grpo_config`` will (``grpo.batch_fields``), and says how many
 sequences each device holds in one forward/backward pass, how many passes make a step, and the
 most tokens a step and a pass can carry (completion tokens at ``max_completion_length``; prompts
-add theirs). ``stagerl check`` prints it, so an impossible plan (the paper's 2048 completions of
+add theirs). ``python -m stagerl.train.plan RECIPE N`` prints it, so an impossible plan (the paper's 2048 completions of
 16k tokens as 256 sequences per GPU in one pass) is seen before launch.
 """
 
@@ -58,3 +58,18 @@ def format_plan(plan: dict[str, Any]) -> str:
             f"passes per step\n  at most {plan['max_completion_tokens_per_step']:,} completion tokens per step, "
             f"{plan['max_completion_tokens_per_device_pass']:,} per device per pass")
     return text + "".join(f"\n  WARNING: {w}" for w in plan["warnings"])
+
+
+def recipe_plans(recipe: str, world_size: int) -> str:
+    """Every stage's plan of a recipe (a YAML path or built-in name), as text."""
+    from ..config import load_recipe
+
+    return "\n".join(format_plan(stage_plan(s, world_size)) for s in load_recipe(recipe).train.stages)
+
+
+if __name__ == "__main__":  # python -m stagerl.train.plan RECIPE WORLD_SIZE
+    import sys
+
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m stagerl.train.plan RECIPE WORLD_SIZE")
+    print(recipe_plans(sys.argv[1], int(sys.argv[2])))
