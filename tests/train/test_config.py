@@ -34,7 +34,7 @@ def test_paper_stage_values_map_to_grpo_fields(paper_stages, tmp_path):
     assert c1.max_steps == s1.max_steps and c1.seed == s1.seed and c1.temperature == s1.temperature
     assert c1.logging_steps == 1 and c1.report_to == []
     # resumable checkpoints every checkpoint_every steps, the last keep_checkpoints kept, in the stage folder
-    assert str(c1.save_strategy.value) == "steps" and c1.save_steps == s1.checkpoint_every == 50
+    assert str(c1.save_strategy.value) == "steps" and c1.save_steps == s1.checkpoint_every == 10
     assert c1.save_total_limit == s1.keep_checkpoints and c1.output_dir == str(tmp_path / "checkpoints")
     assert c1.save_only_model is False and c1.ignore_data_skip is False
     # the loss is chosen by named stage fields, not TRL's defaults by accident
