@@ -2,13 +2,14 @@
 
 Same model (SmolLM2-135M-Instruct), same problems (generated arithmetic), same reward function
 (``stagerl.rewards`` through the adapter's reward), same settings (lr, group size, batch, lengths,
-KL, entropy, temperature, seed, CPU). Ours adds what a stage adds: the mixed-order dataset, the
+KL, entropy, temperature, seed, CPU) and the same prompts in the same order (the anchor is given our
+mixed-order dataset with ``shuffle_dataset=False``, so both generate the same completions). Ours adds what a stage adds: the mixed-order dataset, the
 metrics callback writing ``metrics.jsonl``, the checkpoint policy (every 50 steps: none falls
 inside these short runs) and the final save. Each side runs a short and a long stage; the step
 time is ``(T(long) - T(short)) / (long - short)``, so model loading, trainer setup and the final save
 cancel. Runs alternate ours/anchor over several rounds; the median per side is reported.
 
-    python benchmarks/training.py [--rounds 2] [--short 2] [--long 6]
+    python benchmarks/training.py [--rounds 2] [--short 2] [--long 6] [--generations 4] [--length 32]
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from stagerl.models import resolve_model
 from stagerl.train.grpo import _make_reward, stage_dataset, train_stage
 
 
+G, LENGTH = 4, 32
+
+
 def stage(steps: int) -> StageConfig:
-    return StageConfig(name="bench", levels=["L1"], learning_rate=1e-6, num_generations=4, prompts_per_step=2,
-                       beta=0.001, entropy_coef=0.001, max_completion_length=32, temperature=1.0, max_steps=steps,
+    return StageConfig(name="bench", levels=["L1"], learning_rate=1e-6, num_generations=G, prompts_per_step=2,
+                       beta=0.001, entropy_coef=0.001, max_completion_length=LENGTH, temperature=1.0, max_steps=steps,
                        plateau=None, math_code_ratio=None, seed=0)
 
 
@@ -51,6 +55,7 @@ def anchor(model: str, problems, steps: int, out: Path) -> float:
                       entropy_coef=s.entropy_coef, max_completion_length=s.max_completion_length,
                       temperature=s.temperature, max_steps=steps, seed=s.seed, logging_steps=1, report_to="none",
                       save_strategy="no", remove_unused_columns=False, use_cpu=True, bf16=False,
+                      shuffle_dataset=False,  # the same prompts in the same steps: the same work per step
                       dataloader_pin_memory=False, activation_checkpointing=False, gradient_checkpointing=None,
                       lr_scheduler_type="constant")
     trainer = GRPOTrainer(model=model, reward_funcs=[_make_reward(pool, 1)], args=args, train_dataset=dataset)
@@ -64,7 +69,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--short", type=int, default=2)
     ap.add_argument("--long", type=int, default=6)
+    ap.add_argument("--generations", type=int, default=G)
+    ap.add_argument("--length", type=int, default=LENGTH, help="max completion tokens")
     a = ap.parse_args()
+    globals().update(G=a.generations, LENGTH=a.length)
     torch.set_num_threads(1)
     model = resolve_model("smollm2-135m")
     problems = load_source({"builtin": "demo_math", "n": 16, "seed": 0})
