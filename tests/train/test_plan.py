@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from stagerl.config import load_recipe
-from stagerl.train import TrainConfigError
 from stagerl.train.grpo import ZERO3
 from stagerl.train.plan import format_plan, stage_plan
 
@@ -33,7 +32,7 @@ def test_an_unsplit_step_is_flagged_and_an_impossible_one_refused():
     assert plan["sequences_per_device_per_pass"] == 256 and plan["passes_per_step"] == 1
     assert "256 sequences × 16384 tokens = 4194304 completion tokens" in plan["warnings"][0]
     assert "WARNING" in format_plan(plan)
-    with pytest.raises(TrainConfigError, match="2048 completions per step cannot be split"):
+    with pytest.raises(ValueError, match="2048 completions per step cannot be split"):
         stage_plan(s1, 3)
 
 
@@ -50,3 +49,20 @@ def test_plan_text_of_every_stage():
     out = recipe_plans("paper", 8)   # what `python -m stagerl.train.plan paper 8` prints
     assert out.count("1 sequences per device per pass × 256 passes per step") == 2
     assert "24,576 per device per pass" in out and "WARNING" not in out
+
+
+def test_stagerl_check_shows_the_plan_and_refuses_broken_promises():
+    from stagerl.checks import inspect_recipe, plan_lines
+    from stagerl.config import load_recipe
+
+    recipe = load_recipe("paper")
+    found = inspect_recipe(recipe, world=8, command="train")
+    text = "\n".join(plan_lines(recipe, found))
+    assert "1 sequences per device per pass x 256 passes per step; at most 24,576 completion tokens" in text
+    assert not [i for i in found.errors if "train.stages" in i.path]
+    recipe.train.stages[0].trl.update(shuffle_dataset=True)
+    recipe.train.stages[1].trl.pop("per_device_train_batch_size")
+    found = inspect_recipe(recipe, world=8, command="train")
+    paths = {i.path: i for i in found.issues}
+    assert "math:code ratio" in paths["train.stages[0].trl.shuffle_dataset"].message
+    assert paths["train.stages[1].trl"].severity == "warning" and "256 sequences" in paths["train.stages[1].trl"].message

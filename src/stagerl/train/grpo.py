@@ -82,38 +82,13 @@ from ..valid import ConfigError, batch_split
 from .callbacks import StageMetricsCallback
 from .online import trainer_for
 
+from .promises import LOSS_TYPES, RESERVED, promise_issues  # noqa: F401 (re-exported)
+
 
 class TrainConfigError(ValueError):
     """A stage's settings cannot be mapped onto TRL (unknown or reserved ``trl`` key, indivisible batch, ...)."""
 
 
-LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo")
-"""``loss_type`` values TRL 1.16 implements (``trl.GRPOConfig.loss_type``)."""
-
-_STAGE_FIELD = "set by the stage field {field!r}"
-RESERVED: dict[str, str] = {
-    **{k: _STAGE_FIELD.format(field=k) for k in (
-        "learning_rate", "num_generations", "beta", "entropy_coef", "max_completion_length",
-        "mask_truncated_completions", "temperature", "max_steps", "seed", "loss_type")},
-    "use_bias_correction_kl": _STAGE_FIELD.format(field="kl_bias_correction"),
-    "vllm_importance_sampling_correction": _STAGE_FIELD.format(field="vllm_is_correction"),
-    "save_steps": _STAGE_FIELD.format(field="checkpoint_every"),
-    "save_total_limit": _STAGE_FIELD.format(field="keep_checkpoints"),
-    "save_strategy": "the stage saves a resumable checkpoint every `checkpoint_every` steps",
-    "save_only_model": "a resumable checkpoint needs the optimizer, scheduler and RNG states",
-    "resume_from_checkpoint": "rerunning the same command resumes from the stage's latest checkpoint",
-    "ignore_data_skip": "a resumed stage must skip the batches it consumed so the data order continues",
-    "output_dir": "a stage writes into its own folder, stages/<i>_<name>/",
-    "shuffle_dataset": "the dataset is pre-ordered so every step keeps the math:code ratio; shuffling breaks the mix",
-    "num_iterations": "the recipe is on-policy: each generation round is used for exactly one optimizer step",
-    "steps_per_generation": "one generation round feeds exactly one optimizer step (on-policy, one chunk per step)",
-    "generation_batch_size": "one generation round is prompts_per_step × num_generations completions",
-    "num_train_epochs": "max_steps bounds the stage (the dataset holds exactly max_steps batches)",
-    "logging_steps": "metrics.jsonl holds one row per optimizer step",
-    "logging_strategy": "metrics.jsonl holds one row per optimizer step",
-    "remove_unused_columns": "the reward function needs the dataset's problem_index column",
-}
-"""``stage.trl`` keys the adapter refuses, with the reason."""
 
 
 ZERO3 = str(Path(__file__).with_name("zero3.json"))
@@ -142,18 +117,13 @@ def check_stage(stage: StageConfig, world: int | None = None) -> None:
     """Raise ``TrainConfigError`` for settings TRL cannot take, before any model is loaded."""
     where = f"stage {stage.name!r}"
     valid = {f.name for f in dataclasses.fields(GRPOConfig)}
+    for key, message in promise_issues(stage):
+        raise TrainConfigError(f"{where}: {key} {message}")
     for key in stage.trl:
-        if key in RESERVED:
-            raise TrainConfigError(f"{where}: trl.{key} is not allowed: {RESERVED[key]}")
         if key not in valid:
             close = difflib.get_close_matches(key, valid, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise TrainConfigError(f"{where}: trl.{key} is not a field of trl.GRPOConfig (TRL {trl.__version__}){hint}")
-    if stage.loss_type not in LOSS_TYPES:
-        raise TrainConfigError(f"{where}: loss_type {stage.loss_type!r} is not one of {', '.join(LOSS_TYPES)}")
-    for name in ("checkpoint_every", "keep_checkpoints", "max_steps"):
-        if getattr(stage, name) < 1:
-            raise TrainConfigError(f"{where}: {name} must be >= 1, got {getattr(stage, name)}")
     batch_fields(stage, world)
 
 

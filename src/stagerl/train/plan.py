@@ -1,7 +1,7 @@
 """What one optimizer step of a stage asks of each device, computed from the recipe alone (no model, no GPU).
 
 ``stage_plan(stage, world_size)`` splits the step's ``prompts_per_step × num_generations``
-completions exactly as ``grpo.grpo_config`` will (``grpo.batch_fields``), and says how many
+completions exactly as ``grpo.grpo_config`` will (``valid.batch_split``), and says how many
 sequences each device holds in one forward/backward pass, how many passes make a step, and the
 most tokens a step and a pass can carry (completion tokens at ``max_completion_length``; prompts
 add theirs). ``python -m stagerl.train.plan RECIPE N`` prints it, so an impossible plan (the paper's 2048 completions of
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import StageConfig
-from .grpo import batch_fields
+from ..valid import batch_split
 
 PASS_TOKENS_WARN = 32768
 """Completion tokens per device per pass above which ``stage_plan`` warns: with a ~150k-token
@@ -23,9 +23,9 @@ vocabulary (Qwen/R1-Distill) the fp32 logits of 32k tokens alone take 32768 × 1
 def stage_plan(stage: StageConfig, world_size: int = 1) -> dict[str, Any]:
     """The per-step, per-device batch plan of ``stage`` on ``world_size`` processes.
 
-    Raises ``TrainConfigError`` when the step's completions cannot be split over the processes.
+    Raises ``valid.ConfigError`` when the step's completions cannot be split over the processes.
     """
-    split = batch_fields(stage, world_size)
+    split = batch_split(stage, dict(stage.trl), world_size)
     per_device, passes = split["per_device_train_batch_size"], split["gradient_accumulation_steps"]
     completions = stage.prompts_per_step * stage.num_generations
     pass_tokens = per_device * stage.max_completion_length
