@@ -60,6 +60,18 @@ def session(recipe: Recipe, command: str, wait: bool = False, world: int | None 
         return
     for issue in require_valid(recipe, command, world, table, checkpoints):
         log(str(issue))  # warnings
+    if int(os.environ.get("RANK", "0")) != 0:  # another rank of `accelerate launch`: rank 0 locks and records
+        if preflight is not None:
+            preflight(run)
+        from .rewards import configure_rewards
+
+        configure_rewards(recipe.rewards)
+        _ACTIVE.add(str(run.root.resolve()))
+        try:
+            yield run
+        finally:
+            _ACTIVE.discard(str(run.root.resolve()))
+        return
     with RunLock(run.root, command, wait):
         key = str(run.root.resolve())
         if preflight is not None:

@@ -38,8 +38,13 @@ def make_run(tmp_path):
         run_dir = tmp_path / "runs" / name
         write_levels({k: pd.DataFrame([_problem_row(p) for p in v]) for k, v in levels.items()}, run_dir / "levels")
         recipe = tmp_path / f"{name}.yaml"
-        recipe.write_text(yaml.safe_dump({"name": name, "runs_dir": str(tmp_path / "runs"),
-                                          "train": {"policy": policy, "stages": stages}}))
+        recipe.write_text(yaml.safe_dump({
+            "name": name, "runs_dir": str(tmp_path / "runs"),
+            # the recipe checks want the level rules' models scored: the policy itself, as in the demo
+            "scoring": {"models": [{"name": "tiny", "model": policy}]},
+            "levels": {"rules": {"models": {"policy": "tiny"},
+                                 "levels": {"L1": "policy in [0,1]", "L2": "policy in [0,1]"}}},
+            "train": {"policy": policy, "stages": stages}}))
         return recipe, run_dir
 
     return make
