@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from stagerl.config import StageConfig
+from stagerl.config import RewardsConfig, StageConfig
 from stagerl.data import load_source
 from stagerl.data.prompts import to_messages
 from stagerl.models import resolve_model
@@ -40,7 +40,7 @@ def stage(steps: int) -> StageConfig:
 
 def ours(model: str, problems, steps: int, out: Path) -> float:
     t0 = time.perf_counter()
-    train_stage(model, problems, stage(steps), out, reward_workers=1)
+    train_stage(model, problems, stage(steps), out, rewards=RewardsConfig(workers=1))
     return time.perf_counter() - t0
 
 
@@ -58,7 +58,7 @@ def anchor(model: str, problems, steps: int, out: Path) -> float:
                       shuffle_dataset=False,  # the same prompts in the same steps: the same work per step
                       dataloader_pin_memory=False, activation_checkpointing=False, gradient_checkpointing=None,
                       lr_scheduler_type="constant")
-    trainer = GRPOTrainer(model=model, reward_funcs=[_make_reward(pool, 1)], args=args, train_dataset=dataset)
+    trainer = GRPOTrainer(model=model, reward_funcs=[_make_reward(pool, RewardsConfig(workers=1))], args=args, train_dataset=dataset)
     trainer.train()
     trainer.save_model(str(out / "final"))
     return time.perf_counter() - t0

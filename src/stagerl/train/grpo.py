@@ -81,14 +81,11 @@ from ..rundir import write_json
 from ..valid import ConfigError, batch_split
 from .callbacks import StageMetricsCallback
 from .online import trainer_for
-
 from .promises import LOSS_TYPES, RESERVED, promise_issues  # noqa: F401 (re-exported)
 
 
 class TrainConfigError(ValueError):
     """A stage's settings cannot be mapped onto TRL (unknown or reserved ``trl`` key, indivisible batch, ...)."""
-
-
 
 
 ZERO3 = str(Path(__file__).with_name("zero3.json"))
