@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from stagerl.data.problem import Problem
-from stagerl.levels.build import _problem_row, write_levels
+from stagerl.levels.build import write_levels
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -36,7 +36,7 @@ def make_run(tmp_path):
              name: str = "r") -> tuple[Path, Path]:
         levels = levels or {"L1": MATH + CODE, "L2": MATH[:4] + CODE[:2]}
         run_dir = tmp_path / "runs" / name
-        write_levels({k: pd.DataFrame([_problem_row(p) for p in v]) for k, v in levels.items()}, run_dir / "levels")
+        write_levels({k: pd.DataFrame([p.to_row() for p in v]) for k, v in levels.items()}, run_dir / "levels")
         recipe = tmp_path / f"{name}.yaml"
         recipe.write_text(yaml.safe_dump({
             "name": name, "runs_dir": str(tmp_path / "runs"),
