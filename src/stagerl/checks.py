@@ -190,6 +190,10 @@ def _stages(recipe: Recipe, out: Inspection, rules: Any, needed: bool) -> None:
                 if name not in rules.levels:
                     out.add(f"{where}.levels", f"level {name!r} is not a level of the rules "
                                                f"(levels: {', '.join(rules.levels)})")
+        from .train.promises import promise_issues
+
+        for key, message in promise_issues(stage):   # keys that would break the adapter's promises
+            out.add(f"{where}.{key}", message)
         for key in stage.trl:
             if key not in valid:
                 close = difflib.get_close_matches(key, valid, n=3)
@@ -201,9 +205,16 @@ def _stages(recipe: Recipe, out: Inspection, rules: Any, needed: bool) -> None:
         except (ConfigError, ValueError, TypeError) as e:
             out.add(f"{where}.prompts_per_step", f"{e} (world size {out.world_size}: WORLD_SIZE or --world-size)")
         completions = stage.prompts_per_step * stage.num_generations
+        plan = None
+        if split is not None:
+            from .train.plan import stage_plan
+
+            plan = stage_plan(stage, out.world_size)
+            for w in plan["warnings"]:
+                out.add(f"{where}.trl", w, "warning")
         out.stages.append({"name": stage.name, "levels": stage.levels, "prompts": stage.prompts_per_step,
                            "completions": completions, "tokens": completions * stage.max_completion_length,
-                           "max_steps": stage.max_steps, "split": split})
+                           "max_steps": stage.max_steps, "split": split, "plan": plan})
 
 
 def grpo_fields() -> set[str]:
@@ -299,6 +310,11 @@ def plan_lines(recipe: Recipe, found: Inspection) -> list[str]:
                      f"{st['completions'] // st['prompts']} = {st['completions']} completions per step ({how}); "
                      f"token budget {st['tokens']:,} per step, at most {st['tokens'] * st['max_steps']:,} "
                      f"over {st['max_steps']} steps")
+        if st.get("plan"):
+            p = st["plan"]
+            lines.append(f"  {p['sequences_per_device_per_pass']} sequences per device per pass x "
+                         f"{p['passes_per_step']} passes per step; at most "
+                         f"{p['max_completion_tokens_per_device_pass']:,} completion tokens per device per pass")
     for name, n, k in found.benchmarks:
         lines.append(f"benchmark {name}: {n} problems x k={k}")
     errors = found.errors

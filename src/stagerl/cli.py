@@ -6,6 +6,8 @@ import argparse
 import sys
 
 RECIPE_HELP = "recipe YAML file, or a built-in recipe name (demo, paper)"
+RETRAIN_HELP = ("train again a stage whose settings, problems or starting checkpoint changed since it trained "
+                "(and the stages after it), replacing their folders; without it such a stage stops the command")
 
 
 def _recipe(args: argparse.Namespace):
@@ -77,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--table", help="a pass-rate table made elsewhere (parquet/csv/jsonl, long or one column per model)")
     sp.add_argument("--export", metavar="DIR", help="also write a Hugging Face dataset folder with a dataset card")
 
-    with_recipe("train", "staged GRPO training of the policy on the levels (TRL)")
+    sp = with_recipe("train", "staged GRPO training of the policy on the levels (TRL)")
+    sp.add_argument("--retrain", action="store_true", help=RETRAIN_HELP)
 
     sp = with_recipe("eval", "pass@1 averaged over k samples on the recipe's benchmarks")
     sp.add_argument("--checkpoint", action="append", metavar="NAME=PATH",
@@ -98,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("runs", nargs="+", metavar="RUN", help="run folders (the first is the reference)")
     sp.add_argument("--out", required=True, metavar="DIR", help="folder for index.html, report.md, compare.json")
 
-    with_recipe("run", "the whole recipe: score, levels, eval base, train, eval stages, report")
+    sp = with_recipe("run", "the whole recipe: score, levels, eval base, train, eval stages, report")
+    sp.add_argument("--retrain", action="store_true", help=RETRAIN_HELP)
 
     sp = sub.add_parser("demo", help="the whole recipe on the embedded SmolLM2-135M, on the CPU (~10 min)",
                         description="the whole recipe on the embedded SmolLM2-135M, on the CPU (~10 min)")
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "levels":
             pipeline.run_levels(_recipe(args), table_path=args.table, export=args.export, **common)
         elif args.command == "train":
-            pipeline.run_train(_recipe(args), **common)
+            pipeline.run_train(_recipe(args), retrain=args.retrain, **common)
         elif args.command == "eval":
             pipeline.run_eval(_eval_recipe(args), _checkpoint_pairs(args.checkpoint), **common)
         elif args.command == "report":
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "compare":
             pipeline.run_compare(args.runs, args.out)
         elif args.command == "run":
-            pipeline.run_all(_recipe(args), **common)
+            pipeline.run_all(_recipe(args), retrain=args.retrain, **common)
         elif args.command == "demo":
             run_dir = pipeline.demo(runs_dir=args.runs_dir, name=args.name, **common)
             print(f"\nDemo finished. Run folder: {run_dir}\nReport: {run_dir / 'report' / 'index.html'}")

@@ -234,9 +234,26 @@ class StageConfig:
     """Math:code prompts per batch (paper: ~2.1:1); ``None`` keeps the data's own mix."""
     seed: int = 0
     """Seed of data order and sampling."""
+    checkpoint_every: int = 50
+    """Save a resumable TRL checkpoint (model, optimizer, scheduler, RNG, trainer state) every this
+    many optimizer steps; rerunning the same command resumes a killed stage from the latest one."""
+    keep_checkpoints: int = 2
+    """How many of the latest resumable checkpoints a stage keeps (older ones are deleted)."""
+    loss_type: str = "dapo"
+    """TRL's GRPO loss aggregation: ``dapo`` (token-level, normalized by the active tokens of the
+    whole accumulated batch: no length bias), ``grpo`` (per-sequence mean, length-biased),
+    ``dr_grpo``, ``bnpo``, ... (see ``trl.GRPOConfig.loss_type``). The paper names GRPO but not its
+    aggregation; we choose token-level (see ``stagerl.train.grpo``)."""
+    kl_bias_correction: bool = True
+    """Weight the KL term by the importance ratio (TRL ``use_bias_correction_kl``: the unbiased
+    reverse-KL gradient, DeepSeek-V3.2); ``False`` is the original GRPO k3 penalty. Only when ``beta > 0``."""
+    vllm_is_correction: bool = True
+    """Correct the vLLM-vs-trainer log-probability mismatch by importance sampling (TRL
+    ``vllm_importance_sampling_correction``); only used with ``trl: {use_vllm: true}``."""
     trl: dict[str, Any] = field(default_factory=dict)
     """Extra ``trl.GRPOConfig`` fields passed through as given (e.g. ``bf16``, ``use_vllm``,
-    ``gradient_accumulation_steps``, ``deepspeed``)."""
+    ``gradient_accumulation_steps``, ``deepspeed``). Keys the adapter sets from stage fields or
+    relies on (``learning_rate``, ``shuffle_dataset``, ``num_iterations``, ...) are rejected."""
     online: OnlineConfig | None = None
     """Online filtering during the stage (dynamic sampling, predictive skipping); ``None``: off."""
     relevel: RelevelConfig | None = None

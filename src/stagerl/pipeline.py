@@ -60,6 +60,18 @@ def session(recipe: Recipe, command: str, wait: bool = False, world: int | None 
         return
     for issue in require_valid(recipe, command, world, table, checkpoints):
         log(str(issue))  # warnings
+    if int(os.environ.get("RANK", "0")) != 0:  # another rank of `accelerate launch`: rank 0 locks and records
+        if preflight is not None:
+            preflight(run)
+        from .rewards import configure_rewards
+
+        configure_rewards(recipe.rewards)
+        _ACTIVE.add(str(run.root.resolve()))
+        try:
+            yield run
+        finally:
+            _ACTIVE.discard(str(run.root.resolve()))
+        return
     with RunLock(run.root, command, wait):
         key = str(run.root.resolve())
         if preflight is not None:
@@ -206,8 +218,11 @@ def level_problems(run_dir: Path, recipe: Recipe | None = None) -> dict[str, lis
     return {f.stem: read_level(f) for f in files}
 
 
-def run_train(recipe: Recipe, wait: bool = False, world: int | None = None) -> list[dict]:
-    """Train the policy through the recipe's stages, each on its levels' problems."""
+def run_train(recipe: Recipe, wait: bool = False, world: int | None = None, retrain: bool = False) -> list[dict]:
+    """Train the policy through the recipe's stages, each on its levels' problems.
+
+    A finished stage whose settings, problems or starting checkpoint changed stops the command
+    (``StageChangedError`` naming the change) unless ``retrain`` is set, which trains it again."""
     found: dict[str, list[Problem]] = {}
     with session(recipe, "train", wait, world,
                  preflight=lambda run: found.update(level_problems(run.root, recipe))) as run:
@@ -218,7 +233,7 @@ def run_train(recipe: Recipe, wait: bool = False, world: int | None = None) -> l
         policy = resolve_model(recipe.train.policy)
         log(f"training {recipe.train.policy} through {len(recipe.train.stages)} stage(s)")
         return train_stages(policy, levels, recipe.train.stages, run.root,
-                            rewards=recipe.rewards, messages=recipe.prompt.messages)
+                            rewards=recipe.rewards, messages=recipe.prompt.messages, retrain=retrain)
 
 
 def checkpoints(recipe: Recipe) -> dict[str, str]:
@@ -274,7 +289,7 @@ def run_compare(run_dirs: list[str | Path], out: str | Path) -> Path:
     return path
 
 
-def run_all(recipe: Recipe, wait: bool = False, world: int | None = None) -> Path:
+def run_all(recipe: Recipe, wait: bool = False, world: int | None = None, retrain: bool = False) -> Path:
     """score -> levels -> eval(base) -> train -> eval(stages) -> report, the whole recipe checked first."""
     t0 = time.time()
     with session(recipe, "run", wait, world, preflight=_fresh_samples(recipe, None, False)) as run:
@@ -283,7 +298,7 @@ def run_all(recipe: Recipe, wait: bool = False, world: int | None = None) -> Pat
         from .models import resolve_model
 
         run_eval(recipe, {"base": resolve_model(recipe.train.policy)})
-        run_train(recipe)
+        run_train(recipe, retrain=retrain)
         trained = {k: v for k, v in checkpoints(recipe).items() if k != "base"}
         run_eval(recipe, trained)
         path = run_report(run.root)

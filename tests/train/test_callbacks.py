@@ -78,3 +78,23 @@ def test_plateau_on_dev_score_skips_rows_without_it(tmp_path):
     # evaluations: 0.2 (step 0), 0.3 (step 4: improves), 0.3 (8: stale 1), 0.3 (12: stale 2 -> plateau)
     assert stopped.index(True) + 1 == 12 and cb.plateau_step == 12
     assert cb.tracker.values == [0.2, 0.3, 0.3, 0.3]
+
+
+def test_resume_keeps_rows_up_to_the_checkpoint_and_rebuilds_the_plateau(tmp_path):
+    plateau = PlateauConfig(window=1, patience=3, min_delta=0.01)
+    _, lines, _ = run_logs(tmp_path, [0.5, 0.4, 0.4, 0.4], plateau)   # steps 1-4 logged, no plateau yet
+    path = tmp_path / "metrics.jsonl"
+    raw = path.read_text().splitlines()
+    path.write_text("\n".join(raw) + '\n{"step": 5, "rew')           # a line cut short by a kill
+    cb = StageMetricsCallback(path, plateau)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none")
+    state, control = TrainerState(), TrainerControl()
+    state.global_step = 3                                              # the checkpoint holds steps 1-3
+    cb.on_train_begin(args, state, control)
+    assert path.read_text().splitlines() == raw[:3]                    # byte for byte; step 4 dropped
+    assert [r["step"] for r in cb.rows] == [1, 2, 3] and cb.seconds_before == lines[2]["seconds"]
+    assert cb.tracker.stale == 2 and not control.should_training_stop  # rebuilt from the kept rows
+    state.global_step = 4
+    cb.on_log(args, state, control, logs=trl_logs(0.4))                # the 3rd window without gain
+    assert control.should_training_stop and cb.plateau_step == 4
+    assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [1, 2, 3, 4]

@@ -73,26 +73,51 @@ class StageMetricsCallback(TrainerCallback):
         self.rows: list[dict[str, Any]] = []
         self.tracker = PlateauTracker(plateau) if plateau is not None else None
         self.plateau_step: int | None = None
+        self.seconds_before = 0.0
+        """Stage seconds spent before this run (the kept rows' last ``seconds``, when resuming)."""
         self._t0 = time.time()
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                        **kwargs: Any) -> None:
+        """Start a fresh file, or, when resuming at ``state.global_step`` (Transformers has loaded the
+        trainer state by now), keep the lines of steps up to it byte for byte, drop later ones
+        (steps the checkpoint does not hold: they are trained again) and rebuild the plateau tracker."""
         self._t0 = time.time()
-        self.rows, self.plateau_step = [], None
+        self.plateau_step, self.seconds_before = None, 0.0
         self.tracker = PlateauTracker(self.plateau) if self.plateau is not None else None
+        kept: list[str] = []
+        if state.global_step > 0 and self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a kill
+                    continue
+                if isinstance(row, dict) and 0 < row.get("step", 0) <= state.global_step:
+                    kept.append(line)
+        self.rows = []
+        for line in kept:
+            self._track(json.loads(line), control)
+        if self.rows:
+            self.seconds_before = float(self.rows[-1].get("seconds") or 0.0)
         if state.is_world_process_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text("")  # a stage restarted from scratch starts a fresh file
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text("".join(line + "\n" for line in kept))
+            tmp.replace(self.path)
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if not logs or any(k in logs for k in _SUMMARY_KEYS) or any(k.startswith("eval_") for k in logs):
             return
-        row = normalize_logs(logs, state.global_step, time.time() - self._t0)
-        self.rows.append(row)
+        row = normalize_logs(logs, state.global_step, self.seconds_before + time.time() - self._t0)
         if state.is_world_process_zero:
             with self.path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
+        self._track(row, control)
+
+    def _track(self, row: dict[str, Any], control: TrainerControl) -> None:
+        """Keep ``row`` and feed the plateau tracker; ask TRL to stop once the plateau is reached."""
+        self.rows.append(row)
         if self.tracker is None:
             return
         metric = self.tracker.cfg.metric
@@ -102,5 +127,5 @@ class StageMetricsCallback(TrainerCallback):
         if value is None:
             return  # a row without the metric (dev_score between evaluations, the step-0 dev row) is skipped
         if self.tracker.update(float(value)) and self.plateau_step is None:
-            self.plateau_step = state.global_step
+            self.plateau_step = row["step"]
             control.should_training_stop = True

@@ -1,20 +1,22 @@
 """The TRL adapter: a ``StageConfig`` becomes a ``trl.GRPOConfig``; a stage is one ``GRPOTrainer.train()``.
 
 TRL does the training; this module only maps our recipe onto it, feeds it the stage's problems in
-mixed-domain order, grades completions with ``stagerl.rewards`` and writes the run folder::
+mixed-domain order, grades completions with ``stagerl.rewards`` and writes the stage folder::
 
     stages/<i>_<name>/metrics.jsonl   one line per optimizer step (see ``callbacks.py``)
-    stages/<i>_<name>/stage.json      why the stage ended, steps, best score, config, seconds
+    stages/<i>_<name>/stage.json      why the stage ended, steps, best score, loss, identity, config
     stages/<i>_<name>/checkpoint/     the trained policy and its tokenizer (``from_pretrained``-able)
     stages/<i>_<name>/tb/             TensorBoard event files (``observe.py``); dev.sqlite: dev samples (``dev_eval.py``)
+    stages/<i>_<name>/checkpoints/    resumable TRL checkpoints (``checkpoint-<step>/``, the last few)
 
 **Batches.** In TRL, batch sizes count *completions*: one optimizer step consumes
 ``per_device_train_batch_size × num_processes × gradient_accumulation_steps`` completions, i.e.
 that number / ``num_generations`` prompts. ``grpo_config`` solves for the per-device batch so that
 one step sees exactly ``prompts_per_step × num_generations`` completions (give
 ``gradient_accumulation_steps`` or ``per_device_train_batch_size`` in ``stage.trl`` to choose the
-split). ``steps_per_generation`` stays at TRL's default (= gradient accumulation), so one
-generation round feeds exactly one optimizer step, and ``num_iterations = 1``: fully on-policy.
+split; ``stagerl.train.plan.stage_plan`` prints it). ``steps_per_generation`` stays at TRL's
+default (= gradient accumulation), so one generation round feeds exactly one optimizer step, and
+``num_iterations = 1``: fully on-policy.
 
 **Mixing.** TRL's ``RepeatSampler`` cuts the dataset into consecutive chunks of
 ``generation_batch_size / num_generations`` = ``prompts_per_step`` prompts — one chunk per step —
@@ -23,22 +25,45 @@ dataset as ``mixed_order(...)`` (``prompts_per_step × max_steps`` rows, already
 ``stage.seed``), so chunk ``b`` *is* mixed batch ``b``: every step holds math:code at the ratio.
 With several processes the chunk is split across them, but the global batch keeps the mix.
 
-**Scaling.** The same code runs under ``accelerate launch`` (multi-GPU, DeepSpeed ZeRO): e.g.
-``accelerate launch --config_file zero3.yaml -m stagerl.cli train recipe.yaml`` with TRL's configs
-in ``trl/accelerate_configs/`` (``zero2.yaml``, ``zero3.yaml``, ``multi_gpu.yaml``), or pass
-``deepspeed: path/to/ds_config.json`` in ``stage.trl``. Fast generation with vLLM is a TRL field
-too: ``trl: {use_vllm: true, vllm_mode: colocate}`` (or ``vllm_mode: server`` with
-``trl vllm-serve``), plus ``bf16: true`` and ``gradient_checkpointing: true`` on GPUs. With many
-GPUs set ``gradient_accumulation_steps`` so the per-device batch fits (paper: 128 × 16 = 2048
-completions per step, e.g. 8 GPUs × 4 completions × 64 accumulation steps).
+**Promises.** ``stage.trl`` passes any other ``GRPOConfig`` field through, but a key in
+``RESERVED`` (one the adapter sets from a stage field, or whose change would break the mix, the
+on-policy loop, one metrics row per step or resuming) is rejected with the reason.
+
+**Loss.** The paper (a-m-team 2025) trains with GRPO (lr 1e-6, 16 samples, KL 0.001, entropy
+0.001, on-policy) and does not say how token losses are aggregated. We choose, explicitly and as
+named stage fields: ``loss_type="dapo"`` (token-level: every completion token weighs the same,
+normalized by the active tokens of the whole accumulated batch, so long reasoning is not
+down-weighted — TRL's ``grpo`` per-sequence mean is length-biased), group-scaled advantages (TRL
+``scale_rewards="group"``, as in GRPO), ``kl_bias_correction=True`` (TRL's default, the unbiased
+reverse-KL gradient; ``False`` is GRPO's original k3 penalty), and under vLLM
+``vllm_is_correction=True`` (importance-sampling correction of the vLLM/trainer log-prob
+mismatch). On-policy, the clipped ratio is 1, so these choices only change the normalization and
+the KL gradient. ``stage.json`` records them under ``loss``.
+
+**Resume.** Every ``checkpoint_every`` steps TRL saves model, optimizer, scheduler, RNG states and
+trainer state to ``checkpoints/checkpoint-<step>/`` (the last ``keep_checkpoints`` kept). Running
+the same command again resumes from the latest complete one: Transformers skips the batches
+already consumed (our order is fixed, so the data continues exactly), restores the RNG states,
+``metrics.jsonl`` keeps its rows up to that step and appends, and the plateau tracker is rebuilt
+from the kept rows. Steps after the last checkpoint are trained again (and logged once). Where
+resumed steps can differ from an uninterrupted run with the same seed: vLLM sampling (its own
+seeds are not checkpointed), CUDA kernels that are not deterministic, per-process RNG when the
+number of processes changes between runs, and reward timeouts (code sandbox, Math-Verify) that
+depend on load. On one CPU process the resumed steps repeat the uninterrupted run's rewards and
+losses exactly (``tests/train/test_resume.py``).
+
+**Scaling.** The same code runs under ``accelerate launch`` (multi-GPU, DeepSpeed ZeRO-3 with the
+shipped ``stagerl/train/zero3.json``; see ``recipes/paper.yaml`` for the launch commands). Each
+stage runs in its own process (``runner.py``); rank 0 writes, and all ranks wait for the saved
+checkpoint and ``stage.json`` before going on.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -49,58 +74,75 @@ from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
 from ..config import RewardsConfig, StageConfig, to_dict
-from ..valid import ConfigError, batch_split
-from ..curriculum import mixed_order, smooth, stage_dir, stage_problems
+from ..curriculum import mixed_order, smooth
 from ..data.problem import Problem
+from ..data.prompts import to_messages
 from ..rewards import sandbox_record
-from ..rundir import stage_finished, write_json
+from ..rundir import write_json
+from ..valid import ConfigError, batch_split
 from .callbacks import StageMetricsCallback
-from .online import trainer_for
-from .relevel import candidates, relevel_stage
 from .dev_eval import split_dev
 from .ledger import add_ledger, plan_warnings
 from .observe import observe, report_to
+from .online import trainer_for
+from .promises import LOSS_TYPES, RESERVED, promise_issues  # noqa: F401 (re-exported)
 from .reward import make_reward
-
-from ..data.prompts import to_messages
 
 
 class TrainConfigError(ValueError):
-    """A stage's settings cannot be mapped onto TRL (unknown ``trl`` key, indivisible batch, ...)."""
+    """A stage's settings cannot be mapped onto TRL (unknown or reserved ``trl`` key, indivisible batch, ...)."""
+
+
+ZERO3 = str(Path(__file__).with_name("zero3.json"))
+"""DeepSpeed ZeRO-3 config shipped with stagerl (``trl: {deepspeed: zero3}`` selects it)."""
 
 
 def _has_accelerator() -> bool:
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
-def _batch_fields(stage: StageConfig, extra: dict[str, Any], world: int | None = None) -> dict[str, int]:
+def world_size() -> int:
+    """Processes of this launch (``accelerate launch`` / ``torchrun`` set ``WORLD_SIZE``)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def batch_fields(stage: StageConfig, world: int | None = None) -> dict[str, int]:
     """Per-device batch and accumulation so one optimizer step holds prompts_per_step × G completions
     on ``world`` processes (default: ``$WORLD_SIZE`` or 1); see ``valid.batch_split``."""
     try:
-        return batch_split(stage, extra, int(world or os.environ.get("WORLD_SIZE", "1")))
+        return batch_split(stage, dict(stage.trl), world_size() if world is None else world)
     except ConfigError as e:
         raise TrainConfigError(str(e)) from None
+
+
+def check_stage(stage: StageConfig, world: int | None = None) -> None:
+    """Raise ``TrainConfigError`` for settings TRL cannot take, before any model is loaded."""
+    where = f"stage {stage.name!r}"
+    valid = {f.name for f in dataclasses.fields(GRPOConfig)}
+    for key, message in promise_issues(stage):
+        raise TrainConfigError(f"{where}: {key} {message}")
+    for key in stage.trl:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise TrainConfigError(f"{where}: trl.{key} is not a field of trl.GRPOConfig (TRL {trl.__version__}){hint}")
+    batch_fields(stage, world)
 
 
 def grpo_config(stage: StageConfig, out_dir: str | Path) -> GRPOConfig:
     """The ``trl.GRPOConfig`` of ``stage``, writing under ``out_dir``.
 
-    Maps lr, group size, KL, entropy, lengths, truncation masking, temperature, steps and seed;
-    sizes the batch (see the module docstring); on-policy (``num_iterations=1``); constant
-    learning rate; logs every step to the stage's ``report_to`` (TensorBoard by default); saves only
-    at the end (by ``train_stage``). On a machine without a GPU, bf16 and gradient checkpointing are off. ``stage.trl`` entries override
-    or extend any field; a key that is not a ``GRPOConfig`` field raises ``TrainConfigError``.
+    Maps lr, group size, KL, entropy, lengths, truncation masking, temperature, steps, seed and the
+    loss (see the module docstring); sizes the batch; on-policy (``num_iterations=1``); constant
+    learning rate; logs every step to the stage's ``report_to`` (TensorBoard by default); saves a
+    resumable checkpoint every ``checkpoint_every`` steps into ``out_dir/checkpoints``. On a
+    machine without a GPU, bf16 and gradient checkpointing are off. Other ``stage.trl`` entries
+    extend or override the rest; see ``check_stage`` for what is refused.
     """
+    check_stage(stage)
     extra = dict(stage.trl)
-    valid = {f.name for f in dataclasses.fields(GRPOConfig)}
-    for key in extra:
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise TrainConfigError(f"stage {stage.name!r}: trl.{key} is not a field of trl.GRPOConfig "
-                                   f"(TRL {trl.__version__}){hint}")
     fields: dict[str, Any] = {
-        "output_dir": str(out_dir),
+        "output_dir": str(Path(out_dir) / "checkpoints"),
         "learning_rate": stage.learning_rate,
         "lr_scheduler_type": "constant",
         "num_generations": stage.num_generations,
@@ -111,22 +153,50 @@ def grpo_config(stage: StageConfig, out_dir: str | Path) -> GRPOConfig:
         "temperature": stage.temperature,
         "max_steps": stage.max_steps,
         "seed": stage.seed,
+        "loss_type": stage.loss_type,
+        "scale_rewards": "group",
+        "use_bias_correction_kl": stage.kl_bias_correction,
+        "vllm_importance_sampling_correction": stage.vllm_is_correction,
         "num_iterations": 1,
         "shuffle_dataset": False,
         "remove_unused_columns": False,
         "logging_steps": 1,
         "report_to": report_to(stage),
-        "save_strategy": "no",
+        "save_strategy": "steps",
+        "save_steps": stage.checkpoint_every,
+        "save_total_limit": stage.keep_checkpoints,
         "disable_tqdm": False,
-        **_batch_fields(stage, extra),
+        **batch_fields(stage),
     }
     if not _has_accelerator():
-        fields.update(bf16=False, fp16=False, dataloader_pin_memory=False)
+        # use_cpu: several CPU processes (torchrun / accelerate launch --multi_gpu) form a gloo group
+        fields.update(use_cpu=True, bf16=False, fp16=False, dataloader_pin_memory=False)
         if not {"gradient_checkpointing", "activation_checkpointing"} & set(extra):
             # activation_checkpointing is the Transformers 5 name; None on the old alias avoids its warning
             fields.update(activation_checkpointing=False, gradient_checkpointing=None)
+    if extra.get("deepspeed") == "zero3":  # the ZeRO-3 config shipped with the package
+        extra["deepspeed"] = ZERO3
     fields.update(extra)
     return GRPOConfig(**fields)
+
+
+def loss_record(args: GRPOConfig) -> dict[str, Any]:
+    """The loss variant and corrections a stage trained with (``stage.json``'s ``loss``)."""
+    vllm = bool(args.use_vllm)
+    return {
+        "loss_type": args.loss_type,
+        "scale_rewards": args.scale_rewards,
+        "importance_sampling_level": args.importance_sampling_level,
+        "epsilon": args.epsilon,
+        "epsilon_high": args.epsilon_high,
+        "beta": args.beta,
+        "kl_bias_correction": bool(args.use_bias_correction_kl) and args.beta != 0,
+        "entropy_coef": args.entropy_coef,
+        "mask_truncated_completions": args.mask_truncated_completions,
+        "num_iterations": args.num_iterations,
+        "vllm_is_correction": bool(args.vllm_importance_sampling_correction) and vllm,
+        "vllm_is_mode": args.vllm_importance_sampling_mode if vllm and args.vllm_importance_sampling_correction else None,
+    }
 
 
 def stage_dataset(problems: list[Problem], stage: StageConfig,
@@ -140,12 +210,28 @@ def stage_dataset(problems: list[Problem], stage: StageConfig,
     return Dataset.from_list(rows), list(problems)
 
 
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    """The highest ``checkpoint-<step>`` under ``folder`` whose save completed, else None.
+
+    Transformers writes ``trainer_state.json`` last (after weights, optimizer, scheduler, RNG), so
+    a folder without it was cut short by a kill and is ignored.
+    """
+    found = []
+    for d in Path(folder).glob("checkpoint-*"):
+        m = re.fullmatch(r"checkpoint-(\d+)", d.name)
+        if m and (d / "trainer_state.json").is_file():
+            found.append((int(m.group(1)), d))
+    return max(found)[1] if found else None
+
+
 def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig, out_dir: str | Path,
-                rewards: RewardsConfig | None = None, messages: Callable[[Problem], list[dict]] = to_messages) -> dict:
+                rewards: RewardsConfig | None = None, messages: Callable[[Problem], list[dict]] = to_messages,
+                identity: dict | None = None) -> dict:
     """Train ``policy`` (a checkpoint folder or hub id) on ``problems`` for one stage; return stage.json.
 
-    Ends at the plateau (``stage.plateau``) or after ``stage.max_steps``; saves the model and
-    tokenizer to ``out_dir/checkpoint`` and writes ``out_dir/metrics.jsonl`` and ``out_dir/stage.json``.
+    Resumes from the latest complete checkpoint in ``out_dir/checkpoints`` if there is one. Ends
+    at the plateau (``stage.plateau``) or after ``stage.max_steps``; saves the model and tokenizer
+    to ``out_dir/checkpoint`` and writes ``out_dir/stage.json`` (rank 0; every rank waits for both).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -154,14 +240,18 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     problems, dev_problems = split_dev(problems, stage)
     dataset, pool = stage_dataset(problems, stage, messages)
     plan_warnings(dataset["domain"], pool, stage.max_steps, stage.prompts_per_step)
+    resume = latest_checkpoint(args.output_dir)
     callback = StageMetricsCallback(out_dir / "metrics.jsonl", stage.plateau)
     trainer_cls, online = trainer_for(stage, pool, messages)  # GRPOTrainer unless stage.online is set
     trainer = trainer_cls(model=str(policy), reward_funcs=[make_reward(pool, rewards, stage.num_generations)],
                           args=args, train_dataset=dataset, callbacks=[callback], **online)
     dev = observe(trainer, stage, out_dir, dev_problems, messages, rewards)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     checkpoint = out_dir / "checkpoint"
-    trainer.save_model(str(checkpoint))
+    trainer.save_model(str(checkpoint))  # every rank takes part (ZeRO-3 gathers); rank 0 writes
+    if trainer.is_world_process_zero() and trainer.processing_class is not None:
+        trainer.processing_class.save_pretrained(str(checkpoint))
+    trainer.accelerator.wait_for_everyone()  # the checkpoint is complete before anyone reads it
     steps = trainer.state.global_step
     if callback.plateau_step is not None:
         reason = f"plateau at step {callback.plateau_step}"
@@ -177,19 +267,24 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
         "best": _best(values, stage.plateau.window if stage.plateau else 1),
         "metric": metric,
         "checkpoint": str(checkpoint.resolve()),
-        "seconds": round(time.time() - t0, 1),
+        "seconds": round(callback.seconds_before + time.time() - t0, 1),
+        "resumed_from": int(resume.name.split("-")[1]) if resume else None,
         "policy": str(policy),
         "problems": len(problems),
         "domains": {d: sum(p.domain == d for p in problems) for d in ("math", "code")},
+        "processes": trainer.accelerator.num_processes,
+        "device": str(trainer.accelerator.device),
+        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        "loss": loss_record(args),
         "trl_version": trl.__version__,
+        "identity": identity,
         "config": to_dict(stage),
         "sandbox": sandbox_record(),
     }
     add_ledger(info, out_dir, dataset["domain"], pool, stage.prompts_per_step, dev)
     if trainer.is_world_process_zero():
-        if trainer.processing_class is not None:
-            trainer.processing_class.save_pretrained(str(checkpoint))
         write_json(out_dir / "stage.json", info)  # written last: its presence marks the stage as done
+    trainer.accelerator.wait_for_everyone()  # stage.json is there before any rank moves on
     return info
 
 
@@ -197,43 +292,3 @@ def _best(values: list[float], window: int) -> float | None:
     """Best smoothed value of the watched metric (best raw value before the first full window)."""
     finite = [v for v in smooth(values, window) if v == v] or [v for v in values if v == v]
     return max(finite) if finite else None
-
-
-def finished(out_dir: Path) -> dict | None:
-    """The stage.json of a completed stage folder (with its checkpoint present), else None."""
-    info_path, ckpt = out_dir / "stage.json", out_dir / "checkpoint" / "config.json"
-    if stage_finished(out_dir):
-        info = json.loads(info_path.read_text())
-        info["checkpoint"] = str(ckpt.parent.resolve())
-        return info
-    return None
-
-
-def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: list[StageConfig],
-                 run_dir: str | Path, rewards: RewardsConfig | None = None,
-                 messages: Callable[[Problem], list[dict]] = to_messages) -> list[dict]:
-    """Train through ``stages`` in order, each from the previous stage's checkpoint; return their stage.json.
-
-    Every stage's levels are checked before any training starts. A stage whose folder already
-    holds stage.json and a checkpoint is skipped (resume at stage granularity); an unfinished
-    stage is trained again from its start.
-    """
-    problem_sets = [stage_problems(stage, levels) for stage in stages]
-    [candidates(stage, levels) for stage in stages if stage.relevel is not None]  # relevel's levels exist
-    for stage, problems in zip(stages, problem_sets):
-        split_dev(problems, stage)  # a dev set that cannot be built fails here, before any training
-    names = [s.name for s in stages]
-    if len(set(names)) != len(names):
-        raise TrainConfigError(f"stage names must be unique, got {names}")
-    results: list[dict] = []
-    current = str(policy)
-    for i, (stage, problems) in enumerate(zip(stages, problem_sets), start=1):
-        out = stage_dir(run_dir, i, stage)
-        info = finished(out)
-        if info is None:
-            if stage.relevel is not None:  # keep only candidates in the band for the current policy
-                problems = relevel_stage(current, stage, levels, run_dir, i, messages, rewards)
-            info = train_stage(current, problems, stage, out, rewards=rewards, messages=messages)
-        results.append(info)
-        current = info["checkpoint"]
-    return results

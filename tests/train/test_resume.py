@@ -1,0 +1,105 @@
+"""A stage SIGKILLed mid-way resumes from its last checkpoint: rows kept byte for byte, each step once,
+the data order continued, and (one CPU process) the same rewards and losses as an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from stagerl.config import StageConfig
+from stagerl.data.prompts import to_messages
+from stagerl.train import stage_dataset, train_stages
+
+STEPS, EVERY = 4, 1
+SAME = ("reward", "reward_std", "kl", "entropy", "completion_length", "loss")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def prompts_per_step(stage_dir: Path) -> dict[int, list[str]]:
+    """The prompts TRL itself logged for each step (``log_completions``), as problem statements."""
+    out = {}
+    for f in sorted((stage_dir / "checkpoints" / "completions").glob("completions_*.parquet")):
+        df = pd.read_parquet(f)
+        out[int(df["step"].iloc[0])] = sorted(p[-1]["content"] for p in df["prompt"])
+    return out
+
+
+def test_sigkilled_stage_resumes_where_it_stopped(kit, make_run, tiny_model_dir, tmp_path):
+    stage = kit.tiny_stage(max_steps=STEPS, checkpoint_every=EVERY, keep_checkpoints=2,
+                           trl={"log_completions": True, "num_completions_to_print": 0})
+    recipe, run_dir = make_run(tiny_model_dir, [stage], name="killed")
+    out = run_dir / "stages" / "1_s1"
+
+    # kill the command (its parent process only) once a checkpoint is complete, mid-stage
+    proc = subprocess.Popen([sys.executable, "-m", "stagerl.cli", "train", str(recipe)], env=kit.cli_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not (out / "checkpoints" / f"checkpoint-{EVERY}" / "trainer_state.json").exists():
+            assert proc.poll() is None and time.time() < deadline, "no checkpoint appeared"
+            time.sleep(0.1)
+        trainers = children(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for pid in trainers:  # the stage's own process dies with the command
+            t0 = time.time()
+            while alive(pid) and time.time() - t0 < 30:
+                time.sleep(0.1)
+            assert not alive(pid), "the stage's training process outlived the killed command"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not (out / "stage.json").exists(), "the stage finished before it was killed: nothing tested"
+    before = kit.metric_lines(run_dir)
+    assert 1 <= len(before) < STEPS
+
+    # the same command again resumes; an uninterrupted run of the same recipe is the reference
+    done = kit.stagerl("train", str(recipe))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    info = kit.stage_json(run_dir)
+    resumed = info["resumed_from"]
+    assert resumed is not None and resumed % EVERY == 0 and resumed <= len(before)
+    after = kit.metric_lines(run_dir)
+    assert after[:resumed] == before[:resumed]                  # earlier rows untouched, byte for byte
+    rows = [json.loads(x) for x in after]
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))   # each step once, to the end
+    assert info["steps"] == STEPS and info["reason"] == "max_steps"
+    assert rows[-1]["seconds"] >= rows[resumed - 1]["seconds"]      # stage time continues
+    kept = sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*"))
+    assert kept == [f"checkpoint-{STEPS - EVERY}", f"checkpoint-{STEPS}"]  # keep_checkpoints=2
+
+    # the data order continued: step s trained on the s-th mixed batch of the stage's dataset
+    dataset, _ = stage_dataset(kit.MATH + kit.CODE, StageConfig(**stage), to_messages)
+    seen = prompts_per_step(out)
+    assert sorted(seen) == list(range(1, STEPS + 1))
+    for step, prompts in seen.items():
+        batch = dataset.select(range((step - 1) * 2, step * 2))
+        assert prompts == sorted(r["prompt"][-1]["content"] for r in batch for _ in range(2)), step
+
+    # one CPU process: RNG, optimizer and data are restored, so the resumed steps equal an uninterrupted run's
+    # (trained here in-process: the same code, without the command's start-up)
+    train_stages(tiny_model_dir, {"L1": kit.MATH + kit.CODE}, [StageConfig(**stage)], tmp_path / "ref", isolate=False)
+    ref_rows = [json.loads(x) for x in kit.metric_lines(tmp_path / "ref")]
+    for r, q in zip(rows, ref_rows):
+        assert {k: r[k] for k in SAME} == {k: q[k] for k in SAME}, r["step"]
