@@ -27,7 +27,7 @@ from typing import Any, Callable
 from ..config import StageConfig, to_dict
 from ..data.problem import Problem
 
-NOT_IDENTITY = frozenset({"checkpoint_every", "keep_checkpoints"})
+NOT_IDENTITY = frozenset({"checkpoint_every", "keep_checkpoints", "report_to"})
 """Stage fields that do not change what a stage trains."""
 TRL_NOT_IDENTITY = frozenset({"report_to", "logging_dir", "log_completions", "num_completions_to_print",
                               "disable_tqdm", "run_name", "dataloader_num_workers"})

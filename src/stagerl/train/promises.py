@@ -16,7 +16,7 @@ _STAGE_FIELD = "set by the stage field {field!r}"
 RESERVED: dict[str, str] = {
     **{k: _STAGE_FIELD.format(field=k) for k in (
         "learning_rate", "num_generations", "beta", "entropy_coef", "max_completion_length",
-        "mask_truncated_completions", "temperature", "max_steps", "seed", "loss_type")},
+        "mask_truncated_completions", "temperature", "max_steps", "seed", "loss_type", "report_to")},
     "use_bias_correction_kl": _STAGE_FIELD.format(field="kl_bias_correction"),
     "vllm_importance_sampling_correction": _STAGE_FIELD.format(field="vllm_is_correction"),
     "save_steps": _STAGE_FIELD.format(field="checkpoint_every"),
