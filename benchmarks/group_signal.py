@@ -15,18 +15,10 @@ A group *carries signal* when its rewards are not all equal (GRPO's advantage is
 The RESULT line reports the best setting (lowest tokens per useful group among those reaching 90%;
 else the lowest overall); every setting is printed.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/signal.py    # 6 math problems, 6 steps × 2 prompts × G=4, 40 tokens
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/group_signal.py    # 6 math problems, 6 steps × 2 prompts × G=4, 40 tokens
 """
 
 from __future__ import annotations
-
-import os
-import sys
-
-# This file is named like the standard library's ``signal``: drop its folder from the import path
-# before anything imports ``signal`` (subprocess, torch), or that import would load this script.
-if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
 
 import argparse
 import json
