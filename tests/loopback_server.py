@@ -13,9 +13,11 @@ DELAY_S = 0.4  # each answer takes this long, so requests sent together overlap 
 class CountingServer:
     """A threaded OpenAI-compatible chat-completions server that records requests in flight."""
 
-    def __init__(self, content: str = "\\boxed{0}", delay: float = DELAY_S) -> None:
+    def __init__(self, content: str = "\\boxed{0}", delay: float = DELAY_S, expect: int | None = None,
+                 hold: float = 5.0) -> None:
         self.lock, self.in_flight, self.peak, self.bodies = threading.Lock(), 0, 0, []
-        self.content, self.delay = content, delay
+        self.content, self.delay, self.expect, self.hold = content, delay, expect, hold
+        self.arrived = threading.Condition(self.lock)
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,6 +30,10 @@ class CountingServer:
                     owner.in_flight += 1
                     owner.peak = max(owner.peak, owner.in_flight)
                     owner.bodies.append(body)
+                    owner.arrived.notify_all()
+                    if owner.expect:  # wait (bounded) for the client's other requests: a loaded box
+                        # must not hide a client that keeps `expect` in flight, nor fake one that does not
+                        owner.arrived.wait_for(lambda: owner.peak >= owner.expect, timeout=owner.hold)
                 time.sleep(owner.delay)
                 n = int(body.get("n", 1))
                 data = json.dumps({"choices": [{"index": i, "finish_reason": "stop",

@@ -18,7 +18,7 @@ def test_scoring_keeps_concurrency_requests_in_flight(tmp_path, concurrency, cal
     # main kept at most call_size // 4 requests in flight (16 and 2 here)
     problems = [Problem(id=f"p{i}", domain="math", prompt=f"What is {i} + 7?", answer=str(i + 7)) for i in range(40)]
     rules = bind(load_rules("demo"), {"policy": "served"})
-    with CountingServer() as server:
+    with CountingServer(expect=concurrency) as server:
         ref = ModelRef(name="served", model="m", engine="openai",
                        options={"base_url": server.url, "concurrency": concurrency, "api_key_env": ""})
         store = SampleStore(tmp_path / "samples.sqlite")

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from stagerl.config import StageConfig
 from stagerl.data.prompts import to_messages
@@ -102,4 +103,5 @@ def test_sigkilled_stage_resumes_where_it_stopped(kit, make_run, tiny_model_dir,
     train_stages(tiny_model_dir, {"L1": kit.MATH + kit.CODE}, [StageConfig(**stage)], tmp_path / "ref", isolate=False)
     ref_rows = [json.loads(x) for x in kit.metric_lines(tmp_path / "ref")]
     for r, q in zip(rows, ref_rows):
-        assert {k: r[k] for k in SAME} == {k: q[k] for k in SAME}, r["step"]
+        # equal up to float reduction order (several CPU threads may sum in another order)
+        assert {k: r[k] for k in SAME} == pytest.approx({k: q[k] for k in SAME}, rel=1e-4, abs=1e-7), r["step"]
