@@ -69,7 +69,8 @@ def pipeline_run(tmp_path_factory, smollm2_dir):
         "levels": {"rules": {"models": {"policy": "smollm2"}, "levels": {"all": "policy in [0,1]"}}},
         "train": {"policy": smollm2_dir, "stages": [{
             "name": "s", "levels": ["all"], "num_generations": 2, "prompts_per_step": 2, "max_steps": 1,
-            "max_completion_length": 16, "learning_rate": 1e-5, "plateau": None, "math_code_ratio": 1.0}]},
+            "max_completion_length": 16, "learning_rate": 1e-5, "plateau": None, "math_code_ratio": 1.0,
+            "eval_every": 1, "dev": {"holdout": 2, "max_tokens": 16}, "dev_k": 1, "report_to": "none"}]},
         "eval": {"sampling": {"max_tokens": 24}, "max_tokens_by_checkpoint": {"1_s": 32}, "benchmarks": [
             {"name": "heldout", "k": 2, "source": {"builtin": "demo_math", "n": 3, "seed": 9}},
             {"name": "heldout_code", "k": 2, "limit": 2, "source": {"builtin": "demo_code", "seed": 0}}]},

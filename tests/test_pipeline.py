@@ -31,7 +31,10 @@ def test_levels_stage_and_eval_files(run):
     stage = json.loads((run / "stages" / "1_s" / "stage.json").read_text())
     assert stage["steps"] == 1 and (run / "stages" / "1_s" / "checkpoint" / "config.json").exists()
     lines = (run / "stages" / "1_s" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 1 and json.loads(lines[0])["reward"] is not None
+    rows = [json.loads(line) for line in lines]  # the step-0 dev baseline, then the one optimizer step
+    assert [r["step"] for r in rows] == [0, 1] and rows[1]["reward"] is not None and rows[0]["reward"] is None
+    assert all(0 <= r["dev_score"] <= 1 for r in rows)  # held-out dev score at step 0 and step 1 (eval_every: 1)
+    assert stage["problems"] == 12 - 2  # the dev holdout is kept out of training
     base = json.loads((run / "eval" / "base" / "results.json").read_text())
     after = json.loads((run / "eval" / "1_s" / "results.json").read_text())
     assert stage["sandbox"]["mode"] == "bwrap"

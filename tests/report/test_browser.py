@@ -87,6 +87,12 @@ def test_run_report_in_chromium(pipeline_run, browser, tmp_path):
 
     stage = json.loads((pipeline_run / "stages" / "1_s" / "stage.json").read_text())
     assert tables["table-training"][1][:4] == ["1_s", "all", str(stage["steps"]), stage["reason"]]
+    # the held-out dev curve (a step-0 baseline and step 1) and the signal meter, as training wrote them
+    metrics = [json.loads(line) for line in (pipeline_run / "stages" / "1_s" / "metrics.jsonl").read_text().splitlines()]
+    dev = [m["dev_score"] for m in metrics if m.get("dev_score") is not None]
+    assert len(dev) == 2 and tables["table-training"][1][6:8] == [fmt(dev[0]), fmt(dev[-1])]
+    assert any(m.get("signal") is not None for m in metrics)
+    _assert_images_loaded(page, {"fig-signal"})
     # files this run does not have are said briefly, not failed on
     assert any("relevel.json" in m for m in page["missing"])
 
