@@ -1,4 +1,5 @@
-"""Run folders for training tests: levels written as the pipeline writes them, a recipe file for the CLI."""
+"""Shared by the training tests: one torch thread, run folders with levels written as the pipeline writes
+them, a recipe file for the CLI."""
 
 from __future__ import annotations
 
@@ -10,10 +11,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from stagerl.data.problem import Problem
 from stagerl.levels.build import write_levels
+
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core box OpenMP spin-waits make 2 threads 2x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 

@@ -4,21 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from stagerl.config import ConfigError, DevConfig, PlateauConfig, StageConfig
 from stagerl.data.problem import Problem
 from stagerl.store import SampleStore
 from stagerl.train import train_stages
 from stagerl.train.dev_eval import DevEvalCallback, DevSetError, split_dev
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 MATH = [Problem(id=f"add{i}", domain="math", prompt=f"What is {i} + {i + 1}?", answer=str(2 * i + 1)) for i in range(6)]

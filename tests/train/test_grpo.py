@@ -15,14 +15,6 @@ from stagerl.report.render import read_stages
 from stagerl.train import train_stages
 from stagerl.train.reward import batch_metrics, make_reward
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core box OpenMP spin-waits make 2 threads 2x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 PROBLEMS = [Problem(id=f"add{i}", domain="math", prompt=f"What is {i} + {i + 1}?", answer=str(2 * i + 1))
             for i in range(3)]

@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from stagerl.config import ConfigError, OnlineConfig, StageConfig
 from stagerl.data.problem import Problem
@@ -15,14 +14,6 @@ from stagerl.train import train_stages
 from stagerl.train.callbacks import StageMetricsCallback
 from stagerl.train.grpo import grpo_config, stage_dataset
 from stagerl.train.online import OnlineGRPOTrainer, PassRateEstimator, has_signal, pool_rows
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def problem(pid: str, domain: str) -> Problem:

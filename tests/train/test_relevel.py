@@ -4,7 +4,6 @@ the run's store (nothing generated twice), kept by band, moves table and cost wr
 import json
 
 import pytest
-import torch
 
 from stagerl.config import ConfigError, RelevelConfig, StageConfig
 from stagerl.curriculum import StageDataError
@@ -15,14 +14,6 @@ from stagerl.store import SampleStore
 from stagerl.train import train_stages
 from stagerl.report import build_report
 from stagerl.train.relevel import relevel_stage
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def math(i: int) -> Problem:
