@@ -143,3 +143,37 @@ def test_compare_command_matches_the_cli(run):
     help_text = build_parser().format_help()
     cmd = run.compare_command()
     assert (cmd is not None) == ("compare" in help_text.split("<stage>")[-1])
+
+
+def test_tables_print_the_run_folders_numbers(tmp_path):
+    """experiments/tables.py (docs/results.md's tables) reads each number from the file that holds it."""
+    spec = importlib.util.spec_from_file_location("experiments_tables", EXP / "tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    root = tmp_path / "runs"
+    arm = root / "seed0" / "staging-staged"
+    for i, (name, steps, rows) in enumerate([("1_stage1", 2, [0.0, 0.2, 0.4]), ("2_stage2", 1, [0.6, 0.8])]):
+        stage = arm / "stages" / name
+        stage.mkdir(parents=True)
+        (stage / "stage.json").write_text(json.dumps({"steps": steps, "reason": "plateau" if i == 0 else "max_steps"}))
+        (stage / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": s, "dev_score": d, **({"reward": 0.5, "clipped_ratio": 0.1 * (i + 1)} if s else {})}) + "\n"
+            for s, d in enumerate(rows)))
+    for ckpt, v in (("base", 0.25), ("1_stage1", 0.3), ("2_stage2", 0.375)):
+        (arm / "eval" / ckpt).mkdir(parents=True)
+        (arm / "eval" / ckpt / "results.json").write_text(json.dumps({"heldout_math": {"pass@1": v, "ci95": [v - 0.1, v + 0.1]}}))
+    pair = {"benchmark": "heldout_math", "diff": 0.125, "ci95": [-0.05, 0.3], "p_value": 0.21, "wins": 5, "losses": 1, "ties": 34}
+    (arm / "eval" / "compare.json").write_text(json.dumps({"pairs": [{**pair, "a": "2_stage2", "b": "base"}]}))
+    (root / "compare" / "staging-seed0").mkdir(parents=True)
+    (root / "compare" / "staging-seed0" / "compare.json").write_text(json.dumps(
+        {"pairs": [{**pair, "diff": -0.05, "a": "staging-single:1_single", "b": "staging-staged:2_stage2"}]}))
+    (root / "compare" / "staging-seed0" / "dev.png").write_bytes(b"png")
+    row = tables.claim_b(root, [0]).splitlines()[2]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:5] == ["0", "staged", "2 (plateau)", "1 (max_steps)", "0.100 → 0.200"]
+    assert cells[5] == "0.300 [0.200, 0.400]" and cells[6] == "0.375 [0.275, 0.475]"
+    assert cells[7] == "+0.125 [-0.050, +0.300], p=0.21 (5/1/34)"
+    assert cells[9] == "0:0.00 1:0.20 2:0.40 3:0.80"  # global steps; stage 2's step 0 is stage 1's last weights
+    single = [c.strip() for c in tables.claim_b(root, [0]).splitlines()[3].strip("|").split("|")]
+    assert single[8].startswith("-0.050 [")  # paired against the staged arm, from stagerl compare's file
+    assert tables.copy_plots(root, [0], tmp_path / "docs") == [tmp_path / "docs" / "staging-seed0-dev.png"]

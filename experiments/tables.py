@@ -1,0 +1,191 @@
+#!/usr/bin/env python
+"""The tables of docs/results.md, printed from the experiments' run folders (nothing typed by hand):
+
+    python experiments/tables.py                       # markdown on stdout, for runs/experiments
+    python experiments/tables.py --plots docs/results  # also copy the comparison plots there
+
+Reads ``<runs-dir>/seed<S>/<arm>/`` (levels/stats.json, stages/*/stage.json and metrics.jsonl,
+eval/<checkpoint>/results.json, eval/compare.json: each checkpoint against the base, paired) and
+``<runs-dir>/compare/<experiment>-seed<S>/compare.json`` (the arms against the experiment's first arm,
+paired on the same held-out problems), as written by ``experiments/run.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
+def pct(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def ci(r: dict | None) -> str:
+    if not r:
+        return "–"
+    lo, hi = r.get("ci95") or (None, None)
+    return f"{r['pass@1']:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{r['pass@1']:.3f}"
+
+
+def diff(p: dict | None) -> str:
+    if not p:
+        return "–"
+    lo, hi = p["ci95"]
+    return f"{p['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}], p={p['p_value']:.2f} ({p['wins']}/{p['losses']}/{p['ties']})"
+
+
+class Arm:
+    """One finished arm of one seed, as its run folder has it."""
+
+    def __init__(self, root: Path, seed: int, name: str):
+        self.dir, self.name, self.seed = root / f"seed{seed}" / name, name, seed
+        self.stages = sorted((p for p in (self.dir / "stages").glob("*_*") if (p / "stage.json").exists()),
+                             key=lambda p: int(p.name.split("_")[0]))
+        self.info = [_json(p / "stage.json") for p in self.stages]
+        self.metrics = [_rows(p / "metrics.jsonl") for p in self.stages]
+        self.levels = _json(self.dir / "levels" / "stats.json").get("levels", {})
+        self.final = self.stages[-1].name if self.stages else None
+        self.pairs = _json(self.dir / "eval" / "compare.json").get("pairs", [])
+        self.seconds = _json(self.dir / "experiment.json").get("seconds", {})
+
+    def result(self, ckpt: str, bench: str) -> dict | None:
+        return _json(self.dir / "eval" / ckpt / "results.json").get(bench)
+
+    def gain(self, bench: str, ckpt: str | None = None) -> dict | None:
+        a = ckpt or self.final
+        return next((p for p in self.pairs if p["benchmark"] == bench and p["a"] == a and p["b"] == "base"), None)
+
+    def series(self, key: str, stage: int | None = None) -> list[float]:
+        rows = [r for i, m in enumerate(self.metrics) if stage in (None, i) for r in m]
+        return [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+
+    def first3(self, key: str = "reward") -> float | None:
+        vals = self.series(key, 0)[:3]
+        return statistics.fmean(vals) if vals else None
+
+    def last3(self, key: str = "reward") -> float | None:
+        vals = self.series(key)[-3:]
+        return statistics.fmean(vals) if vals else None
+
+    def dev(self) -> str:
+        """dev_score per global step, e.g. ``0:0.41 4:0.44 ...`` (stage 2's step 0 omitted: same weights)."""
+        out, offset = [], 0
+        for i, rows in enumerate(self.metrics):
+            for r in rows:
+                if isinstance(r.get("dev_score"), (int, float)) and not (i and r["step"] == 0):
+                    out.append(f"{offset + r['step']}:{r['dev_score']:.2f}")
+            offset += self.info[i].get("steps") or 0
+        return " ".join(out) or "–"
+
+    def minutes(self) -> str:
+        return f"{sum(self.seconds.values()) / 60:.1f}" if self.seconds else "–"
+
+
+def cross(root: Path, experiment: str, seed: int, a: str, bench: str) -> dict | None:
+    """Paired difference of arm ``a``'s final checkpoint against the experiment's first arm."""
+    pairs = _json(root / "compare" / f"{experiment}-seed{seed}" / "compare.json").get("pairs", [])
+    return next((p for p in pairs if p["benchmark"] == bench and p["a"].split(":")[0].endswith(a)), None)
+
+
+def table(head: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def claim_a(root: Path, seeds: list[int]) -> str:
+    rows = []
+    for s in seeds:
+        for lvl in ("L1", "L2", "L3"):
+            arm = Arm(root, s, f"difficulty-{lvl}")
+            rows.append([s, lvl, arm.levels.get(f"{lvl}_math", {}).get("total", "–"), pct(arm.first3()), pct(arm.last3()),
+                         ci(arm.result("base", "heldout_math")), ci(arm.result(arm.final, "heldout_math")) if arm.final else "–",
+                         diff(arm.gain("heldout_math")),
+                         "(reference)" if lvl == "L1" else diff(cross(root, "difficulty", s, arm.name, "heldout_math")),
+                         arm.dev(), arm.minutes()])
+    return table(["seed", "level", "problems", "initial reward (steps 1–3)", "reward (last 3)", "held-out math, base",
+                  "held-out math, trained [95% CI]", "trained − base (paired) [CI], p (w/l/t)",
+                  "− L1 arm (paired) [CI], p", "dev score by step", "minutes"], rows)
+
+
+def claim_b(root: Path, seeds: list[int]) -> str:
+    rows = []
+    for s in seeds:
+        for name in ("staging-staged", "staging-single"):
+            arm = Arm(root, s, name)
+            st = [f"{i.get('steps')} ({i.get('reason')})" for i in arm.info]
+            clip = [pct(statistics.fmean(v)) if (v := arm.series("clipped_ratio", i)) else "–" for i in range(len(arm.info))]
+            after1 = ci(arm.result(arm.stages[0].name, "heldout_math")) if len(arm.stages) > 1 else "–"
+            rows.append([s, name.split("-")[1], st[0] if st else "–", st[1] if len(st) > 1 else "–", " → ".join(clip) or "–",
+                         after1, ci(arm.result(arm.final, "heldout_math")) if arm.final else "–", diff(arm.gain("heldout_math")),
+                         "(reference)" if name.endswith("staged") else diff(cross(root, "staging", s, name, "heldout_math")),
+                         arm.dev(), arm.minutes()])
+    return table(["seed", "arm", "stage-1 steps (end)", "stage-2 steps (end)", "truncated share per stage",
+                  "held-out math after stage 1", "held-out math, final [95% CI]", "final − base (paired) [CI], p",
+                  "− staged arm (paired) [CI], p", "dev score by step", "minutes"], rows)
+
+
+def claim_c(root: Path, seeds: list[int]) -> str:
+    rows = []
+    for s in seeds:
+        for name in ("difficulty-L1", "mixing-mixed"):
+            arm = Arm(root, s, name)
+            dom = arm.info[0].get("domains", {}) if arm.info else {}
+            rows.append([s, "math only" if name == "difficulty-L1" else "math + code", f"{dom.get('math', 0)} + {dom.get('code', 0)}",
+                         ci(arm.result("base", "heldout_math")), ci(arm.result(arm.final, "heldout_math")),
+                         ci(arm.result("base", "heldout_code")), ci(arm.result(arm.final, "heldout_code")),
+                         f"{pct(arm.last3('reward_math'))} / {pct(arm.last3('reward_code'))}",
+                         "(reference)" if name == "difficulty-L1" else
+                         f"math {diff(cross(root, 'mixing', s, name, 'heldout_math'))}; code {diff(cross(root, 'mixing', s, name, 'heldout_code'))}",
+                         arm.minutes()])
+    return table(["seed", "arm", "problems math + code", "held-out math, base", "held-out math, trained [95% CI]",
+                  "held-out code, base", "held-out code, trained [95% CI]", "training reward math / code (last 3)",
+                  "− math-only arm (paired) [CI], p", "minutes"], rows)
+
+
+def copy_plots(root: Path, seeds: list[int], dest: Path) -> list[Path]:
+    """The comparison pages' PNGs as ``dest/<experiment>-seed<S>-<plot>.png``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for folder in sorted((root / "compare").glob("*-seed*")):
+        if int(folder.name.rsplit("seed", 1)[1]) in seeds:
+            for png in sorted(folder.glob("*.png")):
+                shutil.copy2(png, dest / f"{folder.name}-{png.name}")
+                out.append(dest / f"{folder.name}-{png.name}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs-dir", default="runs/experiments")
+    p.add_argument("--seeds", type=int, nargs="+", help="default: every seed<S> folder")
+    p.add_argument("--plots", help="copy the comparison plots into this folder")
+    args = p.parse_args(argv)
+    root = Path(args.runs_dir)
+    seeds = args.seeds or sorted(int(d.name[4:]) for d in root.glob("seed*") if d.name[4:].isdigit())
+    if not seeds:
+        print(f"no seed<S> folders under {root}: run experiments/run.py first", file=sys.stderr)
+        return 2
+    for title, fn in (("Claim A: difficulty", claim_a), ("Claim B: staging", claim_b), ("Claim C: mixing", claim_c)):
+        print(f"### {title}\n\n{fn(root, seeds)}\n")
+    if args.plots:
+        for png in copy_plots(root, seeds, Path(args.plots)):
+            print(f"plot: {png}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
