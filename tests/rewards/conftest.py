@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: sandbox_cases.py beside the tests
 
 from stagerl.rewards import code_reward
 from stagerl.rewards import sandbox as sb

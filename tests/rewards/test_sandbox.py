@@ -18,15 +18,9 @@ from stagerl.rewards import code_reward, code_rewards, sandbox_record
 from stagerl.rewards import sandbox as sb
 from stagerl.rewards import sandbox_isolation as iso
 
-ECHO = {"inputs": ["hi\n"], "outputs": ["hi\n"]}
-GOOD = "```python\nprint(input())\n```"
-ROOT = os.geteuid() == 0
-SRC = str(Path(sb.__file__).resolve().parents[2])
+from sandbox_cases import ECHO, GOOD, ROOT, SRC, md  # noqa: E402  (tests/rewards is on the path: conftest.py)
+
 pytestmark = pytest.mark.usefixtures("clean_sandbox")
-
-
-def md(code: str) -> str:
-    return f"```python\n{code.strip()}\n```"
 
 
 def test_status_and_record_name_the_isolation_in_use():
