@@ -13,14 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
+from loopback import Loopback
 from stagerl.engines import make_engine
 from stagerl.engines.openai import OpenAIEngine, OpenAIEngineError, split_tokens
 
@@ -71,47 +70,23 @@ def server(smollm2_dir, tmp_path_factory):
                 proc.wait(timeout=15)
 
 
-class FlakyProxy:
+class FlakyProxy(Loopback):
     """Loopback proxy: the first ``failures`` POSTs get ``status``; the rest go to ``upstream``."""
+
+    prefix = ""
 
     def __init__(self, upstream: str, failures: int = 0, status: int = 503, headers: dict | None = None) -> None:
         self.upstream, self.failures, self.status, self.headers = upstream, failures, status, headers or {}
         self.requests: list[tuple[str, str | None, dict]] = []  # (path, authorization, body)
-        proxy = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                proxy.requests.append((self.path, self.headers.get("Authorization"), json.loads(body)))
-                if proxy.failures > 0:
-                    proxy.failures -= 1
-                    code, data, extra = proxy.status, b'{"error": "try again"}', proxy.headers
-                else:
-                    r = httpx.post(proxy.upstream + self.path, content=body, timeout=120,
-                                   headers={"Content-Type": "application/json"})
-                    code, data, extra = r.status_code, r.content, {}
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in extra.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> "FlakyProxy":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, request, body: bytes) -> tuple[int, bytes, dict]:
+        self.requests.append((request.path, request.headers.get("Authorization"), json.loads(body)))
+        if self.failures > 0:
+            self.failures -= 1
+            return self.status, b'{"error": "try again"}', self.headers
+        r = httpx.post(self.upstream + request.path, content=body, timeout=120, headers={"Content-Type": "application/json"})
+        return r.status_code, r.content, {}
 
 
 def test_generates_n_samples_per_prompt_from_a_real_server(server):
