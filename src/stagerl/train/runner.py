@@ -10,7 +10,8 @@ checkpoint (``grpo.train_stage``).
 
 **One process per stage.** Each stage trains in a fresh child process (``multiprocessing`` spawn),
 so its policy, reference model, optimizer, vLLM engine and CUDA memory are released when it ends
-(the OS takes them back) before the next stage starts. The child dies with its parent. Under
+(the OS takes them back) before the next stage starts; a stage's re-levelling (``stage.relevel``)
+samples the policy in a child of its own before that. The child dies with its parent. Under
 ``accelerate launch``/``torchrun`` every rank does the same: the ranks agree on a fresh
 rendezvous port per stage through the launcher's store, so each stage's children form their own
 process group. Rank 0 alone writes the stage folder; the ranks wait for each other after it does.
@@ -140,20 +141,21 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(conn: Any, env: dict[str, str], kwargs: dict[str, Any]) -> None:
+def _child(conn: Any, env: dict[str, str], fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     _die_with_parent()
     os.environ.update(env)
     try:
-        conn.send(("ok", train_stage(**kwargs)))
+        conn.send(("ok", fn(**kwargs)))
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
         conn.send(("error", isinstance(e, ValueError), f"{type(e).__name__}: {e}"))
         raise
 
 
-def _run_in_child(kwargs: dict[str, Any], env: dict[str, str]) -> dict:
+def _run_in_child(fn: Callable[..., Any], kwargs: dict[str, Any], env: dict[str, str]) -> Any:
+    """``fn(**kwargs)`` in a fresh spawned process (all it loaded is freed when it exits); its result."""
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, env, kwargs), name=f"stagerl-{kwargs['stage'].name}")
+    proc = ctx.Process(target=_child, args=(send, env, fn, kwargs), name=f"stagerl-{kwargs['stage'].name}")
     proc.start()
     send.close()
     msg = None
@@ -221,17 +223,19 @@ def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: l
                 out.mkdir(parents=True, exist_ok=True)
                 write_json(out / "identity.json", identity)
             ranks.barrier(f"{i}/identity")
-            if stage.relevel is not None:  # keep only candidates in the band for the current policy
-                problems = relevel_stage(current, stage, levels, run_dir, i + 1, messages, rewards)
-            kwargs = dict(policy=current, problems=problems, stage=stage, out_dir=out,
-                          rewards=rewards, messages=messages, identity=identity)
-            if not isolate:
-                info = train_stage(**kwargs)
-            else:
+            def run(fn: Callable[..., Any], key: str, **kwargs: Any) -> Any:
+                if not isolate:
+                    return fn(**kwargs)
                 env = {}
-                if ranks.world > 1:  # a fresh process group for this stage's children
-                    env = {"MASTER_PORT": ranks.share(f"{i}/port", _free_port), "TORCHELASTIC_USE_AGENT_STORE": "False"}
-                info = _run_in_child(kwargs, env)
+                if ranks.world > 1:  # a fresh process group for this child's ranks
+                    env = {"MASTER_PORT": ranks.share(f"{i}/{key}", _free_port), "TORCHELASTIC_USE_AGENT_STORE": "False"}
+                return _run_in_child(fn, kwargs, env)
+
+            if stage.relevel is not None:  # keep only candidates in the band for the current policy
+                problems = run(relevel_stage, "relevel-port", policy=current, stage=stage, levels=levels,
+                               run_dir=run_dir, index=i + 1, messages=messages, rewards=rewards)
+            info = run(train_stage, "port", policy=current, problems=problems, stage=stage, out_dir=out,
+                       rewards=rewards, messages=messages, identity=identity)
         results.append(info)
         current = info["checkpoint"]
     return results
