@@ -45,7 +45,7 @@ def diff(p: dict | None) -> str:
     if not p:
         return "–"
     lo, hi = p["ci95"]
-    return f"{p['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}], p={p['p_value']:.2f} ({p['wins']}/{p['losses']}/{p['ties']})"
+    return f"{p['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}], p={p['p_value']:.3f} ({p['wins']}/{p['losses']}/{p['ties']})"
 
 
 class Arm:
@@ -62,8 +62,8 @@ class Arm:
         self.pairs = _json(self.dir / "eval" / "compare.json").get("pairs", [])
         self.seconds = _json(self.dir / "experiment.json").get("seconds", {})
 
-    def result(self, ckpt: str, bench: str) -> dict | None:
-        return _json(self.dir / "eval" / ckpt / "results.json").get(bench)
+    def result(self, ckpt: str | None, bench: str) -> dict | None:
+        return _json(self.dir / "eval" / ckpt / "results.json").get(bench) if ckpt else None
 
     def gain(self, bench: str, ckpt: str | None = None) -> dict | None:
         a = ckpt or self.final
