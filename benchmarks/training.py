@@ -26,7 +26,8 @@ from stagerl.config import RewardsConfig, StageConfig
 from stagerl.data import load_source
 from stagerl.data.prompts import to_messages
 from stagerl.models import resolve_model
-from stagerl.train.grpo import _make_reward, stage_dataset, train_stage
+from stagerl.train.grpo import stage_dataset, train_stage
+from stagerl.train.reward import make_reward
 
 
 G, LENGTH = 4, 32
@@ -58,7 +59,7 @@ def anchor(model: str, problems, steps: int, out: Path) -> float:
                       shuffle_dataset=False,  # the same prompts in the same steps: the same work per step
                       dataloader_pin_memory=False, activation_checkpointing=False, gradient_checkpointing=None,
                       lr_scheduler_type="constant")
-    trainer = GRPOTrainer(model=model, reward_funcs=[_make_reward(pool, RewardsConfig(workers=1))], args=args, train_dataset=dataset)
+    trainer = GRPOTrainer(model=model, reward_funcs=[make_reward(pool, RewardsConfig(workers=1), s.num_generations)], args=args, train_dataset=dataset)
     trainer.train()
     trainer.save_model(str(out / "final"))
     return time.perf_counter() - t0
