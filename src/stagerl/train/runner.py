@@ -181,6 +181,17 @@ def _run_in_child(fn: Callable[..., Any], kwargs: dict[str, Any], env: dict[str,
                        "rerun the same command to resume from its last checkpoint")
 
 
+def _run(fn: Callable[..., Any], ranks: _Ranks, isolate: bool, port_key: str, **kwargs: Any) -> Any:
+    """``fn(**kwargs)``: in a spawned child (``isolate``), whose ranks form a fresh process group on a
+    port the ranks agree on under ``port_key``; else in this process."""
+    if not isolate:
+        return fn(**kwargs)
+    env = {}
+    if ranks.world > 1:
+        env = {"MASTER_PORT": ranks.share(port_key, _free_port), "TORCHELASTIC_USE_AGENT_STORE": "False"}
+    return _run_in_child(fn, kwargs, env)
+
+
 def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: list[StageConfig],
                  run_dir: str | Path, rewards: RewardsConfig | None = None,
                  messages: Callable[[Problem], list[dict]] = to_messages, retrain: bool = False,
@@ -223,19 +234,11 @@ def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: l
                 out.mkdir(parents=True, exist_ok=True)
                 write_json(out / "identity.json", identity)
             ranks.barrier(f"{i}/identity")
-            def run(fn: Callable[..., Any], key: str, **kwargs: Any) -> Any:
-                if not isolate:
-                    return fn(**kwargs)
-                env = {}
-                if ranks.world > 1:  # a fresh process group for this child's ranks
-                    env = {"MASTER_PORT": ranks.share(f"{i}/{key}", _free_port), "TORCHELASTIC_USE_AGENT_STORE": "False"}
-                return _run_in_child(fn, kwargs, env)
-
             if stage.relevel is not None:  # keep only candidates in the band for the current policy
-                problems = run(relevel_stage, "relevel-port", policy=current, stage=stage, levels=levels,
-                               run_dir=run_dir, index=i + 1, messages=messages, rewards=rewards)
-            info = run(train_stage, "port", policy=current, problems=problems, stage=stage, out_dir=out,
-                       rewards=rewards, messages=messages, identity=identity)
+                problems = _run(relevel_stage, ranks, isolate, f"{i}/relevel-port", policy=current, stage=stage,
+                                levels=levels, run_dir=run_dir, index=i + 1, messages=messages, rewards=rewards)
+            info = _run(train_stage, ranks, isolate, f"{i}/port", policy=current, problems=problems, stage=stage,
+                        out_dir=out, rewards=rewards, messages=messages, identity=identity)
         results.append(info)
         current = info["checkpoint"]
     return results
