@@ -277,20 +277,16 @@ def run_arm(seed: int, arm: str, recipe: dict, root: Path, total_steps: int | No
 # ------------------------------------------------------------------------------ results
 
 
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-
-
 def arm_result(run_dir: Path) -> dict:
-    """What one finished arm's files say: held-out results, training reward, stages, seconds."""
-    from stagerl.curriculum.stages import stage_folders
+    """What one finished arm's files say: held-out results, training reward, stages, seconds (read
+    with the report's readers, ``stagerl.report.read``: the one reader of run folders)."""
+    from stagerl.report.read import read_eval, read_json, read_stages
 
-    out: dict = {"run_dir": str(run_dir), "stages": [], "eval": {}}
-    folders = stage_folders(run_dir)
-    for i, d in enumerate(folders):
-        info = json.loads((d / "stage.json").read_text()) if (d / "stage.json").exists() else {}
-        rows = _rows(d / "metrics.jsonl")
-        stage = {"name": d.name, "steps": info.get("steps"), "reason": info.get("reason"),
+    out: dict = {"run_dir": str(run_dir), "stages": [], "eval": read_eval(run_dir)}
+    stages = read_stages(run_dir)
+    for st in stages:
+        info, rows = st["info"], st["metrics"]
+        stage = {"name": st["dir"], "steps": info.get("steps"), "reason": info.get("reason"),
                  "problems": info.get("problems"), "domains": info.get("domains"),
                  "dev_score": [[r["step"], r["dev_score"]] for r in rows if r.get("dev_score") is not None]}
         for key in ("reward", "clipped_ratio", "reward_math", "reward_code"):
@@ -298,15 +294,10 @@ def arm_result(run_dir: Path) -> dict:
             stage[f"{key}_first3"] = statistics.fmean(vals[:3]) if vals else None
             stage[f"{key}_last3"] = statistics.fmean(vals[-3:]) if vals else None
         out["stages"].append(stage)
-        if i == 0:
-            out["initial_reward"] = stage["reward_first3"]  # the paper's "initial training reward"
-    for name in ["base"] + [d.name for d in folders]:
-        path = run_dir / "eval" / name / "results.json"
-        if path.exists():
-            out["eval"][name] = json.loads(path.read_text())
-    out["final"] = folders[-1].name if folders else None
-    exp = run_dir / "experiment.json"
-    out["seconds"] = json.loads(exp.read_text())["seconds"] if exp.exists() else None
+    if out["stages"]:
+        out["initial_reward"] = out["stages"][0]["reward_first3"]  # the paper's "initial training reward"
+    out["final"] = stages[-1]["dir"] if stages else None
+    out["seconds"] = (read_json(run_dir / "experiment.json") or {}).get("seconds")
     return out
 
 

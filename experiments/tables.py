@@ -13,21 +13,14 @@ paired on the same held-out problems), as written by ``experiments/run.py``.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
 from pathlib import Path
 
+from stagerl.report.read import read_eval, read_json, read_stages
+
 HERE = Path(__file__).resolve().parent
-
-
-def _json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
 
 def pct(x) -> str:
@@ -49,21 +42,21 @@ def diff(p: dict | None) -> str:
 
 
 class Arm:
-    """One finished arm of one seed, as its run folder has it."""
+    """One finished arm of one seed, read with the report's readers (``stagerl.report.read``)."""
 
     def __init__(self, root: Path, seed: int, name: str):
         self.dir, self.name, self.seed = root / f"seed{seed}" / name, name, seed
-        self.stages = sorted((p for p in (self.dir / "stages").glob("*_*") if (p / "stage.json").exists()),
-                             key=lambda p: int(p.name.split("_")[0]))
-        self.info = [_json(p / "stage.json") for p in self.stages]
-        self.metrics = [_rows(p / "metrics.jsonl") for p in self.stages]
-        self.levels = _json(self.dir / "levels" / "stats.json").get("levels", {})
-        self.final = self.stages[-1].name if self.stages else None
-        self.pairs = _json(self.dir / "eval" / "compare.json").get("pairs", [])
-        self.seconds = _json(self.dir / "experiment.json").get("seconds", {})
+        self.stages = [st for st in read_stages(self.dir) if st["info"]]  # finished stages (stage.json)
+        self.info = [st["info"] for st in self.stages]
+        self.metrics = [st["metrics"] for st in self.stages]
+        self.levels = (read_json(self.dir / "levels" / "stats.json") or {}).get("levels", {})
+        self.final = self.stages[-1]["dir"] if self.stages else None
+        self.eval = read_eval(self.dir)
+        self.pairs = (read_json(self.dir / "eval" / "compare.json") or {}).get("pairs", [])
+        self.seconds = (read_json(self.dir / "experiment.json") or {}).get("seconds", {})
 
     def result(self, ckpt: str | None, bench: str) -> dict | None:
-        return _json(self.dir / "eval" / ckpt / "results.json").get(bench) if ckpt else None
+        return self.eval.get(ckpt, {}).get(bench) if ckpt else None
 
     def gain(self, bench: str, ckpt: str | None = None) -> dict | None:
         a = ckpt or self.final
@@ -82,13 +75,10 @@ class Arm:
         return statistics.fmean(vals) if vals else None
 
     def dev(self) -> str:
-        """dev_score per global step, e.g. ``0:0.41 4:0.44 ...`` (stage 2's step 0 omitted: same weights)."""
-        out, offset = [], 0
-        for i, rows in enumerate(self.metrics):
-            for r in rows:
-                if isinstance(r.get("dev_score"), (int, float)) and not (i and r["step"] == 0):
-                    out.append(f"{offset + r['step']}:{r['dev_score']:.2f}")
-            offset += self.info[i].get("steps") or 0
+        """dev_score per global step, e.g. ``0:0.41 4:0.44 ...`` (a later stage's step 0 is omitted: it
+        holds the previous stage's last weights)."""
+        out = [f"{r['_global']}:{r['dev_score']:.2f}" for i, st in enumerate(self.stages) for r in st["metrics"]
+               if isinstance(r.get("dev_score"), (int, float)) and not (i and r.get("step") == 0)]
         return " ".join(out) or "–"
 
     def minutes(self) -> str:
@@ -97,7 +87,7 @@ class Arm:
 
 def cross(root: Path, experiment: str, seed: int, a: str, bench: str) -> dict | None:
     """Paired difference of arm ``a``'s final checkpoint against the experiment's first arm."""
-    pairs = _json(root / "compare" / f"{experiment}-seed{seed}" / "compare.json").get("pairs", [])
+    pairs = (read_json(root / "compare" / f"{experiment}-seed{seed}" / "compare.json") or {}).get("pairs", [])
     return next((p for p in pairs if p["benchmark"] == bench and p["a"].split(":")[0].endswith(a)), None)
 
 
@@ -128,7 +118,7 @@ def claim_b(root: Path, seeds: list[int]) -> str:
             arm = Arm(root, s, name)
             st = [f"{i.get('steps')} ({i.get('reason')})" for i in arm.info]
             clip = [pct(statistics.fmean(v)) if (v := arm.series("clipped_ratio", i)) else "–" for i in range(len(arm.info))]
-            after1 = ci(arm.result(arm.stages[0].name, "heldout_math")) if len(arm.stages) > 1 else "–"
+            after1 = ci(arm.result(arm.stages[0]["dir"], "heldout_math")) if len(arm.stages) > 1 else "–"
             rows.append([s, name.split("-")[1], st[0] if st else "–", st[1] if len(st) > 1 else "–", " → ".join(clip) or "–",
                          after1, ci(arm.result(arm.final, "heldout_math")) if arm.final else "–", diff(arm.gain("heldout_math")),
                          "(reference)" if name.endswith("staged") else diff(cross(root, "staging", s, name, "heldout_math")),
