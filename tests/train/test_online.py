@@ -1,9 +1,10 @@
 """Online filtering on TRL's real trainer with a tiny real Llama: dynamic sampling drops all-equal
 groups and refills them (same domain), within the round bound; predictive skipping skips and explores."""
 
-import hashlib
 import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,34 +16,14 @@ from stagerl.train.callbacks import StageMetricsCallback
 from stagerl.train.grpo import grpo_config, stage_dataset
 from stagerl.train.online import OnlineGRPOTrainer, PassRateEstimator, has_signal, pool_rows
 
+sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: parity.py beside the tests
+from parity import ParityReward  # noqa: E402
+
 
 def problem(pid: str, domain: str) -> Problem:
     if domain == "math":
         return Problem(id=pid, domain="math", prompt=f"Problem {pid}: what is 2 + 2?", answer="4")
     return Problem(id=pid, domain="code", prompt=f"Task {pid}: print 4.", tests={"inputs": [""], "outputs": ["4\n"]})
-
-
-class ParityReward:
-    """A real reward with known structure: problems named ``hard*`` always score 0; the others score
-    the parity of a hash of the completion text, so their groups almost always differ."""
-
-    __name__ = "parity"
-
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []  # problem ids per call, i.e. per generation round
-        self.rewards: list[list[float]] = []
-
-    def __call__(self, completions, problem_id, **_):
-        self.calls.append(list(problem_id))
-        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        self.rewards.append([0.0 if pid.startswith("hard") else float(hashlib.sha256(t.encode()).digest()[0] % 2)
-                for pid, t in zip(problem_id, texts)])
-        return self.rewards[-1]
-
-    def empty_groups(self, r: int, G: int) -> list[str]:
-        """Problem ids of round ``r``'s groups without signal."""
-        ids, rs = self.calls[r], self.rewards[r]
-        return [ids[g] for g in range(0, len(ids), G) if not has_signal(rs[g:g + G])]
 
 
 def make_trainer(model_dir, tmp_path, pool, online, steps=2, prompts=4, G=4, reward=None):
