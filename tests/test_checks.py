@@ -156,6 +156,21 @@ def test_check_prints_the_plan(tmp_path, tiny_model_dir):
     assert not (tmp_path / "runs").exists()
 
 
+def test_paper_preset_passes_check_on_a_node_of_eight(tmp_path):
+    """The shipped paper recipe passes `stagerl check` for 8 processes (issue 11) and prints its plan:
+    one 16k / 24k sequence per device per pass, 256 passes per step."""
+    out = subprocess.run([sys.executable, "-m", "stagerl.cli", "check", "paper", "--world-size", "8",
+                          "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "\n0 problem(s)" in text
+    for stage, limit in (("stage1 on L2", "16,384"), ("stage2 on L3", "24,576")):
+        assert f"stage {stage}: 128 prompts x 16 = 2048 completions per step (1 per device x 8 process(es) x 256 accumulation)" in text
+        assert f"1 sequences per device per pass x 256 passes per step; at most {limit} completion tokens" in text
+    assert main(["check", "paper", "--world-size", "3", "--runs-dir", str(tmp_path / "runs")]) == 2  # 2048 / 3: refused
+    assert not (tmp_path / "runs").exists()
+
+
 def test_trl_keys_are_checked_without_importing_trl():
     """The GRPOConfig field names read from source equal the imported class's."""
     import dataclasses
