@@ -4,8 +4,9 @@ Same model (SmolLM2-135M-Instruct), same problems (generated arithmetic), same r
 (``stagerl.rewards`` through the adapter's reward), same settings (lr, group size, batch, lengths,
 KL and its bias correction, entropy, loss type, reward scaling, truncation masking, temperature,
 seed, CPU) and the same prompts in the same order (the anchor is given our mixed-order dataset with
-``shuffle_dataset=False``), so both sample the same completions: the script checks that each
-step's mean completion length is equal on both sides and reports ``ok=no`` otherwise. Ours adds what
+``shuffle_dataset=False``), so both should sample the same completions: the script checks what it
+can see of that, each step's mean completion length on both sides, and reports ``ok=no`` when they
+differ. Ours adds what
 a stage adds: the metrics callback writing ``metrics.jsonl``, TensorBoard event files (on by
 default), the checkpoint policy (every 50 steps: none falls inside these runs), the final save and
 ``stage.json``.
@@ -17,8 +18,10 @@ optimizer step, after the step and its callbacks): ours from the ``seconds`` col
 
 The two sides run **at the same time**, each in its own process pinned to its own CPU core (one
 torch thread each), and swap cores every round. On the development box the machine's speed drifts
-by 10-20% over minutes (whole runs slower, every step alike), far more than the 5% goal; run one
-after the other, that drift lands on one side, run side by side it lands on both. The result is the
+over minutes (from ~17 to ~21 s/step in an hour): run one after the other, that drift lands on one
+side; run side by side, on both. Each process also runs 5-15% faster or slower than another doing
+the same work (every step alike), far more than the 5% goal: that noise is per run, which is why
+the interval resamples whole rounds and why several rounds are needed. The result is the
 total time of ours' measured steps over the anchor's (the same steps, the same work), with a 95%
 bootstrap interval over rounds; each round's ratio is printed too. ``--sequential`` runs
 the sides one after the other on the whole machine instead (ours first in even rounds).
@@ -45,6 +48,7 @@ from stagerl.config import RewardsConfig, StageConfig
 from stagerl.data import load_source
 from stagerl.data.prompts import to_messages
 from stagerl.models import resolve_model
+from stagerl.rundir import read_jsonl
 from stagerl.train.grpo import stage_dataset, train_stage
 from stagerl.train.reward import make_reward
 
@@ -58,11 +62,15 @@ def stage(steps: int) -> StageConfig:
                        plateau=None, math_code_ratio=None, seed=0)
 
 
+def bench_problems():
+    """The 16 generated arithmetic problems both sides train on."""
+    return load_source({"builtin": "demo_math", "n": 16, "seed": 0})
+
+
 def ours(model: str, problems, steps: int, out: Path) -> tuple[list[float], list[float]]:
     """Per-step seconds and mean completion lengths of one stage (from its metrics.jsonl)."""
     train_stage(model, problems, stage(steps), out, rewards=RewardsConfig(workers=1))
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    rows = [r for r in rows if r.get("step", 0) >= 1]
+    rows = [r for r in read_jsonl(out / "metrics.jsonl") if r.get("step", 0) >= 1]  # not the dev baseline row
     return [r["seconds"] for r in rows], [r["completion_length"] for r in rows]
 
 
@@ -124,16 +132,13 @@ def one_side(name: str, steps: int, out: Path, cpu: int | None) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     torch.set_num_threads(1)
-    times, lengths = SIDES[name](resolve_model("smollm2-135m"), problems(), steps, out / "run")
+    times, lengths = SIDES[name](resolve_model("smollm2-135m"), bench_problems(), steps, out / "run")
     (out / "side.json").write_text(json.dumps({"times": times, "lengths": lengths}))
 
 
-def problems():
-    return load_source({"builtin": "demo_math", "n": 16, "seed": 0})
-
-
 def run_round(r: int, a: argparse.Namespace, tmp: Path) -> dict[str, tuple[list[float], list[float]]]:
-    """Both sides of round ``r``: side by side on cores (r, r+1) mod 2, or one after the other."""
+    """Both sides of round ``r``, each in a child process: side by side (ours on the first core in even
+    rounds, on the second in odd ones), or one after the other (ours first in even rounds)."""
     cpus = sorted(os.sched_getaffinity(0))
     order = ("ours", "anchor") if r % 2 == 0 else ("anchor", "ours")
     procs = {}
@@ -179,8 +184,9 @@ def main() -> None:
     same_work = True
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
-            (o, lo), (n, ln) = (got := run_round(r, a, Path(tmp)))["ours"], got["anchor"]
-            same = lo == ln and len(o) == len(n) == a.steps - 1
+            got = run_round(r, a, Path(tmp))
+            (o, o_len), (n, n_len) = got["ours"], got["anchor"]
+            same = o_len == n_len and len(o) == len(n) == a.steps - 1
             same_work &= same
             rounds.append(list(zip(o, n)))
             print(f"round {r}: ours {sum(o) / len(o):.2f} s/step, anchor {sum(n) / len(n):.2f} s/step, "

@@ -17,6 +17,8 @@ import yaml
 from stagerl.data.problem import Problem
 from stagerl.levels.build import write_levels
 
+sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: helpers (parity.py) beside the tests
+
 
 
 @pytest.fixture(autouse=True)

@@ -32,4 +32,5 @@ trainer = OnlineGRPOTrainer(model=model_dir, reward_funcs=[reward], args=grpo_co
 reward.trainer = trainer
 trainer.train()
 rank = trainer.accelerator.process_index
-(out / f"rank{rank}.json").write_text(json.dumps({"rounds": [{"step": st, "ids": ids} for st, ids in zip(reward.steps, reward.calls)], "world": trainer.accelerator.num_processes}))
+rounds = [{"step": step, "ids": ids} for step, ids in zip(reward.steps, reward.calls)]
+(out / f"rank{rank}.json").write_text(json.dumps({"rounds": rounds, "world": trainer.accelerator.num_processes}))

@@ -3,8 +3,6 @@ groups and refills them (same domain), within the round bound; predictive skippi
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +14,7 @@ from stagerl.train.callbacks import StageMetricsCallback
 from stagerl.train.grpo import grpo_config, stage_dataset
 from stagerl.train.online import OnlineGRPOTrainer, PassRateEstimator, has_signal, pool_rows
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: parity.py beside the tests
-from parity import ParityReward  # noqa: E402
+from parity import ParityReward  # tests/train is on the path: conftest.py
 
 
 def problem(pid: str, domain: str) -> Problem:
