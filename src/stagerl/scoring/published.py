@@ -280,16 +280,21 @@ def read_published(source: str | Path, form: str | Path | dict | None = "flat") 
 
 
 def convert(source: str | Path, form: str | Path | dict | None, cache_dir: str | Path | None = None) -> Path:
-    """:func:`read_published` written once as a long parquet under ``$STAGERL_CACHE/tables`` (named by
-    a hash of the source and the form); returns its path, which ``--table`` then reads as usual."""
+    """:func:`read_published` written once as a long parquet under ``$STAGERL_CACHE/tables`` (named
+    ``<source name>.<form>.<hash of source, form and content>.parquet``); returns its path, which
+    ``--table`` then reads as usual."""
     from ..models import cache_root
     from ..rundir import atomic_path
 
     table = read_published(source, form)
     spec = load_form(form)
-    key = hashlib.sha256(json.dumps([str(Path(source).resolve()) if not str(source).startswith("hf:") else str(source),
-                                     spec, table.to_csv(index=False)], sort_keys=True, default=str).encode())
-    out = Path(cache_dir or Path(cache_root()) / "tables") / f"{key.hexdigest()[:16]}.parquet"
+    where = str(source) if str(source).startswith("hf:") else str(Path(source).resolve())
+    key = hashlib.sha256(json.dumps([where, spec], sort_keys=True, default=str).encode())
+    key.update(pd.util.hash_pandas_object(table, index=False).values.tobytes())  # the content, not only the name
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(where.rstrip("/")).name.split(".")[0])[:60]
+    label = form or "flat"
+    name = f"{stem}.{label if isinstance(label, str) and label in (*FORMS, 'flat', 'stagerl') else 'form'}"
+    out = Path(cache_dir or Path(cache_root()) / "tables") / f"{name}.{key.hexdigest()[:12]}.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     if not out.is_file():
         with atomic_path(out) as tmp:
