@@ -167,3 +167,14 @@ def test_cli_levels_from_a_published_table(tmp_path, tiny_model_dir):
     assert out.returncode == 0, out.stderr
     got = {f.stem: sorted(pd.read_parquet(f)["id"]) for f in (tmp_path / "runs" / "pub" / "levels").glob("*.parquet")}
     assert got == {"L1": ["What is 6*7?"], "L2": ["What is 12/4?", "What is 17+26?", "What is 6*7?"]}
+
+
+def test_cli_refuses_a_malformed_table_before_any_work(tmp_path, tiny_model_dir):
+    recipe = _recipe(tmp_path, tiny_model_dir, paper_without_l3().to_dict(), ["L2"])
+    bad = _mutate(tmp_path, 3, pass_rate_7b="abc")
+    for command in ("check", "levels"):
+        out = subprocess.run([sys.executable, "-m", "stagerl.cli", command, str(recipe), "--table", str(bad),
+                              "--table-form", "am-team"], capture_output=True, text=True)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert f"{bad}: line 3: field 'pass_rate_7b' (model 'r1-distill-qwen-7b'): 'abc' is not a pass rate" in out.stderr
+    assert not (tmp_path / "runs").exists()
