@@ -145,6 +145,7 @@ def _models(recipe: Recipe, out: Inspection, needed: bool) -> None:
 
 def _rules(recipe: Recipe, out: Inspection, table: Any) -> Any:
     from .levels.rules import RulesError, bind, load_rules
+    from .scoring.published import alias_used, levels_note
 
     try:
         rules = load_rules(recipe.levels.rules)
@@ -168,10 +169,11 @@ def _rules(recipe: Recipe, out: Inspection, table: Any) -> Any:
     else:
         scored, what = {m.name for m in recipe.scoring.models}, "scoring.models"
     for alias, name in rules.models.items():
-        if name not in scored:
+        if name not in scored and alias_used(rules, alias):  # an alias no level or keep uses cannot matter
             path = f"levels.bind.{alias}" if alias in recipe.levels.bind else f"levels.rules: models.{alias}"
             out.add(path, f"rule alias {alias!r} is bound to model {name!r}, which is not scored ({what}: "
-                          f"{', '.join(sorted(scored)) or 'none'}); bind it with levels.bind or score that model")
+                          f"{', '.join(sorted(scored)) or 'none'}); bind it with levels.bind or score that model"
+                          + levels_note(rules, scored, alias))
     return rules
 
 

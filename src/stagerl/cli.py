@@ -6,6 +6,8 @@ import argparse
 import sys
 
 RECIPE_HELP = "recipe YAML file, or a built-in recipe name (demo, paper)"
+TABLE_FORM_HELP = ("how --table holds its difficulty: am-team, polaris, flat, stagerl (our --export folder), or a "
+                   "YAML mapping file (docs/tables.md)")
 RETRAIN_HELP = ("train again a stage whose settings, problems or starting checkpoint changed since it trained "
                 "(and the stages after it), replacing their folders; without it such a stage stops the command")
 
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = with_recipe("check", "check the whole recipe (in seconds, nothing is run) and print the plan", work=False)
     sp.add_argument("--table", help="the pass-rate table `stagerl levels --table` would use")
+    sp.add_argument("--table-form", help=TABLE_FORM_HELP)
 
     sp = with_recipe("score", "sample each problem k times per reference model; write pass_rates.parquet")
     sp.add_argument("--fixed", action="store_true", help="the paper's fixed protocol: all k samples for every pair")
@@ -76,8 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="delete the stored samples of problems whose prompt changed, and draw them again")
 
     sp = with_recipe("levels", "cut scored problems into difficulty levels by the recipe's rules")
-    sp.add_argument("--table", help="a pass-rate table made elsewhere (parquet/csv/jsonl, long or one column per model)")
+    sp.add_argument("--table", help="a pass-rate table made elsewhere (parquet/csv/jsonl, long or one column per model; "
+                    "with --table-form also a folder of our export or hf:NAME[:FILES])")
+    sp.add_argument("--table-form", help=TABLE_FORM_HELP)
     sp.add_argument("--export", metavar="DIR", help="also write a Hugging Face dataset folder with a dataset card")
+    sp.add_argument("--format", choices=("hf", "verl"), default="hf",
+                    help="--export as a Hugging Face dataset folder (hf) or as verl RL parquet files (verl)")
+
+    sp = sub.add_parser("export-plan", help="the recipe's staged plan as another trainer's commands (docs/verl.md)",
+                        description="the recipe's staged plan as another trainer's commands (markdown on stdout)")
+    sp.add_argument("recipe", help=RECIPE_HELP)
+    sp.add_argument("--format", choices=("verl",), default="verl", help="the trainer (verl)")
+    sp.add_argument("--data", default="$DATA", help="the folder `stagerl levels --export DIR --format verl` wrote")
 
     sp = with_recipe("train", "staged GRPO training of the policy on the levels (TRL)")
     sp.add_argument("--retrain", action="store_true", help=RETRAIN_HELP)
@@ -112,11 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _table(args: argparse.Namespace):
+    """``--table``, converted first through ``--table-form`` (or from an ``hf:`` source) to a long table file."""
+    if args.table and (args.table_form or str(args.table).startswith("hf:")):
+        from .scoring.published import convert
+
+        return str(convert(args.table, args.table_form))
+    return args.table
+
+
 def _check(args: argparse.Namespace) -> int:
     from .checks import inspect_recipe, plan_lines
 
     recipe = _recipe(args)
-    found = inspect_recipe(recipe, args.world_size, "check", table=args.table)
+    found = inspect_recipe(recipe, args.world_size, "check", table=_table(args))
     print("\n".join(plan_lines(recipe, found)))
     return 2 if found.errors else 0
 
@@ -135,11 +157,17 @@ def main(argv: list[str] | None = None) -> int:
             pipeline.run_score(_recipe(args), fixed=args.fixed, limit=args.limit,
                                rescore_changed=args.rescore_changed, **common)
         elif args.command == "levels":
-            pipeline.run_levels(_recipe(args), table_path=args.table, export=args.export, **common)
+            pipeline.run_levels(_recipe(args), table_path=_table(args), export=args.export,
+                                export_format=args.format, **common)
         elif args.command == "train":
             pipeline.run_train(_recipe(args), retrain=args.retrain, **common)
         elif args.command == "eval":
             pipeline.run_eval(_eval_recipe(args), _checkpoint_pairs(args.checkpoint), **common)
+        elif args.command == "export-plan":
+            from .config import load_recipe
+            from .curriculum.verl_plan import verl_plan
+
+            print(verl_plan(load_recipe(args.recipe), args.data), end="")
         elif args.command == "report":
             pipeline.run_report(args.run_dir)
         elif args.command == "compare":

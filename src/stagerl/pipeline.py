@@ -165,7 +165,7 @@ def table_digest(table: pd.DataFrame) -> str:
 
 
 def run_levels(recipe: Recipe, table_path: str | Path | None = None, export: str | Path | None = None,
-               wait: bool = False, world: int | None = None) -> dict:
+               wait: bool = False, world: int | None = None, export_format: str = "hf") -> dict:
     """Cut the scored problems into levels (replacing levels/ as one set); optionally export them
     as a Hugging Face dataset. ``levels/stats.json`` records the table and rules they came from."""
     from .levels import build_levels, export_dataset, read_table, write_levels, write_stats
@@ -188,7 +188,12 @@ def run_levels(recipe: Recipe, table_path: str | Path | None = None, export: str
         replace_dir(run.levels, fill)
         for name, df in levels.items():
             log(f"level {name}: {len(df)} problems")
-        if export:
+        if export and export_format == "verl":
+            from .levels.export_verl import export_verl
+
+            export_verl(levels, Path(export), recipe.prompt.messages)
+            log(f"exported the levels as verl parquet to {export}")
+        elif export:
             info = {"reference_models": [m.name for m in recipe.scoring.models], "k": recipe.scoring.k,
                     "sampling": vars(recipe.scoring.sampling), "sources": [str(s) for s in recipe.data]}
             export_dataset(levels, rules, Path(export), info)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from . import sandbox
 from .code import SandboxError, code_reward, code_rewards, sandbox_record, sandbox_status
 from .math import math_reward, math_rewards
+from .verl import trl_reward  # the same rewards for verl (compute_score) and a plain trl.GRPOTrainer
 
 __all__ = ["math_reward", "math_rewards", "code_reward", "code_rewards", "problem_rewards", "sandbox_status",
-           "sandbox_record", "configure_rewards", "SandboxError"]
+           "sandbox_record", "configure_rewards", "SandboxError", "trl_reward"]
 
 
 def configure_rewards(cfg) -> None:
