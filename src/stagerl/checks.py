@@ -180,7 +180,7 @@ def _stages(recipe: Recipe, out: Inspection, rules: Any, needed: bool) -> None:
         if needed:
             out.add("train.stages", "lists no training stages")
         return
-    from .valid import ConfigError, batch_split
+    from .valid import ConfigError, batch_split, did_you_mean
 
     valid = grpo_fields() if any(stage.trl for stage in recipe.train.stages) else set()
     for i, stage in enumerate(recipe.train.stages):
@@ -188,8 +188,8 @@ def _stages(recipe: Recipe, out: Inspection, rules: Any, needed: bool) -> None:
         if rules is not None:
             for name in stage.levels:
                 if name not in rules.levels:
-                    out.add(f"{where}.levels", f"level {name!r} is not a level of the rules "
-                                               f"(levels: {', '.join(rules.levels)})")
+                    out.add(f"{where}.levels", f"level {name!r} is not a level of the rules"
+                            f"{did_you_mean(name, rules.levels)} (levels: {', '.join(rules.levels)})")
         from .train.promises import promise_issues
 
         for key, message in promise_issues(stage):   # keys that would break the adapter's promises

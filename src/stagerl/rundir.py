@@ -37,6 +37,17 @@ class RunFolderError(ValueError):
     """A run folder is missing, in use, or holds a file that cannot be read (names file and line)."""
 
 
+def run_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a run name (None when it can): a run folder is one folder inside the
+    runs folder, so a name is a single path component (no ``/``, ``\\``, ``..``, leading ``.``)."""
+    if not isinstance(name, str) or not name.strip():
+        return f"must be a non-empty string, got {name!r}"
+    if "/" in name or "\\" in name or "\0" in name or name.startswith(".") or name != name.strip():
+        return (f"{name!r} is not a folder name: a run name is one folder inside the runs folder (no '/', "
+                "'\\', surrounding spaces or leading '.'); set runs_dir to put runs elsewhere")
+    return None
+
+
 class RunDir:
     """The paths of one run folder (nothing is created by asking for a path)."""
 

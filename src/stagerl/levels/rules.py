@@ -194,18 +194,21 @@ def load_rules(spec: str | Path | dict | Rules) -> Rules:
         return spec
     where = "rules"
     if not isinstance(spec, dict):
+        from ..yamlfile import YamlFileError, load_yaml, read_text
+
         path = Path(spec)
-        if path.is_file():
-            text, where = path.read_text(), str(path)
-        else:
-            preset = resources.files("stagerl.levels").joinpath("presets", f"{spec}.yaml")
-            if not _LEVEL_NAME.match(str(spec)) or not preset.is_file():
-                raise RulesError(f"no rules file {str(spec)!r} and no preset of that name (presets: {', '.join(presets())})")
-            text, where = preset.read_text(), f"preset {spec!r}"
         try:
-            spec = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise RulesError(f"{where}: not valid YAML: {e}") from None
+            if path.exists():
+                text, where = read_text(path, "rules file"), str(path)
+            else:
+                preset = resources.files("stagerl.levels").joinpath("presets", f"{spec}.yaml")
+                if not _LEVEL_NAME.match(str(spec)) or not preset.is_file():
+                    raise RulesError(f"no rules file {str(spec)!r} and no preset of that name (presets: "
+                                     f"{', '.join(presets())})")
+                text, where = preset.read_text(encoding="utf-8"), f"preset {spec!r}"
+            spec = load_yaml(text, where)
+        except YamlFileError as e:
+            raise RulesError(str(e)) from None
     if not isinstance(spec, dict):
         raise RulesError(f"{where}: expected a mapping with 'models' and 'levels'")
     unknown = sorted(set(spec) - {"models", "levels", "keep", "seed"}, key=str)
