@@ -65,6 +65,10 @@ class Inspection:
     benchmarks: list[tuple[str, int, int]] = field(default_factory=list)
     stages: list[dict] = field(default_factory=list)
     world_size: int = 1
+    problems: list | None = None
+    """The recipe's problems when every data source loaded (for the table checks)."""
+    table: Any = None
+    """The ``--table`` checks' findings (``levels.table_check.TableCheck``), when a table was given."""
 
     def add(self, path: str, message: str, severity: str = "error") -> None:
         self.issues.append(Issue(path, str(message), severity))
@@ -80,27 +84,33 @@ def world_size(given: int | None = None) -> int:
 
 
 def check_recipe(recipe: Recipe, world: int | None = None, command: str = "run", table: Any = None,
-                 checkpoints: dict[str, str] | None = None) -> list[Issue]:
+                 checkpoints: dict[str, str] | None = None, export: Any = None) -> list[Issue]:
     """Every problem of ``recipe`` for ``command`` (see the module docstring), errors and warnings."""
-    return inspect_recipe(recipe, world, command, table, checkpoints).issues
+    return inspect_recipe(recipe, world, command, table, checkpoints, export).issues
 
 
 def require_valid(recipe: Recipe, command: str = "run", world: int | None = None, table: Any = None,
-                  checkpoints: dict[str, str] | None = None) -> list[Issue]:
+                  checkpoints: dict[str, str] | None = None, export: Any = None) -> list[Issue]:
     """Raise ``RecipeError`` listing every problem if there is an error; return the warnings."""
-    issues = check_recipe(recipe, world, command, table, checkpoints)
+    issues = check_recipe(recipe, world, command, table, checkpoints, export)
     if any(i.severity == "error" for i in issues):
         raise RecipeError(f"recipe {recipe.name!r}", issues)
     return issues
 
 
 def inspect_recipe(recipe: Recipe, world: int | None = None, command: str = "run", table: Any = None,
-                   checkpoints: dict[str, str] | None = None) -> Inspection:
+                   checkpoints: dict[str, str] | None = None, export: Any = None) -> Inspection:
     out = Inspection(world_size=world_size(world))
     needs = NEEDS.get(command, NEEDS["run"])
     _data(recipe, out, "data" in needs)
     _models(recipe, out, "models" in needs)
-    rules = _rules(recipe, out, table)
+    if export is not None:
+        from .levels.export import export_problem
+
+        problem = export_problem(export, recipe.run_dir)
+        if problem:
+            out.add("--export", problem)
+    rules = _rules(recipe, out, table, export is not None)
     _stages(recipe, out, rules, "stages" in needs)
     _benchmarks(recipe, out, "benchmarks" in needs, checkpoints)
     return out
@@ -112,12 +122,16 @@ def _data(recipe: Recipe, out: Inspection, needed: bool) -> None:
     if not recipe.data and needed:
         out.add("data", "lists no training problems")
     seen: dict[str, int] = {}
+    loaded: list | None = []
     for i, spec in enumerate(recipe.data):
         try:
             problems = load_source(spec)
         except (ValueError, OSError, ImportError) as e:
             out.add(f"data[{i}]", e)
+            loaded = None
             continue
+        if loaded is not None:
+            loaded += problems
         for p in problems:
             if p.id in seen:
                 out.add(f"data[{i}]", f"problem id {p.id!r} is also in data[{seen[p.id]}]: ids must be unique "
@@ -125,6 +139,7 @@ def _data(recipe: Recipe, out: Inspection, needed: bool) -> None:
                 break
             seen[p.id] = i
         out.sources.append((str(spec), Counter(p.domain for p in problems)))
+    out.problems = loaded if recipe.data else None
 
 
 def _model(out: Inspection, path: str, spec: str, engine: str = "transformers", options: dict | None = None) -> None:
@@ -143,7 +158,13 @@ def _models(recipe: Recipe, out: Inspection, needed: bool) -> None:
     _model(out, "train.policy", recipe.train.policy)
 
 
-def _rules(recipe: Recipe, out: Inspection, table: Any) -> Any:
+def table_columns(recipe: Recipe, table: Any) -> dict[str, str]:
+    """``levels.table_columns`` for a table made elsewhere; none for the run's own pass_rates.parquet."""
+    own = Path(table).resolve() == (recipe.run_dir / "pass_rates.parquet").resolve()
+    return {} if own else dict(recipe.levels.table_columns)
+
+
+def _rules(recipe: Recipe, out: Inspection, table: Any, export: bool = False) -> Any:
     from .levels.rules import RulesError, bind, load_rules
 
     try:
@@ -157,14 +178,17 @@ def _rules(recipe: Recipe, out: Inspection, table: Any) -> Any:
         out.add("levels.bind", e)
         return rules
     if table is not None:
-        from .levels import read_table
+        from .levels.table_check import check_table
 
-        try:
-            t = read_table(table)
-        except (ValueError, OSError) as e:
-            out.add("--table", e)
+        found = out.table = check_table(table, rules, out.problems, table_columns(recipe, table),
+                                        recipe.levels.require_all, export)
+        for message in found.errors:
+            out.add("--table", message)
+        for message in found.warnings:
+            out.add("--table", message, "warning")
+        if found.table is None:
             return rules
-        scored, what = set(map(str, t["model"].unique())), f"models of the table {table}"
+        scored, what = set(map(str, found.table["model"].unique())), f"models of the table {table}"
     else:
         scored, what = {m.name for m in recipe.scoring.models}, "scoring.models"
     for alias, name in rules.models.items():

@@ -155,6 +155,13 @@ class LevelsConfig:
     """A preset name (``paper``, ``demo``), a YAML path, or the rules inline."""
     bind: dict[str, str] = field(default_factory=dict)
     """Model aliases of the rules bound to scoring model names, e.g. ``{small: r1-distill-1.5b}``."""
+    table_columns: dict[str, str] = field(default_factory=dict)
+    """Column names of a pass-rate table made elsewhere (``--table``), ours -> theirs: our column
+    names (``problem_id``, ``domain``, ``model``, ``pass_rate``, ...) or, for a table with one
+    column per model, ``<model name>: <its column>`` (see ``stagerl.levels.columns``)."""
+    require_all: bool = False
+    """Every problem of ``data`` must have a row in the pass-rate table (else an error; by default
+    the missing ones are counted in a warning and are in no level)."""
 
 
 @dataclass
@@ -306,6 +313,19 @@ def _join_path(folder: Path, path: str) -> str:
 def builtin_recipes() -> list[str]:
     folder = resources.files("stagerl") / "recipes"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def builtin_recipe_text(name: str | None) -> str:
+    """The YAML of built-in recipe ``name`` as shipped (comments included); with no name, the list."""
+    if not name:
+        return "built-in recipes: " + ", ".join(builtin_recipes()) + " (`stagerl recipe NAME` prints one)\n"
+    path = resources.files("stagerl") / "recipes" / f"{name}.yaml"
+    if "/" in name or not path.is_file():
+        from .valid import did_you_mean
+
+        raise ConfigError(f"no built-in recipe {name!r}{did_you_mean(name, builtin_recipes())} "
+                          f"(built-in: {', '.join(builtin_recipes())})")
+    return path.read_text(encoding="utf-8")
 
 
 def to_dict(obj: Any) -> Any:

@@ -41,8 +41,15 @@ def build_report(run_dir: str | Path) -> Path:
 
 def _scoring_section(page: Page, run_dir: Path, table, palette: plots.Palette) -> None:
     page.section("Difficulty scoring")
+    given = ((read_json(run_dir / "levels" / "stats.json") or {}).get("inputs") or {}).get("table_info")
+    if given:  # levels built from a table made elsewhere (`stagerl levels --table`)
+        page.text(f"Pass rates from a table made elsewhere, not scored here: `{given.get('path')}` "
+                  f"({fmt(given.get('rows'))} rows; columns: {', '.join(map(str, given.get('columns', [])))}; "
+                  f"models: {', '.join(map(str, given.get('models', []))) or 'none'}). How its rates were "
+                  "sampled is not recorded in it.")
     if table is None:
-        page.missing("No pass_rates.parquet: difficulty scoring has not run.")
+        if not given:
+            page.missing("No pass_rates.parquet: difficulty scoring has not run.")
         return
     ledger = read_json(run_dir / "ledger.json") or {}
     per = ledger.get("models", ledger)
@@ -71,7 +78,7 @@ def _levels_section(page: Page, run_dir: Path, stages: list[dict], palette: plot
     else:
         levels = stats.get("levels", {})
         domains = sorted({d for c in levels.values() for d in c if d != "total"})
-        page.text(f"{fmt(stats.get('problems'))} problems scored; {fmt(stats.get('dropped'))} dropped by the keep "
+        page.text(f"{fmt(stats.get('problems'))} problems with rates; {fmt(stats.get('dropped'))} dropped by the keep "
                   f"rule; {fmt(stats.get('in_no_level'))} in no level.")
         page.table(["level", "problems"] + domains,
                    [[n, c.get("total", 0)] + [c.get(d, 0) for d in domains] for n, c in levels.items()], "levels")
