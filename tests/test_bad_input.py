@@ -232,5 +232,5 @@ def test_card_and_report_of_a_table_run_describe_the_table(tmp_path, capsys):
     assert "Models in the table: b, s" in card
     assert main(["report", str(tmp_path / "runs" / "r")]) == 0
     report = (tmp_path / "runs" / "r" / "report" / "report.md").read_text()
-    assert "scoring has not run" not in report
+    assert "scoring has not run" not in report and "Reference models: none scored here" in report
     assert f"Pass rates from a table made elsewhere, not scored here: `{table.resolve()}`" in report

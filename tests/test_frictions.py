@@ -103,6 +103,9 @@ def test_did_you_mean_for_keys_and_levels(tmp_path, capsys):
     recipe.write_text(yaml.safe_dump({"levels": {"rules": RULES}, "train": {"stages": [{"name": "s", "levels": ["l2"]}]}}))
     assert main(["check", str(recipe)]) == 2
     assert "train.stages[0].levels: level 'l2' is not a level of the rules; did you mean 'L2'?" in capsys.readouterr().out
+    recipe.write_text(yaml.safe_dump({"levels": {"rules": RULES, "bind": {"smal": "x"}}}))
+    assert main(["check", str(recipe)]) == 2
+    assert "levels.bind: cannot bind unknown alias 'smal'; did you mean 'small'?" in capsys.readouterr().out
 
 
 def test_report_on_a_folder_that_is_not_a_run_folder(tmp_path, capsys):

@@ -251,7 +251,10 @@ def bind(rules: Rules, mapping: dict[str, str]) -> Rules:
     """A copy of ``rules`` with aliases re-bound to other model names (e.g. ``{"small": "my-1.5b"}``)."""
     unknown = sorted(set(mapping) - set(rules.models))
     if unknown:
-        raise RulesError(f"cannot bind unknown alias {unknown[0]!r} (aliases: {', '.join(rules.models)})")
+        from ..valid import did_you_mean
+
+        raise RulesError(f"cannot bind unknown alias {unknown[0]!r}{did_you_mean(unknown[0], rules.models)} "
+                         f"(aliases: {', '.join(rules.models)})")
     bad = [a for a, n in mapping.items() if not isinstance(n, str) or not n]
     if bad:
         raise RulesError(f"cannot bind alias {bad[0]!r} to {mapping[bad[0]]!r}: expected a model name")

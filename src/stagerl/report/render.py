@@ -24,9 +24,11 @@ def build_report(run_dir: str | Path) -> Path:
     table = read_table(run_dir)
     models = [m["name"] for m in recipe.get("scoring", {}).get("models", [])]
     palette = plots.Palette(models + [s["dir"] for s in stages] + list(results))
+    given = table is None and _table_info(run_dir)
     if recipe:
+        refs = "none scored here (the levels come from a table made elsewhere)" if given else ", ".join(models) or "none"
         page.text(f"Policy: `{recipe.get('train', {}).get('policy', '?')}`. Reference models: "
-                  f"{', '.join(models) or 'none'}. The recipe as run: `recipe.yaml` in the run folder.")
+                  f"{refs}. The recipe as run: `recipe.yaml` in the run folder.")
     else:
         page.missing("No recipe.yaml in this run folder.")
     _sandbox_line(page, run_dir)
@@ -39,9 +41,14 @@ def build_report(run_dir: str | Path) -> Path:
     return page.write(run_dir / "report")
 
 
+def _table_info(run_dir: Path) -> dict | None:
+    """What ``levels --table`` recorded of a table made elsewhere (path, rows, columns, models)."""
+    return ((read_json(run_dir / "levels" / "stats.json") or {}).get("inputs") or {}).get("table_info")
+
+
 def _scoring_section(page: Page, run_dir: Path, table, palette: plots.Palette) -> None:
     page.section("Difficulty scoring")
-    given = ((read_json(run_dir / "levels" / "stats.json") or {}).get("inputs") or {}).get("table_info")
+    given = _table_info(run_dir)
     if given:  # levels built from a table made elsewhere (`stagerl levels --table`)
         page.text(f"Pass rates from a table made elsewhere, not scored here: `{given.get('path')}` "
                   f"({fmt(given.get('rows'))} rows; columns: {', '.join(map(str, given.get('columns', [])))}; "
