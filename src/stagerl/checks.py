@@ -7,6 +7,10 @@ seconds and without loading a model:
 * data sources and benchmarks load (every problem's tests well formed: ``data/problem.py``);
 * the level rules parse, ``levels.bind`` names their aliases, every alias is bound to a scored
   model (or a model of the ``--table`` given), and each stage's levels are levels of the rules;
+* a pass-rate table (``--table``, or the run's own for ``levels``) passes the checks of
+  ``levels/table_check.py`` (blank rates, ids of no problem, problems missing, the levels build),
+  and an ``--export`` folder can take the dataset (``levels/export.py``);
+* the run name is one folder inside ``runs_dir`` (``rundir.run_name_problem``);
 * each stage's ``trl`` keys are ``trl.GRPOConfig`` fields and its batch splits over the world size;
 * models and checkpoints resolve (a local path that does not exist is an error; a hub id not
   found locally is a warning: nothing is downloaded here).
@@ -102,6 +106,11 @@ def inspect_recipe(recipe: Recipe, world: int | None = None, command: str = "run
                    checkpoints: dict[str, str] | None = None, export: Any = None) -> Inspection:
     out = Inspection(world_size=world_size(world))
     needs = NEEDS.get(command, NEEDS["run"])
+    from .rundir import run_name_problem
+
+    if run_name_problem(recipe.name):  # set after loading (--name): Recipe checks it when loaded
+        out.add("name", run_name_problem(recipe.name))
+        return out  # every path of the run folder depends on it
     _data(recipe, out, "data" in needs)
     _models(recipe, out, "models" in needs)
     if export is not None:
@@ -160,8 +169,11 @@ def _models(recipe: Recipe, out: Inspection, needed: bool) -> None:
 
 def table_columns(recipe: Recipe, table: Any) -> dict[str, str]:
     """``levels.table_columns`` for a table made elsewhere; none for the run's own pass_rates.parquet."""
-    own = Path(table).resolve() == (recipe.run_dir / "pass_rates.parquet").resolve()
-    return {} if own else dict(recipe.levels.table_columns)
+    return {} if _own_table(recipe, table) else dict(recipe.levels.table_columns)
+
+
+def _own_table(recipe: Recipe, table: Any) -> bool:
+    return Path(table).resolve() == (Path(recipe.runs_dir) / recipe.name / "pass_rates.parquet").resolve()
 
 
 def _rules(recipe: Recipe, out: Inspection, table: Any, export: bool = False) -> Any:
@@ -180,12 +192,13 @@ def _rules(recipe: Recipe, out: Inspection, table: Any, export: bool = False) ->
     if table is not None:
         from .levels.table_check import check_table
 
-        found = out.table = check_table(table, rules, out.problems, table_columns(recipe, table),
-                                        recipe.levels.require_all, export)
+        columns = table_columns(recipe, table)
+        found = out.table = check_table(table, rules, out.problems, columns, recipe.levels.require_all, export)
+        key = "--table" if columns or not _own_table(recipe, table) else "pass_rates.parquet"
         for message in found.errors:
-            out.add("--table", message)
+            out.add(key, message)
         for message in found.warnings:
-            out.add("--table", message, "warning")
+            out.add(key, message, "warning")
         if found.table is None:
             return rules
         scored, what = set(map(str, found.table["model"].unique())), f"models of the table {table}"

@@ -189,8 +189,9 @@ def run_levels(recipe: Recipe, table_path: str | Path | None = None, export: str
                   "table_digest": table_digest(table), "rules": rules.to_dict(),
                   "problems_not_in_table": sum(p.id not in listed for p in problems)}
         if table_path is not None:  # a table made elsewhere: what it holds, for the card and the report
-            inputs["table_info"] = {"path": str(source.resolve()), "rows": int(len(read_frame(source))),
-                                    "columns": list(map(str, read_frame(source).columns)),
+            frame = read_frame(source)
+            inputs["table_info"] = {"path": str(source.resolve()), "rows": int(len(frame)),
+                                    "columns": list(map(str, frame.columns)),
                                     "models": sorted(map(str, table["model"].unique())),
                                     "column_map": columns}
 

@@ -75,7 +75,7 @@ def check_table(path: str | Path, rules: Rules | None, problems: list | None = N
         out.table = to_long(frame, model_columns)
     except (RulesError, OSError) as e:
         msg = str(e)
-        out.errors.append(msg if msg.startswith(str(path)) else f"{path}: {msg}")
+        out.errors.append(msg if str(path) in msg else f"{path}: {msg}")
         return out
     used = set(rules.models.values()) if rules is not None else None
     _blank_rates(path, frame, model_columns, used, out)
