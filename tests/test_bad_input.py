@@ -157,6 +157,14 @@ def test_bad_tables_are_refused_by_check_and_levels_writing_nothing(tmp_path, ca
     assert not (tmp_path / "runs").exists()  # no .lock, recipe.yaml or history.jsonl
 
 
+def test_non_utf8_table_names_file_and_line(tmp_path, capsys):
+    table = tmp_path / "rates.csv"
+    table.write_bytes("problem_id,s,b\na,0.5,1\ncaf\u00e9,0,0.5\n".encode("latin-1"))
+    assert run_levels(tmp_path, table) == 2
+    assert f"{table}, line 3, column 4: not UTF-8 text (byte 0xe9)" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_long_table_blank_rate_names_the_row(tmp_path, capsys):
     rows = [("a", "s", 0.5), ("a", "b", 1), ("b", "s", 0), ("b", "b", None), ("c", "s", 0), ("c", "b", 0.25)]
     table = tmp_path / "rates.parquet"

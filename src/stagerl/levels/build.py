@@ -123,7 +123,13 @@ def read_frame(path: str | Path) -> pd.DataFrame:
         else:
             df = pd.read_json(path, lines=True, encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise RulesError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save the file as UTF-8") from None
+        from ..yamlfile import YamlFileError, decode
+
+        try:  # the line and column of the first bad byte
+            decode(path.read_bytes(), str(path)) if not name.endswith(".gz") else None
+        except YamlFileError as where:
+            raise RulesError(str(where)) from None
+        raise RulesError(f"{path}: not UTF-8 text ({e.reason}); save the file as UTF-8") from None
     except (ValueError, OSError) as e:  # pandas' and pyarrow's parse errors are ValueErrors
         kind = "parquet" if name.endswith(".parquet") else "CSV" if name.endswith(".csv") else "JSON Lines"
         raise RulesError(f"{path}: cannot read it as a {kind} table: "
