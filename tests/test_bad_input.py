@@ -227,6 +227,9 @@ def test_export_is_built_aside_and_swapped_in_when_complete(tmp_path):
         export_dataset(broken, rules, out, {"k": 4})
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == old  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "rates.csv"]  # no half-built folder left
+    export_dataset({**levels, "L2": levels["L2"].iloc[:0]}, rules, out, {"k": 4})  # a complete one replaces it
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["L1.parquet"]  # no stale L2 beside the card
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "rates.csv"]
 
 
 def test_card_and_report_of_a_table_run_describe_the_table(tmp_path, capsys):
