@@ -14,7 +14,7 @@ import yaml
 from stagerl.cli import main
 from stagerl.config import ConfigError, builtin_recipes, load_recipe
 from stagerl.data import load_source
-from stagerl.levels import load_rules
+from stagerl.levels import RulesError, load_rules
 
 PROBLEMS = [{"id": "a", "prompt": "1+1?", "answer": "2"}, {"id": "b", "prompt": "2+2?", "answer": "4"}]
 RULES = {"models": {"small": "s", "big": "b"},
@@ -103,6 +103,8 @@ def test_did_you_mean_for_keys_and_levels(tmp_path, capsys):
     recipe.write_text(yaml.safe_dump({"levels": {"rules": RULES}, "train": {"stages": [{"name": "s", "levels": ["l2"]}]}}))
     assert main(["check", str(recipe)]) == 2
     assert "train.stages[0].levels: level 'l2' is not a level of the rules; did you mean 'L2'?" in capsys.readouterr().out
+    with pytest.raises(RulesError, match=r"rules\.kep: unknown key; did you mean 'keep'\?"):
+        load_rules({**RULES, "kep": "big in (0,1]"})
     recipe.write_text(yaml.safe_dump({"levels": {"rules": RULES, "bind": {"smal": "x"}}}))
     assert main(["check", str(recipe)]) == 2
     assert "levels.bind: cannot bind unknown alias 'smal'; did you mean 'small'?" in capsys.readouterr().out

@@ -213,7 +213,10 @@ def load_rules(spec: str | Path | dict | Rules) -> Rules:
         raise RulesError(f"{where}: expected a mapping with 'models' and 'levels'")
     unknown = sorted(set(spec) - {"models", "levels", "keep", "seed"}, key=str)
     if unknown:
-        raise RulesError(f"{where}.{unknown[0]}: unknown key (valid: models, levels, keep, seed)")
+        from ..valid import did_you_mean
+
+        raise RulesError(f"{where}.{unknown[0]}: unknown key{did_you_mean(unknown[0], ('models', 'levels', 'keep', 'seed'))} "
+                         "(valid: models, levels, keep, seed)")
     models = spec.get("models")
     if isinstance(models, list):
         models = {m: m for m in models}
