@@ -195,6 +195,7 @@ def test_export_to_a_file_or_of_empty_levels_leaves_levels_untouched(tmp_path, c
     assert run_levels(tmp_path, table) == 0
     levels = tmp_path / "runs" / "r" / "levels"
     before = {p.name: p.read_bytes() for p in levels.iterdir()}
+    history = (tmp_path / "runs" / "r" / "history.jsonl").read_text()
     capsys.readouterr()
     target = tmp_path / "out.txt"
     target.write_text("mine")
@@ -210,6 +211,7 @@ def test_export_to_a_file_or_of_empty_levels_leaves_levels_untouched(tmp_path, c
     (mine / "thesis.tex").write_text("x")
     assert run_levels(tmp_path, table, "--export", str(mine)) == 2  # replacing it would delete the thesis
     assert "holds other things than a dataset export (thesis.tex)" in capsys.readouterr().err
+    assert (tmp_path / "runs" / "r" / "history.jsonl").read_text() == history  # refused before it was recorded
 
 
 def test_export_is_built_aside_and_swapped_in_when_complete(tmp_path):
