@@ -82,7 +82,7 @@ def arm_dict(arm: str, folder: Path = HERE) -> dict:
 
 def with_seed(recipe: dict, seed: int, folder: Path = HERE) -> dict:
     """A copy with ``seed`` applied to generated training data, scoring sampling and every stage;
-    the level rules path made absolute (it is relative to the repository root in the files)."""
+    the level rules path made absolute (it is relative to the recipe file, as ``load_recipe`` reads it)."""
     d = copy.deepcopy(recipe)
     for src in d.get("data", []):
         if isinstance(src, dict) and src.get("builtin") in GENERATED:
@@ -92,7 +92,7 @@ def with_seed(recipe: dict, seed: int, folder: Path = HERE) -> dict:
         stage["seed"] = seed
     rules = d.get("levels", {}).get("rules")
     if isinstance(rules, str) and rules.endswith((".yaml", ".yml")) and not Path(rules).is_absolute():
-        d["levels"]["rules"] = str((folder.parent / rules).resolve())
+        d["levels"]["rules"] = str((folder / rules).resolve())
     return d
 
 

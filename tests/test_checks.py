@@ -202,7 +202,8 @@ def test_levels_of_an_external_table_check_its_models(tmp_path, tiny_model_dir):
     from stagerl.checks import check_recipe
 
     table = tmp_path / "rates.csv"
-    pd.DataFrame({"id": ["x"], "domain": ["math"], "pub_pass_rate": [0.5]}).to_csv(table, index=False)
+    pd.DataFrame({"id": ["demo-math-3-0000", "demo-math-3-0001"], "domain": ["math"] * 2,  # the recipe's problems
+                  "pub_pass_rate": [0.5, 1.0]}).to_csv(table, index=False)
     recipe = load_recipe(good(tmp_path, tiny_model_dir))
     recipe.levels.bind = {"policy": "pub"}
     assert not [i for i in check_recipe(recipe, command="levels", table=str(table)) if i.severity == "error"]

@@ -7,6 +7,10 @@ seconds and without loading a model:
 * data sources and benchmarks load (every problem's tests well formed: ``data/problem.py``);
 * the level rules parse, ``levels.bind`` names their aliases, every alias is bound to a scored
   model (or a model of the ``--table`` given), and each stage's levels are levels of the rules;
+* a pass-rate table (``--table``, or the run's own for ``levels``) passes the checks of
+  ``levels/table_check.py`` (blank rates, ids of no problem, problems missing, the levels build),
+  and an ``--export`` folder can take the dataset (``levels/export.py``);
+* the run name is one folder inside ``runs_dir`` (``rundir.run_name_problem``);
 * each stage's ``trl`` keys are ``trl.GRPOConfig`` fields and its batch splits over the world size;
 * models and checkpoints resolve (a local path that does not exist is an error; a hub id not
   found locally is a warning: nothing is downloaded here).
@@ -65,6 +69,10 @@ class Inspection:
     benchmarks: list[tuple[str, int, int]] = field(default_factory=list)
     stages: list[dict] = field(default_factory=list)
     world_size: int = 1
+    problems: list | None = None
+    """The recipe's problems when every data source loaded (for the table checks)."""
+    table: Any = None
+    """The ``--table`` checks' findings (``levels.table_check.TableCheck``), when a table was given."""
 
     def add(self, path: str, message: str, severity: str = "error") -> None:
         self.issues.append(Issue(path, str(message), severity))
@@ -80,27 +88,38 @@ def world_size(given: int | None = None) -> int:
 
 
 def check_recipe(recipe: Recipe, world: int | None = None, command: str = "run", table: Any = None,
-                 checkpoints: dict[str, str] | None = None) -> list[Issue]:
+                 checkpoints: dict[str, str] | None = None, export: Any = None) -> list[Issue]:
     """Every problem of ``recipe`` for ``command`` (see the module docstring), errors and warnings."""
-    return inspect_recipe(recipe, world, command, table, checkpoints).issues
+    return inspect_recipe(recipe, world, command, table, checkpoints, export).issues
 
 
 def require_valid(recipe: Recipe, command: str = "run", world: int | None = None, table: Any = None,
-                  checkpoints: dict[str, str] | None = None) -> list[Issue]:
+                  checkpoints: dict[str, str] | None = None, export: Any = None) -> list[Issue]:
     """Raise ``RecipeError`` listing every problem if there is an error; return the warnings."""
-    issues = check_recipe(recipe, world, command, table, checkpoints)
+    issues = check_recipe(recipe, world, command, table, checkpoints, export)
     if any(i.severity == "error" for i in issues):
         raise RecipeError(f"recipe {recipe.name!r}", issues)
     return issues
 
 
 def inspect_recipe(recipe: Recipe, world: int | None = None, command: str = "run", table: Any = None,
-                   checkpoints: dict[str, str] | None = None) -> Inspection:
+                   checkpoints: dict[str, str] | None = None, export: Any = None) -> Inspection:
     out = Inspection(world_size=world_size(world))
     needs = NEEDS.get(command, NEEDS["run"])
+    from .rundir import run_name_problem
+
+    if run_name_problem(recipe.name):  # set after loading (--name): Recipe checks it when loaded
+        out.add("name", run_name_problem(recipe.name))
+        return out  # every path of the run folder depends on it
     _data(recipe, out, "data" in needs)
     _models(recipe, out, "models" in needs)
-    rules = _rules(recipe, out, table)
+    if export is not None:
+        from .levels.export import export_problem
+
+        problem = export_problem(export, recipe.run_dir)
+        if problem:
+            out.add("--export", problem)
+    rules = _rules(recipe, out, table, export is not None)
     _stages(recipe, out, rules, "stages" in needs)
     _benchmarks(recipe, out, "benchmarks" in needs, checkpoints)
     return out
@@ -112,12 +131,16 @@ def _data(recipe: Recipe, out: Inspection, needed: bool) -> None:
     if not recipe.data and needed:
         out.add("data", "lists no training problems")
     seen: dict[str, int] = {}
+    loaded: list | None = []
     for i, spec in enumerate(recipe.data):
         try:
             problems = load_source(spec)
         except (ValueError, OSError, ImportError) as e:
             out.add(f"data[{i}]", e)
+            loaded = None
             continue
+        if loaded is not None:
+            loaded += problems
         for p in problems:
             if p.id in seen:
                 out.add(f"data[{i}]", f"problem id {p.id!r} is also in data[{seen[p.id]}]: ids must be unique "
@@ -125,6 +148,7 @@ def _data(recipe: Recipe, out: Inspection, needed: bool) -> None:
                 break
             seen[p.id] = i
         out.sources.append((str(spec), Counter(p.domain for p in problems)))
+    out.problems = loaded if recipe.data else None
 
 
 def _model(out: Inspection, path: str, spec: str, engine: str = "transformers", options: dict | None = None) -> None:
@@ -143,7 +167,16 @@ def _models(recipe: Recipe, out: Inspection, needed: bool) -> None:
     _model(out, "train.policy", recipe.train.policy)
 
 
-def _rules(recipe: Recipe, out: Inspection, table: Any) -> Any:
+def table_columns(recipe: Recipe, table: Any) -> dict[str, str]:
+    """``levels.table_columns`` for a table made elsewhere; none for the run's own pass_rates.parquet."""
+    return {} if _own_table(recipe, table) else dict(recipe.levels.table_columns)
+
+
+def _own_table(recipe: Recipe, table: Any) -> bool:
+    return Path(table).resolve() == (Path(recipe.runs_dir) / recipe.name / "pass_rates.parquet").resolve()
+
+
+def _rules(recipe: Recipe, out: Inspection, table: Any, export: bool = False) -> Any:
     from .levels.rules import RulesError, bind, load_rules
     from .scoring.published import alias_used, levels_note
 
@@ -158,14 +191,18 @@ def _rules(recipe: Recipe, out: Inspection, table: Any) -> Any:
         out.add("levels.bind", e)
         return rules
     if table is not None:
-        from .levels import read_table
+        from .levels.table_check import check_table
 
-        try:
-            t = read_table(table)
-        except (ValueError, OSError) as e:
-            out.add("--table", e)
+        columns = table_columns(recipe, table)
+        found = out.table = check_table(table, rules, out.problems, columns, recipe.levels.require_all, export)
+        key = "--table" if columns or not _own_table(recipe, table) else "pass_rates.parquet"
+        for message in found.errors:
+            out.add(key, message)
+        for message in found.warnings:
+            out.add(key, message, "warning")
+        if found.table is None:
             return rules
-        scored, what = set(map(str, t["model"].unique())), f"models of the table {table}"
+        scored, what = set(map(str, found.table["model"].unique())), f"models of the table {table}"
     else:
         scored, what = {m.name for m in recipe.scoring.models}, "scoring.models"
     for alias, name in rules.models.items():
@@ -182,7 +219,7 @@ def _stages(recipe: Recipe, out: Inspection, rules: Any, needed: bool) -> None:
         if needed:
             out.add("train.stages", "lists no training stages")
         return
-    from .valid import ConfigError, batch_split
+    from .valid import ConfigError, batch_split, did_you_mean
 
     valid = grpo_fields() if any(stage.trl for stage in recipe.train.stages) else set()
     for i, stage in enumerate(recipe.train.stages):
@@ -190,8 +227,8 @@ def _stages(recipe: Recipe, out: Inspection, rules: Any, needed: bool) -> None:
         if rules is not None:
             for name in stage.levels:
                 if name not in rules.levels:
-                    out.add(f"{where}.levels", f"level {name!r} is not a level of the rules "
-                                               f"(levels: {', '.join(rules.levels)})")
+                    out.add(f"{where}.levels", f"level {name!r} is not a level of the rules"
+                            f"{did_you_mean(name, rules.levels)} (levels: {', '.join(rules.levels)})")
         from .train.promises import promise_issues
 
         for key, message in promise_issues(stage):   # keys that would break the adapter's promises

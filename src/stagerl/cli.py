@@ -20,6 +20,17 @@ def _recipe(args: argparse.Namespace):
         recipe.name = args.name
     if getattr(args, "runs_dir", None):
         recipe.runs_dir = args.runs_dir
+    if getattr(args, "table_columns", None):
+        from .levels.columns import parse_columns
+
+        recipe.levels.table_columns = {**recipe.levels.table_columns, **parse_columns(args.table_columns)}
+    if getattr(args, "require_all", False):
+        recipe.levels.require_all = True
+    from .rundir import run_name_problem
+
+    problem = run_name_problem(recipe.name)
+    if problem:
+        raise ValueError(f"--name: {problem}")
     return recipe
 
 
@@ -68,9 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
                             help="if another process works in the run folder, wait for it instead of stopping")
         return sp
 
+    def table_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--table-columns", action="append", metavar="OURS=THEIRS,...",
+                        help="the table's column names, e.g. problem_id=qid,pass_rate=acc or, one column per model, "
+                             "r1-7b=acc_7b (adds to the recipe's levels.table_columns)")
+        sp.add_argument("--require-all", action="store_true",
+                        help="every problem of the recipe's data must have a row in the table (levels.require_all)")
+
     sp = with_recipe("check", "check the whole recipe (in seconds, nothing is run) and print the plan", work=False)
-    sp.add_argument("--table", help="the pass-rate table `stagerl levels --table` would use")
+    sp.add_argument("--table", help="the pass-rate table `stagerl levels --table` would use (the same checks)")
     sp.add_argument("--table-form", help=TABLE_FORM_HELP)
+    sp.add_argument("--export", metavar="DIR", help="the folder `stagerl levels --export` would write")
+    table_options(sp)
 
     sp = with_recipe("score", "sample each problem k times per reference model; write pass_rates.parquet")
     sp.add_argument("--fixed", action="store_true", help="the paper's fixed protocol: all k samples for every pair")
@@ -82,9 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--table", help="a pass-rate table made elsewhere (parquet/csv/jsonl, long or one column per model; "
                     "with --table-form also a folder of our export or hf:NAME[:FILES])")
     sp.add_argument("--table-form", help=TABLE_FORM_HELP)
-    sp.add_argument("--export", metavar="DIR", help="also write a Hugging Face dataset folder with a dataset card")
+    sp.add_argument("--export", metavar="DIR", help="also write a Hugging Face dataset folder with a dataset card "
+                    "(built aside, swapped in when complete)")
     sp.add_argument("--format", choices=("hf", "verl"), default="hf",
                     help="--export as a Hugging Face dataset folder (hf) or as verl RL parquet files (verl)")
+    table_options(sp)
 
     sp = sub.add_parser("export-plan", help="the recipe's staged plan as another trainer's commands (docs/verl.md)",
                         description="the recipe's staged plan as another trainer's commands (markdown on stdout)")
@@ -102,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="only this benchmark (repeatable): one of the recipe's, or a built-in set (math500, lcb_test, ...)")
     sp.add_argument("--limit", type=int, help="evaluate only the first N problems of each benchmark")
     sp.add_argument("--k", type=int, help="samples per problem (overrides the recipe's k)")
+
+    sp = sub.add_parser("recipe", help="print a built-in recipe's YAML (start your own from it)",
+                        description="print a built-in recipe's YAML, comments and all: "
+                                    "`stagerl recipe demo > my.yaml`, then edit")
+    sp.add_argument("builtin", nargs="?", help="a built-in recipe name; none lists them")
 
     sp = sub.add_parser("report", help="one HTML page (report/index.html) and its markdown twin from a run folder",
                         description="one self-contained HTML page (report/index.html) and its markdown twin "
@@ -138,7 +165,7 @@ def _check(args: argparse.Namespace) -> int:
     from .checks import inspect_recipe, plan_lines
 
     recipe = _recipe(args)
-    found = inspect_recipe(recipe, args.world_size, "check", table=_table(args))
+    found = inspect_recipe(recipe, args.world_size, "check", table=_table(args), export=args.export)
     print("\n".join(plan_lines(recipe, found)))
     return 2 if found.errors else 0
 
@@ -153,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args)
+        if args.command == "recipe":
+            from .config import builtin_recipe_text
+
+            print(builtin_recipe_text(args.builtin), end="")
+            return 0
         if args.command == "score":
             pipeline.run_score(_recipe(args), fixed=args.fixed, limit=args.limit,
                                rescore_changed=args.rescore_changed, **common)
@@ -181,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: everything generated so far is stored; run the same command again to resume",
               file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as e:  # config, data and level errors: say what and where
+    except (ValueError, OSError) as e:  # config, data, level and file errors: say what and where
         print(f"stagerl {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -155,6 +155,13 @@ class LevelsConfig:
     """A preset name (``paper``, ``demo``), a YAML path, or the rules inline."""
     bind: dict[str, str] = field(default_factory=dict)
     """Model aliases of the rules bound to scoring model names, e.g. ``{small: r1-distill-1.5b}``."""
+    table_columns: dict[str, str] = field(default_factory=dict)
+    """Column names of a pass-rate table made elsewhere (``--table``), ours -> theirs: our column
+    names (``problem_id``, ``domain``, ``model``, ``pass_rate``, ...) or, for a table with one
+    column per model, ``<model name>: <its column>`` (see ``stagerl.levels.columns``)."""
+    require_all: bool = False
+    """Every problem of ``data`` must have a row in the pass-rate table (else an error; by default
+    the missing ones are counted in a warning and are in no level)."""
 
 
 @dataclass
@@ -222,8 +229,20 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    def __post_init__(self) -> None:
+        from .rundir import run_name_problem
+
+        problem = run_name_problem(self.name)
+        _need(problem is None, "name", problem or "")
+
     @property
     def run_dir(self) -> Path:
+        """``<runs_dir>/<name>``; a name that would leave the runs folder (``../x``, set after loading,
+        e.g. by ``--name``) is a ``ConfigError``."""
+        from .rundir import run_name_problem
+
+        problem = run_name_problem(self.name)
+        _need(problem is None, "name", problem or "")
         return Path(self.runs_dir) / self.name
 
 
@@ -231,31 +250,82 @@ class Recipe:
 
 
 def load_recipe(spec: str | Path | dict) -> Recipe:
-    """Load a recipe from a YAML path, a built-in recipe name (``demo``, ``paper``) or a dict."""
+    """Load a recipe from a YAML path, a built-in recipe name (``demo``, ``paper``) or a dict.
+
+    In a recipe file, relative file paths (``data`` files, benchmark sources, a ``levels.rules``
+    YAML file) are relative to the recipe file's folder. A key given twice, a file that is not
+    UTF-8, an empty recipe or a folder is an error naming the file (and line)."""
+    from .yamlfile import YamlFileError, load_yaml, read_text
+
     if isinstance(spec, dict):
         return from_dict(Recipe, spec)
     path = Path(spec)
-    if not path.exists():
-        builtin = resources.files("stagerl") / "recipes" / f"{spec}.yaml"
-        if not builtin.is_file():
-            raise ConfigError(f"no recipe file {spec!r} and no built-in recipe of that name "
-                              f"(built-in: {', '.join(builtin_recipes())})")
-        text, where = builtin.read_text(), f"built-in recipe {spec!r}"
-    else:
-        text, where = path.read_text(), str(path)
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{where}: not valid YAML: {e}") from None
+        if not path.exists():
+            builtin = resources.files("stagerl") / "recipes" / f"{spec}.yaml"
+            if not builtin.is_file():
+                raise ConfigError(f"no recipe file {spec!r} and no built-in recipe of that name "
+                                  f"(built-in: {', '.join(builtin_recipes())})")
+            text, where = builtin.read_text(encoding="utf-8"), f"built-in recipe {spec!r}"
+        else:
+            text, where = read_text(path, "recipe file"), str(path)
+        data = load_yaml(text, where)
+    except YamlFileError as e:
+        raise ConfigError(str(e)) from None
+    if data is None:
+        raise ConfigError(f"{where}: the recipe is empty; start from a built-in one (`stagerl recipe demo > "
+                          f"{path.name if path.exists() else 'recipe.yaml'}`)")
+    if path.exists() and isinstance(data, dict):
+        data = _beside(data, path.parent)
     try:
         return from_dict(Recipe, data)
     except ConfigError as e:  # one line per problem, each named by file and key path
         raise ConfigError("\n".join(f"{where}: {line}" for line in str(e).splitlines())) from None
 
 
+def _beside(data: dict, folder: Path) -> dict:
+    """``data`` with the relative file paths of a recipe file joined to the file's ``folder``."""
+    def fix(source: Any) -> Any:
+        if isinstance(source, str) and not source.startswith(("builtin:", "hf:")):
+            return _join_path(folder, source)
+        if isinstance(source, dict) and isinstance(source.get("path"), str):
+            return {**source, "path": _join_path(folder, source["path"])}
+        return source
+
+    data = dict(data)
+    if isinstance(data.get("data"), list):
+        data["data"] = [fix(s) for s in data["data"]]
+    ev = data.get("eval")
+    if isinstance(ev, dict) and isinstance(ev.get("benchmarks"), list):
+        data["eval"] = {**ev, "benchmarks": [{**b, "source": fix(b["source"])} if isinstance(b, dict) and "source" in b
+                                             else b for b in ev["benchmarks"]]}
+    lv = data.get("levels")
+    if isinstance(lv, dict) and isinstance(lv.get("rules"), str) and lv["rules"].endswith((".yaml", ".yml")):
+        data["levels"] = {**lv, "rules": _join_path(folder, lv["rules"])}
+    return data
+
+
+def _join_path(folder: Path, path: str) -> str:
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else folder.resolve() / p)
+
+
 def builtin_recipes() -> list[str]:
     folder = resources.files("stagerl") / "recipes"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def builtin_recipe_text(name: str | None) -> str:
+    """The YAML of built-in recipe ``name`` as shipped (comments included); with no name, the list."""
+    if not name:
+        return "built-in recipes: " + ", ".join(builtin_recipes()) + " (`stagerl recipe NAME` prints one)\n"
+    path = resources.files("stagerl") / "recipes" / f"{name}.yaml"
+    if "/" in name or not path.is_file():
+        from .valid import did_you_mean
+
+        raise ConfigError(f"no built-in recipe {name!r}{did_you_mean(name, builtin_recipes())} "
+                          f"(built-in: {', '.join(builtin_recipes())})")
+    return path.read_text(encoding="utf-8")
 
 
 def to_dict(obj: Any) -> Any:

@@ -47,7 +47,7 @@ _ACTIVE: set[str] = set()
 @contextlib.contextmanager
 def session(recipe: Recipe, command: str, wait: bool = False, world: int | None = None, table=None,
             checkpoints: dict[str, str] | None = None,
-            preflight: Callable[[RunDir], None] | None = None) -> Iterator[RunDir]:
+            preflight: Callable[[RunDir], None] | None = None, export=None) -> Iterator[RunDir]:
     """Check the whole recipe (all problems at once, before anything is written), lock the run
     folder, run ``preflight(run)`` (the command's own refusals, e.g. stale samples), then record
     the recipe and append the command to ``history.jsonl``. A command refused by any of these
@@ -58,7 +58,7 @@ def session(recipe: Recipe, command: str, wait: bool = False, world: int | None 
             preflight(run)
         yield run
         return
-    for issue in require_valid(recipe, command, world, table, checkpoints):
+    for issue in require_valid(recipe, command, world, table, checkpoints, export):
         log(str(issue))  # warnings
     if int(os.environ.get("RANK", "0")) != 0:  # another rank of `accelerate launch`: rank 0 locks and records
         if preflight is not None:
@@ -167,17 +167,33 @@ def table_digest(table: pd.DataFrame) -> str:
 def run_levels(recipe: Recipe, table_path: str | Path | None = None, export: str | Path | None = None,
                wait: bool = False, world: int | None = None, export_format: str = "hf") -> dict:
     """Cut the scored problems into levels (replacing levels/ as one set); optionally export them
-    as a Hugging Face dataset. ``levels/stats.json`` records the table and rules they came from."""
-    from .levels import build_levels, export_dataset, read_table, write_levels, write_stats
+    as a Hugging Face dataset. ``levels/stats.json`` records the table and rules they came from.
+    The table checks (``levels/table_check.py``) and the export folder's run before anything is
+    written; an export is built aside and swapped in only when complete."""
+    from .checks import table_columns
+    from .levels import build_levels, export_dataset, read_frame, read_table, write_levels, write_stats
 
     source = Path(table_path or RunDir(recipe.run_dir).pass_rates)
-    with session(recipe, "levels", wait, world, table=table_path, preflight=lambda run: read_table(source)) as run:
-        table = read_table(source)
+    columns = table_columns(recipe, source)
+    with session(recipe, "levels", wait, world, table=source, export=export,
+                 preflight=lambda run: read_table(source, columns=columns)) as run:
+        table = read_table(source, columns=columns)
         rules = bound_rules(recipe)
-        levels = build_levels(table, rules, problems=load_problems(recipe))
+        problems = load_problems(recipe)
+        levels = build_levels(table, rules, problems=problems)
+        if export and not any(len(df) for df in levels.values()):  # before levels/ is replaced
+            raise ValueError(f"--export {export}: every level is empty ({', '.join(levels)}): nothing to export")
         inside = source.resolve().is_relative_to(run.root.resolve())  # relative: the folder may move
+        listed = set(table["problem_id"])
         inputs = {"table": str(source.resolve().relative_to(run.root.resolve()) if inside else source.resolve()),
-                  "table_digest": table_digest(table), "rules": rules.to_dict()}
+                  "table_digest": table_digest(table), "rules": rules.to_dict(),
+                  "problems_not_in_table": sum(p.id not in listed for p in problems)}
+        if table_path is not None:  # a table made elsewhere: what it holds, for the card and the report
+            frame = read_frame(source)
+            inputs["table_info"] = {"path": str(source.resolve()), "rows": int(len(frame)),
+                                    "columns": list(map(str, frame.columns)),
+                                    "models": sorted(map(str, table["model"].unique())),
+                                    "column_map": columns}
 
         def fill(tmp: Path) -> None:
             write_levels(levels, tmp)
@@ -194,8 +210,10 @@ def run_levels(recipe: Recipe, table_path: str | Path | None = None, export: str
             export_verl(levels, Path(export), recipe.prompt.messages)
             log(f"exported the levels as verl parquet to {export}")
         elif export:
-            info = {"reference_models": [m.name for m in recipe.scoring.models], "k": recipe.scoring.k,
-                    "sampling": vars(recipe.scoring.sampling), "sources": [str(s) for s in recipe.data]}
+            sources = [str(s) for s in recipe.data]
+            info = ({"table": inputs["table_info"], "sources": sources} if table_path is not None else
+                    {"reference_models": [m.name for m in recipe.scoring.models], "k": recipe.scoring.k,
+                     "sampling": vars(recipe.scoring.sampling), "sources": sources})
             export_dataset(levels, rules, Path(export), info)
             log(f"exported the leveled dataset to {export}")
     return levels

@@ -37,6 +37,17 @@ class RunFolderError(ValueError):
     """A run folder is missing, in use, or holds a file that cannot be read (names file and line)."""
 
 
+def run_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a run name (None when it can): a run folder is one folder inside the
+    runs folder, so a name is a single path component (no ``/``, ``\\``, ``..``, leading ``.``)."""
+    if not isinstance(name, str) or not name.strip():
+        return f"must be a non-empty string, got {name!r}"
+    if "/" in name or "\\" in name or "\0" in name or name.startswith(".") or name != name.strip():
+        return (f"{name!r} is not a folder name: a run name is one folder inside the runs folder (no '/', "
+                "'\\', surrounding spaces or leading '.'); set runs_dir to put runs elsewhere")
+    return None
+
+
 class RunDir:
     """The paths of one run folder (nothing is created by asking for a path)."""
 
@@ -79,10 +90,18 @@ class RunDir:
     def eval(self, checkpoint: str) -> Path:
         return self.root / "eval" / checkpoint
 
+    MARKERS = ("recipe.yaml", "history.jsonl", "samples.sqlite", "pass_rates.parquet", "levels", "stages", "eval")
+    """Entries of which a run folder holds at least one (every command writes recipe.yaml and history.jsonl)."""
+
     def require(self) -> "RunDir":
-        """This run folder, which must exist (a mistyped folder is an error, never created)."""
+        """This run folder, which must exist and hold a run's files (a mistyped folder is an error,
+        never created; a folder that is not a run folder is an error, never written to)."""
         if not self.root.is_dir():
-            raise RunFolderError(f"run folder not found: {self.root}")
+            raise RunFolderError(f"run folder not found: {self.root}" +
+                                 (" (it is a file)" if self.root.exists() else ""))
+        if not any((self.root / m).exists() for m in self.MARKERS):
+            raise RunFolderError(f"{self.root} is not a stagerl run folder (none of {', '.join(self.MARKERS)} in it); "
+                                 "pass a folder under your runs folder, e.g. runs/<name>")
         return self
 
 

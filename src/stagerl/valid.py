@@ -31,6 +31,16 @@ def _at_least(obj: Any, minimum: float, *keys: str) -> None:
         raise ConfigError("\n".join(bad))
 
 
+def did_you_mean(given: object, valid: Any) -> str:
+    """``"; did you mean 'x'?"`` naming the closest of ``valid`` to a misspelt ``given`` ('' if none is close)."""
+    import difflib
+
+    valid = [str(v) for v in valid]
+    same_case = [v for v in valid if v.lower() == str(given).lower()]
+    close = same_case or difflib.get_close_matches(str(given), valid, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _unique(key: str, names: list[str]) -> None:
     dup = [n for i, n in enumerate(names) if n in names[:i]]
     _need(not dup, key, f"names must be unique; {dup[0] if dup else ''!r} appears twice")
@@ -72,7 +82,7 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
         raise ConfigError(f"{where or 'recipe'}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    errors = [f"{_join(where, k)}: unknown key (valid keys: {', '.join(sorted(names))})"
+    errors = [f"{_join(where, k)}: unknown key{did_you_mean(k, names)} (valid keys: {', '.join(sorted(names))})"
               for k in sorted(set(data) - names, key=str)]
     kwargs = _collect({k: (lambda k=k, v=v: _convert(hints[k], v, _join(where, k))) for k, v in data.items()
                        if k in names}, errors)

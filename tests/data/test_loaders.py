@@ -50,7 +50,7 @@ def test_field_mapping_and_given_domain(tmp_path):
 
 @pytest.mark.parametrize("row, field", [
     ({"id": "x", "problem": "", "answer": "1"}, "prompt"),
-    ({"id": "x", "problem": "p"}, "domain"),
+    ({"id": "x", "problem": "p"}, "answer"),  # issue 25: the missing field, not "cannot tell math from code"
     ({"id": "x", "problem": "p", "tests": {"inputs": [1, 2], "outputs": [1]}}, "tests"),
     ({"id": "x", "problem": "p", "tests": "{not json"}, "tests"),
     ({"id": "x", "problem": "p", "answer": "1", "domain": "poetry"}, "domain"),

@@ -47,8 +47,14 @@ def _rows(path: Path) -> Iterator[tuple[str, Any]]:
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz")):
         opener = gzip.open if name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
+        with opener(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    yield f"line {n}", LoadError(f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                                                 "save the file as UTF-8")
+                    continue
                 if not line.strip():
                     continue
                 try:
@@ -56,10 +62,14 @@ def _rows(path: Path) -> Iterator[tuple[str, Any]]:
                 except json.JSONDecodeError as e:
                     yield f"line {n}", LoadError(f"not valid JSON ({e.msg} at column {e.colno})")
     elif name.endswith((".json", ".json.gz")):
+        from ..yamlfile import YamlFileError, decode
+
         opener = gzip.open if name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:
+        with opener(path, "rb") as f:
             try:
-                data = json.load(f)
+                data = json.loads(decode(f.read(), str(path)))
+            except YamlFileError as e:
+                raise LoadError(str(e)) from None
             except json.JSONDecodeError as e:
                 raise LoadError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
         if isinstance(data, dict) and isinstance(data.get("data"), list):
@@ -116,8 +126,10 @@ def row_to_problem(row: Any, fields: dict[str, str] | None = None, domain: str |
         answer = str(answer)
     dom = domain or values.get("domain") or ("code" if tests is not None else "math" if answer is not None else None)
     if dom is None:
-        raise LoadError("field 'domain': cannot tell math from code (no 'answer' and no 'tests'); "
-                        "map the columns with fields={...} or pass domain=")
+        tried = lambda ours: fields[ours] if ours in fields else "/".join(DEFAULT_COLUMNS[ours])  # noqa: E731
+        raise LoadError(f"field 'answer' is missing (column {tried('answer')}; a math row needs its answer, a code "
+                        f"row its 'tests' (column {tried('tests')}) or a 'domain'); columns of this row: "
+                        f"{', '.join(map(str, row)) or 'none'}. Map other column names with fields={{...}}")
     # columns we did not use (including an answer on a code row or tests on a math row) go to meta
     unused = {"answer"} if dom == "code" else {"tests"} if dom == "math" else set()
     used = {col for ours, col in cols.items() if ours not in unused}

@@ -78,16 +78,19 @@ class Problem:
 def _case_error(ins: list, outs: list, fn: str | None) -> str | None:
     """What is wrong with the test cases, as ``rewards.code`` will run them (None: well formed).
 
-    stdin mode: each input and output is text (a string, a number, or a list of lines). Call mode
-    (``fn_name``): each input is an argument list, or all inputs are LiveCodeBench's raw form (one
-    JSON value per line, with outputs as JSON text)."""
-    text = (str, int, float)
+    stdin mode (APPS/TACO): each input and output is the text fed on stdin or expected on stdout, a
+    string or a list of lines (strings); a bare number (``2`` for ``"2"``) is refused: its text is
+    not defined (``2.50`` reads as 2.5, ``1e3`` as 1000.0). Call mode (``fn_name``): each input is
+    an argument list, or all inputs are LiveCodeBench's raw form (one JSON value per line, with
+    outputs as JSON text); an output is the return value, of any JSON type."""
     if not fn:
         for key, cases in (("inputs", ins), ("outputs", outs)):
             for i, x in enumerate(cases):
-                if isinstance(x, bool) or not (isinstance(x, text) or isinstance(x, list)
-                                               and all(isinstance(v, text) for v in x)):
-                    return f"stdin-mode '{key}'[{i}] must be text (a string or a list of lines), got {x!r:.60}"
+                if not (isinstance(x, str) or isinstance(x, list) and all(isinstance(v, str) for v in x)):
+                    hint = f" (write the text, {json.dumps(str(x))})" if isinstance(x, (int, float)) and \
+                        not isinstance(x, bool) else ""
+                    return (f"stdin-mode '{key}'[{i}] must be text (a string or a list of lines), got "
+                            f"{type(x).__name__} {x!r:.60}{hint}")
         return None
     if all(isinstance(x, str) for x in ins):
         for key, cases in (("inputs", ins), ("outputs", outs)):

@@ -101,21 +101,56 @@ def to_long(df: pd.DataFrame, model_columns: dict[str, str] | None = None, domai
     return out
 
 
-def read_table(path: str | Path, model_columns: dict[str, str] | None = None, domain: str | None = None) -> pd.DataFrame:
-    """A pass-rate table from parquet, csv or jsonl, long or wide, in long form (see :func:`to_long`)."""
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """A table file (parquet, csv or jsonl) as it is, before any check; an unreadable, empty or
+    non-UTF-8 file is an error naming it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"pass-rate table not found: {path} (run `stagerl score` first, or pass --table)")
+    if path.is_dir():
+        raise RulesError(f"{path}: is a folder, not a pass-rate table file")
     name = path.name.lower()
-    if name.endswith(".parquet"):
-        df = pd.read_parquet(path)
-    elif name.endswith(".csv"):
-        df = pd.read_csv(path)
-    elif name.endswith((".jsonl", ".jsonl.gz")):
-        df = pd.read_json(path, lines=True)
-    else:
+    if not name.endswith((".parquet", ".csv", ".jsonl", ".jsonl.gz")):
         raise RulesError(f"{path}: unknown table format (expected .parquet, .csv or .jsonl)")
+    if path.stat().st_size == 0:
+        raise RulesError(f"{path}: the file is empty (expected a pass-rate table: a header and one row per "
+                         "problem and model, or per problem with one column per model)")
     try:
+        if name.endswith(".parquet"):
+            df = pd.read_parquet(path)
+        elif name.endswith(".csv"):
+            df = pd.read_csv(path, encoding="utf-8")
+        else:
+            df = pd.read_json(path, lines=True, encoding="utf-8")
+    except UnicodeDecodeError as e:
+        from ..yamlfile import YamlFileError, decode
+
+        try:  # the line and column of the first bad byte
+            decode(path.read_bytes(), str(path)) if not name.endswith(".gz") else None
+        except YamlFileError as where:
+            raise RulesError(str(where)) from None
+        raise RulesError(f"{path}: not UTF-8 text ({e.reason}); save the file as UTF-8") from None
+    except (ValueError, OSError) as e:  # pandas' and pyarrow's parse errors are ValueErrors
+        kind = "parquet" if name.endswith(".parquet") else "CSV" if name.endswith(".csv") else "JSON Lines"
+        raise RulesError(f"{path}: cannot read it as a {kind} table: "
+                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if not len(df):
+        raise RulesError(f"{path}: the table has no rows (columns: {list(map(str, df.columns))})")
+    return df
+
+
+def read_table(path: str | Path, model_columns: dict[str, str] | None = None, domain: str | None = None,
+               columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """A pass-rate table from parquet, csv or jsonl, long or wide, in long form (see :func:`to_long`).
+    ``columns`` renames the file's columns to ours first (see :func:`stagerl.levels.columns.map_columns`)."""
+    path = Path(path)
+    df = read_frame(path)
+    try:
+        if columns:
+            from .columns import map_columns
+
+            df, mapped = map_columns(df, columns)
+            model_columns = model_columns or mapped
         return to_long(df, model_columns, domain)
     except RulesError as e:
         raise RulesError(f"{path}: {e}") from None

@@ -194,23 +194,29 @@ def load_rules(spec: str | Path | dict | Rules) -> Rules:
         return spec
     where = "rules"
     if not isinstance(spec, dict):
+        from ..yamlfile import YamlFileError, load_yaml, read_text
+
         path = Path(spec)
-        if path.is_file():
-            text, where = path.read_text(), str(path)
-        else:
-            preset = resources.files("stagerl.levels").joinpath("presets", f"{spec}.yaml")
-            if not _LEVEL_NAME.match(str(spec)) or not preset.is_file():
-                raise RulesError(f"no rules file {str(spec)!r} and no preset of that name (presets: {', '.join(presets())})")
-            text, where = preset.read_text(), f"preset {spec!r}"
         try:
-            spec = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise RulesError(f"{where}: not valid YAML: {e}") from None
+            if path.exists():
+                text, where = read_text(path, "rules file"), str(path)
+            else:
+                preset = resources.files("stagerl.levels").joinpath("presets", f"{spec}.yaml")
+                if not _LEVEL_NAME.match(str(spec)) or not preset.is_file():
+                    raise RulesError(f"no rules file {str(spec)!r} and no preset of that name (presets: "
+                                     f"{', '.join(presets())})")
+                text, where = preset.read_text(encoding="utf-8"), f"preset {spec!r}"
+            spec = load_yaml(text, where)
+        except YamlFileError as e:
+            raise RulesError(str(e)) from None
     if not isinstance(spec, dict):
         raise RulesError(f"{where}: expected a mapping with 'models' and 'levels'")
     unknown = sorted(set(spec) - {"models", "levels", "keep", "seed"}, key=str)
     if unknown:
-        raise RulesError(f"{where}.{unknown[0]}: unknown key (valid: models, levels, keep, seed)")
+        from ..valid import did_you_mean
+
+        raise RulesError(f"{where}.{unknown[0]}: unknown key{did_you_mean(unknown[0], ('models', 'levels', 'keep', 'seed'))} "
+                         "(valid: models, levels, keep, seed)")
     models = spec.get("models")
     if isinstance(models, list):
         models = {m: m for m in models}
@@ -248,7 +254,10 @@ def bind(rules: Rules, mapping: dict[str, str]) -> Rules:
     """A copy of ``rules`` with aliases re-bound to other model names (e.g. ``{"small": "my-1.5b"}``)."""
     unknown = sorted(set(mapping) - set(rules.models))
     if unknown:
-        raise RulesError(f"cannot bind unknown alias {unknown[0]!r} (aliases: {', '.join(rules.models)})")
+        from ..valid import did_you_mean
+
+        raise RulesError(f"cannot bind unknown alias {unknown[0]!r}{did_you_mean(unknown[0], rules.models)} "
+                         f"(aliases: {', '.join(rules.models)})")
     bad = [a for a, n in mapping.items() if not isinstance(n, str) or not n]
     if bad:
         raise RulesError(f"cannot bind alias {bad[0]!r} to {mapping[bad[0]]!r}: expected a model name")

@@ -24,9 +24,11 @@ def build_report(run_dir: str | Path) -> Path:
     table = read_table(run_dir)
     models = [m["name"] for m in recipe.get("scoring", {}).get("models", [])]
     palette = plots.Palette(models + [s["dir"] for s in stages] + list(results))
+    given = table is None and _table_info(run_dir)
     if recipe:
+        refs = "none scored here (the levels come from a table made elsewhere)" if given else ", ".join(models) or "none"
         page.text(f"Policy: `{recipe.get('train', {}).get('policy', '?')}`. Reference models: "
-                  f"{', '.join(models) or 'none'}. The recipe as run: `recipe.yaml` in the run folder.")
+                  f"{refs}. The recipe as run: `recipe.yaml` in the run folder.")
     else:
         page.missing("No recipe.yaml in this run folder.")
     _sandbox_line(page, run_dir)
@@ -39,10 +41,22 @@ def build_report(run_dir: str | Path) -> Path:
     return page.write(run_dir / "report")
 
 
+def _table_info(run_dir: Path) -> dict | None:
+    """What ``levels --table`` recorded of a table made elsewhere (path, rows, columns, models)."""
+    return ((read_json(run_dir / "levels" / "stats.json") or {}).get("inputs") or {}).get("table_info")
+
+
 def _scoring_section(page: Page, run_dir: Path, table, palette: plots.Palette) -> None:
     page.section("Difficulty scoring")
+    given = _table_info(run_dir)
+    if given:  # levels built from a table made elsewhere (`stagerl levels --table`)
+        page.text(f"Pass rates from a table made elsewhere, not scored here: `{given.get('path')}` "
+                  f"({fmt(given.get('rows'))} rows; columns: {', '.join(map(str, given.get('columns', [])))}; "
+                  f"models: {', '.join(map(str, given.get('models', []))) or 'none'}). How its rates were "
+                  "sampled is not recorded in it.")
     if table is None:
-        page.missing("No pass_rates.parquet: difficulty scoring has not run.")
+        if not given:
+            page.missing("No pass_rates.parquet: difficulty scoring has not run.")
         return
     ledger = read_json(run_dir / "ledger.json") or {}
     per = ledger.get("models", ledger)
@@ -71,7 +85,7 @@ def _levels_section(page: Page, run_dir: Path, stages: list[dict], palette: plot
     else:
         levels = stats.get("levels", {})
         domains = sorted({d for c in levels.values() for d in c if d != "total"})
-        page.text(f"{fmt(stats.get('problems'))} problems scored; {fmt(stats.get('dropped'))} dropped by the keep "
+        page.text(f"{fmt(stats.get('problems'))} problems with rates; {fmt(stats.get('dropped'))} dropped by the keep "
                   f"rule; {fmt(stats.get('in_no_level'))} in no level.")
         page.table(["level", "problems"] + domains,
                    [[n, c.get("total", 0)] + [c.get(d, 0) for d in domains] for n, c in levels.items()], "levels")
