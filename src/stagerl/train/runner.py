@@ -34,7 +34,8 @@ from ..data.problem import Problem
 from ..data.prompts import to_messages
 from ..rundir import stage_finished, write_json
 from .grpo import TrainConfigError, check_stage, latest_checkpoint, train_stage
-from .identity import changes, stage_identity
+from .identity import ACCEPT_TRL_ENV, changes, stage_identity
+from .trl_contract import check_contract
 
 
 class StageChangedError(ValueError):
@@ -59,6 +60,23 @@ def _has_results(out_dir: Path) -> bool:
 def _recorded_identity(out_dir: Path) -> dict | None:
     path = out_dir / "identity.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def check_trl() -> None:
+    """Stop before any stage trains if the installed TRL moved a piece of ``trl_contract`` (or only warn
+    with ``STAGERL_ACCEPT_TRL_CHANGE=1``)."""
+    moved = check_contract()
+    if not moved:
+        return
+    import trl
+
+    text = (f"the installed trl {trl.__version__} moved what stagerl's trainer relies on (stagerl is tested with "
+            "trl>=1.16,<1.17):\n  " + "\n  ".join(moved))
+    if os.environ.get(ACCEPT_TRL_ENV) == "1":
+        print(f"warning: {text}\n({ACCEPT_TRL_ENV}=1: training anyway)", flush=True)
+        return
+    raise TrainConfigError(f"{text}\nNothing was trained: install trl>=1.16,<1.17, or set {ACCEPT_TRL_ENV}=1 "
+                           "to train anyway")
 
 
 def _plan(policy: str, stages: list[StageConfig], problem_sets: list[list[Problem]], folders: list[Path],
@@ -215,6 +233,7 @@ def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: l
         raise TrainConfigError(f"stage names must be unique, got {names}")
     for stage in stages:
         check_stage(stage)
+    check_trl()
     _calls += 1
     ranks = _Ranks(str(_calls))
     folders = [stage_dir(run_dir, i, s) for i, s in enumerate(stages, start=1)]
