@@ -38,6 +38,8 @@ from .math_final import final_answer
 from .math_forms import prepare
 from .math_pool import run_math_verify, start_pool
 
+MAX_CANDIDATES = 64
+"""A final answer part with more distinct candidates than this scores 0 without grading them."""
 _CACHE_SIZE = 200_000
 _CACHE: OrderedDict[tuple[str, str], float] = OrderedDict()
 _CACHE_LOCK = Lock()
@@ -87,6 +89,8 @@ def candidates(response: str, gold: str) -> list[str] | None:
     distinct: dict[str, str] = {}
     for c in final.candidates:
         distinct.setdefault(normalize(c), c)
+        if len(distinct) > MAX_CANDIDATES:
+            return []
     if len(distinct) > 1 and not single:
         return [", ".join(distinct.values())]
     return list(distinct.values())

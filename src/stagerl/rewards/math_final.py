@@ -7,15 +7,20 @@ The rule (a careful grader's reading, linear in the text):
 
 - Boxes are chained backwards from the last one: an earlier box joins the final group when the
   text between it and the next box is short (``MAX_GAP`` characters once math delimiters are
-  dropped) and either has no words at all (``\\boxed{3}, \\boxed{4}``) or offers an alternative
-  (``or``, ``either``, ``and``, ``maybe``, ``possibly``, ``could``, ...) without a correction word
-  (``wait``, ``no``, ``actually``, ``wrong``, ``so``, ``therefore``, ``final``, ...). So
-  ``\\boxed{4} or \\boxed{5}``, ``either \\boxed{4} or \\boxed{5}`` and three boxes in a row are one
-  group of candidates, while a box of an intermediate result followed by more reasoning, or a
-  draft corrected later (``\\boxed{4}. Wait, ... \\boxed{5}``), is not part of the final answer.
-- The sentence that leads into the final group is a hedge when it says ``either`` or ends in
-  ``or`` (``either 4 or \\boxed{5}``, ``4 or \\boxed{5}``); so is a final box followed by ``or``
-  (``\\boxed{5} or 6``). Text hedges count only against a single-valued gold (the caller decides).
+  dropped) and either holds only connectives and one-letter names (nothing, ``or``, ``and``,
+  ``x =``, ``and also``: ``\\boxed{3}, \\boxed{4}``, ``x = \\boxed{2} and x = \\boxed{3}``) or offers
+  an alternative (``or``, ``either``, ``maybe``, ``possibly``, ``could``, ...) without a correction
+  word (``wait``, ``no``, ``actually``, ``wrong``, ``so``, ``therefore``, ``final``, ...). So
+  ``\\boxed{4} or \\boxed{5}``, ``either \\boxed{4} or \\boxed{5}``, ``\\boxed{4}, but it could also be
+  \\boxed{5}`` and three boxes in a row are one group of candidates, while a box of an intermediate
+  result followed by more reasoning (``the area is \\boxed{12}, ... so the perimeter is
+  \\boxed{14}``; ``the minimum is \\boxed{2} and the maximum is \\boxed{8}``), or a draft corrected
+  later (``\\boxed{4}. Wait, ... \\boxed{5}``), is not part of the final answer.
+- Text beside the final group can offer more candidates: a sentence that runs into the final box
+  with ``or`` (``the answer is either 4 or \\boxed{5}``: ``4`` is a candidate) and an ``or`` right
+  after it (``\\boxed{5} or 6``, ``\\boxed{\\frac12} (or 0.5)``). A candidate too long to cut out
+  marks the answer as hedged (``text_hedge``), which scores 0 against a single-valued gold.
+  ``Either way, the answer is \\boxed{5}`` or ``\\boxed{5}. Or, to check, ...`` offer nothing.
 
 The caller then grades every distinct candidate (see ``math.py``).
 """
@@ -29,7 +34,8 @@ MAX_GAP = 120
 """Characters of text (math delimiters dropped) that may separate two boxes of one final group."""
 
 _BOX_CMDS = re.compile(r"\\boxed|\\fbox")
-_ALTERNATIVE = frozenset("or either and maybe perhaps possibly alternatively might could also".split())
+_ALTERNATIVE = frozenset("or either maybe perhaps possibly alternatively might could".split())
+_FILLER = frozenset("or either and also maybe perhaps possibly alternatively equivalently".split())
 _CORRECTION = frozenset(
     "wait no not actually instead mistake mistakes wrong error incorrect correct corrected correction fix fixed "
     "oops sorry recheck rechecking recalculate recalculating recompute redo check checking so therefore thus hence "
@@ -40,8 +46,8 @@ _WORD = re.compile(r"[a-zA-Z]+")
 
 @dataclass
 class Final:
-    """The final answer part of a response: its candidate boxes (in order) and whether the text
-    around them hedges (``either 4 or \\boxed{5}``)."""
+    """The final answer part of a response: its candidates (boxes, and answers the text offers beside
+    them, in order) and whether the text offers one that could not be cut out."""
 
     candidates: list[str]
     text_hedge: bool
@@ -111,18 +117,56 @@ def joins(gap: str) -> bool:
     words = _words(gap)
     if words is None:
         return False
-    if not words:
+    if all(w in _FILLER or len(w) == 1 for w in words):  # "", "or", "and", "x =", "and also"
         return True
     return bool(_ALTERNATIVE.intersection(words)) and not _CORRECTION.intersection(words)
 
 
-_LEAD_HEDGE = re.compile(r"(?:^|[^a-z])either(?![a-z])(?!\s*(?:way|case|of|side|one)\b)|(?:^|[^a-z])or\s*$")
-_TRAIL_HEDGE = re.compile(r"^\s*[,(]?\s*or(?:[^a-z]|$)")
+_MATH_DELIMS = re.compile(r"\$|\\[()\[\]]")
+_LEAD_OR = re.compile(r"(?<![a-zA-Z])or(?:\s+(?:possibly|maybe|perhaps|even))?\s*$", re.I)
+_LEAD_START = re.compile(r".*(?:^|(?<![a-zA-Z])(?:is|be|are|equals|either|get|gives)(?![a-zA-Z])|=|,|\()", re.I | re.S)
+_TRAIL_OR = re.compile(r"^(?:\s|\$|\\[)\]])*[,(]?\s*or(?:\s+(?:possibly|maybe|perhaps|equivalently))?(?![a-zA-Z])\s*", re.I)
+_TRAIL_END = re.compile(r"\)|[,;\n]|\.(?:\s|$)")
+
+
+def _sentence_tail(s: str) -> str:
+    """The last sentence of ``s`` (a ``.`` counts only before a space, so ``0.5`` stays whole)."""
+    return re.split(r"[!?;:\n]|\.(?=\s)", s)[-1]
+
+
+def _lead_candidate(lead: str) -> str | None:
+    """``4`` in ``the answer is either 4 or \\boxed{5}``; ``""`` when the sentence ends in ``or`` but
+    no short candidate can be cut out; ``None`` when it does not end in ``or``."""
+    lead = _MATH_DELIMS.sub(" ", lead)
+    m = _LEAD_OR.search(lead)
+    if not m:
+        return None
+    before = lead[: m.start()].rstrip().rstrip(",")
+    start = _LEAD_START.match(before)
+    cand = _MATH_DELIMS.sub(" ", before[start.end() if start else 0 :]).strip().rstrip(",")
+    return cand if 0 < len(cand) <= 60 else ""
+
+
+def _trail_candidate(trail: str) -> str | None:
+    """``6`` in ``\\boxed{5} or 6.``; ``""`` when no short candidate follows ``or``; ``None`` if none."""
+    m = _TRAIL_OR.match(trail)
+    if not m:
+        return None
+    rest = trail[m.end() :]
+    if rest.startswith("$") or rest.startswith("\\("):
+        close = "$" if rest.startswith("$") else "\\)"
+        k = rest.find(close, 1 if close == "$" else 2)
+        cand = rest[: k + len(close)] if k > 0 else ""
+    else:
+        e = _TRAIL_END.search(rest)
+        cand = rest[: e.start()] if e else rest
+    cand = _MATH_DELIMS.sub(" ", cand).strip()
+    return cand if 0 < len(cand) <= 60 else ""
 
 
 def final_answer(text: str) -> Final | None:
-    """The final group of boxes of ``text`` (see the module docstring); ``None`` when the response has
-    no box, or its last box is unclosed (a format error)."""
+    """The final group of boxes of ``text`` with any candidates the text offers beside it (see the
+    module docstring); ``None`` when the response has no box, or its last box is unclosed."""
     boxes = all_boxes(text)
     if not boxes or boxes[-1][2] is None:
         return None
@@ -130,9 +174,9 @@ def final_answer(text: str) -> Final | None:
     while k > 0 and joins(text[boxes[k - 1][1] : boxes[k][0]]):
         k -= 1
     group = boxes[k:]
+    cands = [c for _, _, c in group if c is not None]
     lead_from = boxes[k - 1][1] if k > 0 else 0
-    lead = _DELIMS.sub(" ", text[max(lead_from, group[0][0] - 200) : group[0][0]]).lower()
-    lead = re.split(r"[.!?:\n]", lead)[-1]  # the sentence that leads into the final box
-    trail = _DELIMS.sub(" ", text[group[-1][1] : group[-1][1] + 40]).lower()
-    hedge = bool(_LEAD_HEDGE.search(lead)) or bool(_TRAIL_HEDGE.search(trail))
-    return Final([c for _, _, c in group if c is not None], hedge)
+    lead = _sentence_tail(text[max(lead_from, group[0][0] - 200) : group[0][0]])
+    before, after = _lead_candidate(lead), _trail_candidate(text[group[-1][1] : group[-1][1] + 100])
+    hedge = before == "" or after == ""
+    return Final(([before] if before else []) + cands + ([after] if after else []), hedge)

@@ -197,7 +197,7 @@ def prepare(answer: str, gold: str) -> float | tuple[str, str]:
     units = []
     for s in (answer, gold):
         a = assignment(s)
-        v = a[1] if a and len(a[0]) == 1 else s
+        v = a[1] if a else s
         v, u = split_unit(v)
         values.append(v)
         units.append(u)
