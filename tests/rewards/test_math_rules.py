@@ -53,6 +53,9 @@ HEDGING = [
     (f"So $x = \\boxed{{\\frac12}}$ (or $0.6$).", "\\frac{1}{2}", 0.0),
     (f"The answer is $\\boxed{{5}}$ or $6$.", "5", 0.0),
     (f"It is 5, or {B}{{5}}.", "5", 1.0),
+    (f"So $x = \\boxed{{2}}$, $y = \\boxed{{3}}$.", "3", 1.0),  # two quantities, labelled
+    (f"So $x = \\boxed{{3}}$ or $x = \\boxed{{-3}}$.", "3", 0.0),
+    (f"The answer is {B}{{5}}\n\nOr we could check it by substituting back, which works.", "5", 1.0),
     (f"It is {B}{{5}} or something close to it, I think.", "5", 0.0),
     # --- several values in the gold: the final boxes together are the answer ----------------
     (f"{B}{{2}} and {B}{{3}}", "2, 3", 1.0),

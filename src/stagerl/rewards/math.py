@@ -33,7 +33,7 @@ import os
 from collections import OrderedDict
 from threading import Lock
 
-from .math_extract import fast_verdict, is_single_valued, normalize, oversized
+from .math_extract import fast_verdict, is_multi, normalize, oversized
 from .math_final import final_answer
 from .math_forms import prepare
 from .math_pool import run_math_verify, start_pool
@@ -78,20 +78,21 @@ def math_reward(response: str, gold: str) -> float:
 
 def candidates(response: str, gold: str) -> list[str] | None:
     """The answers ``response`` commits to, each to be graded against ``gold`` (all must be right);
-    ``None`` for a format error, ``[]`` for a text hedge (``either 4 or \\boxed{5}``) on a
-    single-valued gold."""
+    ``None`` for a format error, ``[]`` for a hedge that cannot be graded (an ``or`` with no
+    candidate to cut out, or more than ``MAX_CANDIDATES``) unless the gold lists several values.
+    Against such a gold the candidates are joined into one list answer."""
     final = final_answer(response)
     if final is None:
         return None
-    single = is_single_valued(normalize(gold))
-    if single and final.text_hedge:
+    several = is_multi(normalize(gold))  # a list of values (roots "2, 3", "x=2 or x=3")
+    if final.text_hedge and not several:
         return []
     distinct: dict[str, str] = {}
     for c in final.candidates:
         distinct.setdefault(normalize(c), c)
         if len(distinct) > MAX_CANDIDATES:
             return []
-    if len(distinct) > 1 and not single:
+    if len(distinct) > 1 and several:
         return [", ".join(distinct.values())]
     return list(distinct.values())
 

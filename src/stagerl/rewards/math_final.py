@@ -14,8 +14,9 @@ The rule (a careful grader's reading, linear in the text):
   ``\\boxed{4} or \\boxed{5}``, ``either \\boxed{4} or \\boxed{5}``, ``\\boxed{4}, but it could also be
   \\boxed{5}`` and three boxes in a row are one group of candidates, while a box of an intermediate
   result followed by more reasoning (``the area is \\boxed{12}, ... so the perimeter is
-  \\boxed{14}``; ``the minimum is \\boxed{2} and the maximum is \\boxed{8}``), or a draft corrected
-  later (``\\boxed{4}. Wait, ... \\boxed{5}``), is not part of the final answer.
+  \\boxed{14}``; ``the minimum is \\boxed{2} and the maximum is \\boxed{8}``), boxes labelled by
+  different names (``x = \\boxed{2}, y = \\boxed{3}``), or a draft corrected later
+  (``\\boxed{4}. Wait, ... \\boxed{5}``), is not part of the final answer.
 - Text beside the final group can offer more candidates: a sentence that runs into the final box
   with ``or`` (``the answer is either 4 or \\boxed{5}``: ``4`` is a candidate) and an ``or`` right
   after it (``\\boxed{5} or 6``, ``\\boxed{\\frac12} (or 0.5)``). A candidate too long to cut out
@@ -125,7 +126,7 @@ def joins(gap: str) -> bool:
 _MATH_DELIMS = re.compile(r"\$|\\[()\[\]]")
 _LEAD_OR = re.compile(r"(?<![a-zA-Z])or(?:\s+(?:possibly|maybe|perhaps|even))?\s*$", re.I)
 _LEAD_START = re.compile(r".*(?:^|(?<![a-zA-Z])(?:is|be|are|equals|either|get|gives)(?![a-zA-Z])|=|,|\()", re.I | re.S)
-_TRAIL_OR = re.compile(r"^(?:\s|\$|\\[)\]])*[,(]?\s*or(?:\s+(?:possibly|maybe|perhaps|equivalently))?(?![a-zA-Z])\s*", re.I)
+_TRAIL_OR = re.compile(r"^(?:[ \t]|\$|\\[)\]])*[,(]?[ \t]*or(?:\s+(?:possibly|maybe|perhaps|equivalently))?(?![a-zA-Z])\s*", re.I)
 _TRAIL_END = re.compile(r"\)|[,;\n]|\.(?:\s|$)")
 
 
@@ -164,6 +165,16 @@ def _trail_candidate(trail: str) -> str | None:
     return cand if 0 < len(cand) <= 60 else ""
 
 
+_LABEL = re.compile(r"([a-zA-Z]|\\[a-zA-Z]+)\s*=\s*(?:\$|\\[(\[])?\s*$")
+
+
+def _same_label(text: str, a: int, b: int) -> bool:
+    """False when the boxes starting at ``a`` and ``b`` are labelled by different names
+    (``x = \\boxed{2}, y = \\boxed{3}``: two quantities, not two candidates)."""
+    la, lb = (_LABEL.search(text[max(0, i - 30) : i]) for i in (a, b))
+    return la is None or lb is None or la.group(1) == lb.group(1)
+
+
 def final_answer(text: str) -> Final | None:
     """The final group of boxes of ``text`` with any candidates the text offers beside it (see the
     module docstring); ``None`` when the response has no box, or its last box is unclosed."""
@@ -171,7 +182,7 @@ def final_answer(text: str) -> Final | None:
     if not boxes or boxes[-1][2] is None:
         return None
     k = len(boxes) - 1
-    while k > 0 and joins(text[boxes[k - 1][1] : boxes[k][0]]):
+    while k > 0 and joins(text[boxes[k - 1][1] : boxes[k][0]]) and _same_label(text, boxes[k - 1][0], boxes[k][0]):
         k -= 1
     group = boxes[k:]
     cands = [c for _, _, c in group if c is not None]

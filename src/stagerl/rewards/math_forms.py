@@ -48,6 +48,7 @@ _EXP = r"(?:\^\s*\{?\s*([23])\s*\}?)?"
 _TEXT_UNIT = re.compile(r"(?:\\[,;: !]|~|\s)*\\(?:text|mbox|mathrm|textrm|rm)\s*\{([^{}]*)\}\s*" + _EXP + r"\s*$")
 _BARE_UNIT = re.compile(r"((?:\\[,;: !]|~|\s)*)([a-zA-Z]+(?:\s*/\s*[a-zA-Z]+)?)\s*" + _EXP + r"\s*$")
 _DEGREES = re.compile(r"\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)\s*$")
+_WHOLE_TEXT = re.compile(r"\\(?:text|mbox|mathrm|textrm)\s*\{([^{}]*)\}")
 _DOLLAR = re.compile(r"^\s*(?:\\\$|\\textdollar)\s*")
 
 
@@ -80,6 +81,11 @@ def canonical_unit(text: str, exp: str | None = None) -> str | None:
 def split_unit(s: str) -> tuple[str, str | None]:
     """``(value, unit)`` of an answer; ``unit`` is ``None`` when it has none (see the module docstring)."""
     s = strip_wrappers(s)
+    whole = _WHOLE_TEXT.fullmatch(s)  # "\\text{5 cm}"
+    if whole:
+        value, unit = split_unit(whole.group(1))
+        if unit:
+            return value, unit
     m = _DOLLAR.match(s)
     if m:
         return s[m.end():].strip(), "dollar"
