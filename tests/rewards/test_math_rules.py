@@ -67,6 +67,8 @@ HEDGING = [
     (f"{B}{{3, 2}}", "2, 3", 1.0),
     (f"{B}{{2}} or {B}{{4}}", "2, 3", 0.0),
     (f"{B}{{2}}", "2, 3", 0.0),
+    (f"{B}{{2}} or {B}{{-2}}", "\\pm 2", 1.0),
+    (f"{B}{{2}} or {B}{{-2}}", "2", 0.0),
 ]
 
 UNITS = [
@@ -88,6 +90,11 @@ UNITS = [
     (f"{B}{{5 \\text{{ m}}}}", "5", 1.0),  # the answer has a unit, the gold none
     (f"{B}{{6}}", "5 \\text{ m}", 0.0),
     (f"{B}{{5x}}", "5", 0.0),  # a variable is not a unit
+    (f"{B}{{\\text{{5 cm}}}}", "5 \\text{ m}", 0.0),
+    (f"{B}{{240 \\text{{ minutes}}}}", "4\\text{ hours}", 0.0),
+    (f"{B}{{\\$0.054}}", "5.4 \\text{ cents}", 0.0),
+    (f"{B}{{864 \\text{{ square inches}}}}", "864 \\mbox{ inches}^2", 1.0),
+    (f"{B}{{18.9}}", "\\$18.90", 1.0),
 ]
 
 VARIABLES = [
@@ -110,6 +117,10 @@ NUMBERS = [
     (f"{B}{{0.707107}}", "\\frac{\\sqrt{2}}{2}", 0.0),  # Math-Verify path, same relative rule
     (f"{B}{{0.7071067812}}", "\\frac{\\sqrt{2}}{2}", 1.0),
     (f"{B}{{3.14}}", "\\pi", 0.0),
+    (f"{B}{{1.414}}", "\\sqrt2", 0.0),
+    (f"{B}{{1.41421356237}}", "\\sqrt2", 1.0),
+    (f"{B}{{0.0000001}}", "0", 0.0),
+    (f"{B}{{2.5 \\times 10^{{-3}}}}", "0.0025", 1.0),
     (f"{B}{{3.14159265359}}", "\\pi", 1.0),
     (f"{B}{{(0.333333, 1)}}", "\\left(\\frac13, 1\\right)", 0.0),  # inside a tuple too
     (f"{B}{{(0.5, 1)}}", "\\left(\\frac12, 1\\right)", 1.0),
@@ -127,6 +138,7 @@ NUMBERS = [
     (f"{B}{{-4\\%}}", "4", 0.0),
     (f"{B}{{5\\%}}", "4", 0.0),
     (f"{B}{{12.5\\%}}", "0.125", 1.0),
+    (f"{B}{{50\\%}}", "\\frac12", 1.0),
 ]
 
 INEQUALITIES = [
@@ -141,10 +153,15 @@ INEQUALITIES = [
     (f"{B}{{y \\le 3}}", "x \\le 3", 0.0),
 ]
 
-ALL = HEDGING + UNITS + VARIABLES + NUMBERS + INEQUALITIES
+LIMITS = [  # docs/math_reward.md "Known limits": stated, so tested
+    (f"{B}{{1}} and {B}{{2}}", "\\{1, 2\\}", 0.0),
+    (f"It is 4. Though it might be 5, I say {B}{{5}}.", "5", 1.0),
+]
+
+ALL = LIMITS + HEDGING + UNITS + VARIABLES + NUMBERS + INEQUALITIES
 
 
-@pytest.mark.parametrize("name,rows", [("hedging", HEDGING), ("units", UNITS), ("variables", VARIABLES),
+@pytest.mark.parametrize("name,rows", [("limits", LIMITS), ("hedging", HEDGING), ("units", UNITS), ("variables", VARIABLES),
                                        ("numbers", NUMBERS), ("inequalities", INEQUALITIES)])
 def test_rules(name: str, rows: list) -> None:
     got = math_rewards([r for r, _, _ in rows], [g for _, g, _ in rows])

@@ -33,7 +33,7 @@ import os
 from collections import OrderedDict
 from threading import Lock
 
-from .math_extract import fast_verdict, is_multi, normalize, oversized
+from .math_extract import MAX_BOX_CHARS, fast_verdict, is_multi, normalize, oversized
 from .math_final import final_answer
 from .math_forms import prepare
 from .math_pool import run_math_verify, start_pool
@@ -87,9 +87,11 @@ def candidates(response: str, gold: str) -> list[str] | None:
     several = is_multi(normalize(gold))  # a list of values (roots "2, 3", "x=2 or x=3")
     if final.text_hedge and not several:
         return []
+    if len(final.candidates) == 1:
+        return final.candidates
     distinct: dict[str, str] = {}
     for c in final.candidates:
-        distinct.setdefault(normalize(c), c)
+        distinct.setdefault(normalize(c) if len(c) <= MAX_BOX_CHARS else c, c)
         if len(distinct) > MAX_CANDIDATES:
             return []
     if len(distinct) > 1 and several:

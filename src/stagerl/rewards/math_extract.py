@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 MAX_BOX_CHARS = 2000
 """Boxes longer than this (and longer than 10x the gold) are not answers: score 0 without parsing."""
@@ -96,6 +97,12 @@ def strip_wrappers(s: str) -> str:
 
 
 def normalize(s: str) -> str:
+    """Canonical string form of an answer (see ``_normalize``); answers of up to ``MAX_BOX_CHARS``
+    characters are remembered, as every grade normalizes the same gold and forms several times."""
+    return _normalize_cached(s) if len(s) <= MAX_BOX_CHARS else _normalize(s)
+
+
+def _normalize(s: str) -> str:
     """Canonical string form of an answer: wrappers, spacing, ``\\dfrac``, units, degrees, ``x =``.
 
     Percent signs are kept (Math-Verify treats ``50\\%`` and ``0.5`` as equal but ``0.5\\%`` and
@@ -129,6 +136,9 @@ def normalize(s: str) -> str:
     if m:
         s = m.group(1)
     return s
+
+
+_normalize_cached = lru_cache(maxsize=1 << 16)(_normalize)
 
 
 def last_balanced(s: str, i: int) -> int:

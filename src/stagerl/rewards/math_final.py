@@ -138,6 +138,8 @@ def _sentence_tail(s: str) -> str:
 def _lead_candidate(lead: str) -> str | None:
     """``4`` in ``the answer is either 4 or \\boxed{5}``; ``""`` when the sentence ends in ``or`` but
     no short candidate can be cut out; ``None`` when it does not end in ``or``."""
+    if "or" not in lead.lower():
+        return None
     lead = _MATH_DELIMS.sub(" ", lead)
     m = _LEAD_OR.search(lead)
     if not m:
