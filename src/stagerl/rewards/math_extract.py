@@ -1,9 +1,11 @@
 """Pure-string half of the math reward: answer extraction, normalization and certain fast verdicts.
 
 Nothing here calls Math-Verify or sympy; every function is linear (or close) in its input, so it is
-safe on hostile text. ``fast_verdict`` returns a score only where Math-Verify's verdict is certain
-(same normalized string; both sides exact rationals; a hedged answer to a single-valued gold);
-otherwise ``None`` and the caller asks Math-Verify.
+safe on hostile text. ``fast_verdict`` returns a score only where the reward's verdict is certain
+(same normalized string; both sides exact rationals, compared by ``close``: exactly, or to a
+relative ``REL_TOL`` when one is a decimal; percents; a hedged answer to a single-valued gold);
+otherwise ``None`` and the caller asks Math-Verify (whose float rule the pool's workers replace
+with the same relative one, see ``math_pool.relative_float_rule``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 from functools import lru_cache
+
+from .math_final import box_at
 
 MAX_BOX_CHARS = 2000
 """Boxes longer than this (and longer than 10x the gold) are not answers: score 0 without parsing."""
@@ -24,39 +28,11 @@ def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` / ``\\fbox{...}`` (balanced, escaped braces skipped).
 
     Also accepts the ``\\boxed 5`` form (up to the next ``$`` or line end). Returns ``None`` when
-    there is no box or the last box is unclosed; the content is stripped (may be empty).
+    there is no box or the last box is unclosed; the content is stripped (may be empty). (The
+    reward itself reads the final group of boxes: ``math_final.final_answer``.)
     """
     start = max(text.rfind(c) for c in _BOX_CMDS)
-    if start < 0:
-        return None
-    i = start + (len("\\boxed") if text.startswith("\\boxed", start) else len("\\fbox"))
-    n = len(text)
-    if i < n and text[i] in " \t" and not text[i:].lstrip(" \t").startswith("{"):
-        rest = text[i:].lstrip(" \t")
-        end = len(rest)
-        for stop in ("$", "\n", "\\]", "\\)"):
-            k = rest.find(stop)
-            if 0 <= k < end:
-                end = k
-        return rest[:end].strip().rstrip(".")
-    while i < n and text[i] in " \t":
-        i += 1
-    if i >= n or text[i] != "{":
-        return None
-    depth, j = 0, i + 1
-    while j < n:
-        ch = text[j]
-        if ch == "\\":
-            j += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            if depth == 0:
-                return text[i + 1 : j].strip()
-            depth -= 1
-        j += 1
-    return None
+    return None if start < 0 else box_at(text, start)[0]
 
 
 def nesting_depth(s: str) -> int:

@@ -54,7 +54,7 @@ class Final:
     text_hedge: bool
 
 
-def _box_at(text: str, start: int) -> tuple[str | None, int]:
+def box_at(text: str, start: int) -> tuple[str | None, int]:
     """Content of the box whose command starts at ``start`` and the index after it (``None`` if unclosed)."""
     i = start + (len("\\boxed") if text.startswith("\\boxed", start) else len("\\fbox"))
     n = len(text)
@@ -96,7 +96,7 @@ def all_boxes(text: str) -> list[tuple[int, int, str | None]]:
         m = _BOX_CMDS.search(text, pos)
         if m is None:
             return out
-        content, end = _box_at(text, m.start())
+        content, end = box_at(text, m.start())
         out.append((m.start(), end, content))
         if content is None:
             return out
