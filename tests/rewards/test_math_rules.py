@@ -15,7 +15,7 @@ import pytest
 from stagerl.rewards import math_rewards
 from stagerl.rewards.math import MAX_CANDIDATES
 from stagerl.rewards.math_extract import fast_verdict
-from stagerl.rewards.math_final import final_answer
+from stagerl.rewards.math_final import MAX_GROUP, final_answer
 from stagerl.rewards.math_forms import as_interval, split_unit, value_names
 
 B = "\\boxed"
@@ -201,11 +201,15 @@ def test_forms() -> None:
 
 
 def test_hedge_floods_are_cheap() -> None:
-    """A response made of thousands of boxes is graded in well under a second per response."""
+    """A response made of thousands of boxes is graded in well under a second per response; a flood of
+    boxes or of different values is no answer."""
     many_same = " or ".join([f"{B}{{5}}"] * 20000)
     many_distinct = " or ".join(f"{B}{{{i}}}" for i in range(20000))
     t0 = time.monotonic()
     got = math_rewards([many_same, many_distinct, many_distinct], ["5", "5", ", ".join(map(str, range(20000)))])
-    assert got == [1.0, 0.0, 0.0]  # more than MAX_CANDIDATES different answers is a hedge
-    assert MAX_CANDIDATES < 20000
+    assert got == [0.0, 0.0, 0.0]  # more than MAX_GROUP final boxes is no answer
+    few = " or ".join(f"{B}{{{i % 3}}}" for i in range(MAX_GROUP))  # at most MAX_GROUP: graded
+    assert math_rewards([few, " or ".join([f"{B}{{5}}"] * MAX_GROUP)], ["1", "5"]) == [0.0, 1.0]
+    many = " or ".join(f"{B}{{{i}}}" for i in range(MAX_CANDIDATES + 1))  # > MAX_CANDIDATES values
+    assert math_rewards([many], [", ".join(map(str, range(MAX_CANDIDATES + 1)))]) == [0.0]
     assert time.monotonic() - t0 < 5

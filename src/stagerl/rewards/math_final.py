@@ -34,6 +34,9 @@ from dataclasses import dataclass
 MAX_GAP = 120
 """Characters of text (math delimiters dropped) that may separate two boxes of one final group."""
 
+MAX_GROUP = 256
+"""A final group of more boxes than this is no answer (scores 0, as a hedge does)."""
+
 _BOX_CMDS = re.compile(r"\\boxed|\\fbox")
 _ALTERNATIVE = frozenset("or either maybe perhaps possibly alternatively might could".split())
 _FILLER = frozenset("or either and also maybe perhaps possibly alternatively equivalently".split())
@@ -186,6 +189,8 @@ def final_answer(text: str) -> Final | None:
     k = len(boxes) - 1
     while k > 0 and joins(text[boxes[k - 1][1] : boxes[k][0]]) and _same_label(text, boxes[k - 1][0], boxes[k][0]):
         k -= 1
+        if len(boxes) - k > MAX_GROUP:  # a flood of boxes is no answer
+            return Final([], True)
     group = boxes[k:]
     cands = [c for _, _, c in group if c is not None]
     lead_from = boxes[k - 1][1] if k > 0 else 0
