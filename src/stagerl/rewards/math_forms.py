@@ -10,7 +10,9 @@ below and returns either a certain verdict (0.0) or the two *values* left to com
   to a gold of ``5 \\text{ cm}``; the gold's unit is the one the problem asked for). When only one
   side carries a unit, the values are compared (a careful grader accepts ``15`` for
   ``15 \\text{ cm}^2`` when the problem asked "how many square centimetres", and ``10 \\text{ cm}``
-  for a bare ``10``). ``units`` / ``square units`` are placeholders that match any unit.
+  for a bare ``10``). ``units`` / ``square units`` are placeholders that match any unit, and a
+  counted noun (``12 \\text{ ways}``, ``5 \\text{ apples}``) is no unit of measure: only two known
+  units (lengths, areas, masses, times, volumes, speeds, angles, money) can disagree.
   A bare one-letter unit (``m``, ``g``, ``s``, ``h``, ``L``) counts only after a space
   (``5 m``), since ``5m`` is an expression in ``m``.
 - **Variables.** ``x = 3`` names ``x``. When both sides name variables for constant values
@@ -109,11 +111,19 @@ def split_unit(s: str) -> tuple[str, str | None]:
     return s, None
 
 
+def _known(unit: str) -> bool:
+    """A unit of measure we know (``cm^2``, ``mi/h``), not a counted noun (``ways``, ``apples``)."""
+    return all(re.sub(r"\^\d$", "", u) in _SYNONYMS for u in unit.split("/"))
+
+
 def units_agree(a: str | None, b: str | None) -> bool:
-    """Whether two canonical units can name the same quantity (either missing, equal, or generic)."""
+    """Whether two canonical units can name the same quantity: either missing, equal, generic
+    (``units``), or either one a counted noun (``12 ways`` answers ``12 arrangements``)."""
     if a is None or b is None or a == b:
         return True
-    return a.split("^")[0] == "unit" or b.split("^")[0] == "unit"
+    if a.split("^")[0] == "unit" or b.split("^")[0] == "unit":
+        return True
+    return not (_known(a) and _known(b))
 
 
 _NAME = r"(?:[a-zA-Z]|\\(?!infty|pi\b)[a-zA-Z]+)(?:_\{?[a-zA-Z0-9]+\}?)?"

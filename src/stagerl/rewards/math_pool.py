@@ -41,6 +41,7 @@ _WARMUP = (
     ("(1, 2]", "(1,2]"), ("\\{1, 2\\}", "1, 2"), ("3 + 4i", "4i+3"), ("y = 2x", "2x"), ("x \\in [0,1]", "[0,1]"),
     ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"), ("\\text{Evelyn}", "Evelyn"),
     ("0.5", "\\frac{1}{2}"), ("\\log_2 8", "3"), ("10\\%", "0.1"), ("p - q", "\\sqrt{51}"),
+    ("(0.5, 1)", "\\left(\\frac12, 1\\right)"), ("0.707107", "\\frac{\\sqrt{2}}{2}"),  # relative_float_rule's path
 )
 
 
