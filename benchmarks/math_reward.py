@@ -71,7 +71,8 @@ def variants(problem: str, gold: str, other: str, rng: random.Random) -> list[tu
         out.append(("off-by-one", _say(problem, str(v + 1))))
         out.append(("hedged", _say(problem, f"{v}, {v + rng.choice([-2, 2])}")))
         w = v + rng.choice([-1, 1])
-        out.append(("hedged-boxes", _say(problem, g).replace("The final answer is", f"The final answer is $\\boxed{{{w}}}$ or")))
+        two = _say(problem, g).replace("The final answer is", f"The final answer is $\\boxed{{{w}}}$ or")
+        out.append(("hedged-boxes", two))
     m = re.fullmatch(r"(-?)\\frac\{(\d+)\}\{(\d+)\}", g)
     if m:
         q = Fraction(int(m.group(2)), int(m.group(3))) * (-1 if m.group(1) else 1)

@@ -166,7 +166,8 @@ LIMITS = [  # docs/math_reward.md "Known limits": stated, so tested
 ALL = LIMITS + HEDGING + UNITS + VARIABLES + NUMBERS + INEQUALITIES
 
 
-@pytest.mark.parametrize("name,rows", [("limits", LIMITS), ("hedging", HEDGING), ("units", UNITS), ("variables", VARIABLES),
+@pytest.mark.parametrize("name,rows", [("limits", LIMITS), ("hedging", HEDGING), ("units", UNITS),
+                                       ("variables", VARIABLES),
                                        ("numbers", NUMBERS), ("inequalities", INEQUALITIES)])
 def test_rules(name: str, rows: list) -> None:
     got = math_rewards([r for r, _, _ in rows], [g for _, g, _ in rows], timeout=SLACK)

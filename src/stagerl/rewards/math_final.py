@@ -129,7 +129,8 @@ def joins(gap: str) -> bool:
 _MATH_DELIMS = re.compile(r"\$|\\[()\[\]]")
 _LEAD_OR = re.compile(r"(?<![a-zA-Z])or(?:\s+(?:possibly|maybe|perhaps|even))?\s*$", re.I)
 _LEAD_START = re.compile(r".*(?:^|(?<![a-zA-Z])(?:is|be|are|equals|either|get|gives)(?![a-zA-Z])|=|,|\()", re.I | re.S)
-_TRAIL_OR = re.compile(r"^(?:[ \t]|\$|\\[)\]])*[,(]?[ \t]*or(?:\s+(?:possibly|maybe|perhaps|equivalently))?(?![a-zA-Z])\s*", re.I)
+_TRAIL_OR = re.compile(
+    r"^(?:[ \t]|\$|\\[)\]])*[,(]?[ \t]*or(?:\s+(?:possibly|maybe|perhaps|equivalently))?(?![a-zA-Z])\s*", re.I)
 _TRAIL_END = re.compile(r"\)|[,;\n]|\.(?:\s|$)")
 
 
