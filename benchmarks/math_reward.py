@@ -3,15 +3,17 @@
 Pairs: the gold answers of AIME-2024 and MATH-500, each with realistic responses (a paragraph of
 reasoning, then the final answer) that are correct in varied but equivalent forms (verbatim,
 ``\\fbox``, ``\\dfrac``, decimals, ``x =``, thousands separators, spacing, a wrong draft box before
-the final one) or incorrect (off by one, another problem's answer, hedged lists, no box, unclosed
-box). Both graders score the same pairs in the same run:
+the final one) or incorrect (off by one, another problem's answer, hedged lists, two final boxes
+``\\boxed{wrong} or \\boxed{right}``, no box, unclosed box). Both graders score the same pairs in the
+same run:
 
 - ours: ``stagerl.rewards.math_rewards`` (fast paths + process pool, default workers);
 - anchor: ``verify(parse("$" + gold + "$"), parse(response))`` sequentially (the gold parsed as
   LaTeX: bare ``parse(gold)`` fails on golds such as ``\\text{(B)}`` or ``\\dfrac{3}{4}``).
 
 Every verdict mismatch is printed. Mismatches on responses with a closed box must be zero; on
-format errors (unclosed/no box) ours scores 0 by design, so they are listed but not counted.
+format errors (unclosed/no box) and two-box hedges ours scores 0 by design (``BY_DESIGN``), so they
+are listed but not counted (a 1 from ours on them counts).
 
     .venv/bin/python benchmarks/math_reward.py [--limit N] [--workers W]
 """
@@ -68,6 +70,9 @@ def variants(problem: str, gold: str, other: str, rng: random.Random) -> list[tu
             out.append(("thousands", _say(problem, f"{v:,}")))
         out.append(("off-by-one", _say(problem, str(v + 1))))
         out.append(("hedged", _say(problem, f"{v}, {v + rng.choice([-2, 2])}")))
+        w = v + rng.choice([-1, 1])
+        two = _say(problem, g).replace("The final answer is", f"The final answer is $\\boxed{{{w}}}$ or")
+        out.append(("hedged-boxes", two))
     m = re.fullmatch(r"(-?)\\frac\{(\d+)\}\{(\d+)\}", g)
     if m:
         q = Fraction(int(m.group(2)), int(m.group(3))) * (-1 if m.group(1) else 1)
@@ -84,6 +89,10 @@ def variants(problem: str, gold: str, other: str, rng: random.Random) -> list[tu
     out.append(("no-box", _say(problem, g).replace("\\boxed", "")))
     out.append(("unclosed", _say(problem, g)[:-3]))
     return out
+
+
+BY_DESIGN = {"no-box": "format error", "unclosed": "format error", "hedged-boxes": "a hedge"}
+"""Kinds where ours scores 0 by design and raw Math-Verify (last box only, or no box) may credit."""
 
 
 def main() -> None:
@@ -125,10 +134,12 @@ def main() -> None:
     boxed_mismatch = 0
     for (kind, resp, gold), a, b in zip(pairs, ours, anchor):
         if a != b:
-            boxed = kind not in ("no-box", "unclosed")
-            boxed_mismatch += boxed
+            why = BY_DESIGN.get(kind)
+            boxed_mismatch += why is None or a != 0.0
             tail = resp[resp.rfind("The final") :] if "The final" in resp else resp[-80:]
-            print(f"MISMATCH [{kind}{'' if boxed else ', format error: ours=0 by design'}] gold={gold!r} ours={a} math-verify={b} :: {tail!r}")
+            print(f"MISMATCH [{kind}{'' if why is None else f', {why}: ours=0 by design'}] gold={gold!r} ours={a} math-verify={b} :: {tail!r}")
+    hedges = [a for (kind, _, _), a in zip(pairs, ours) if kind == "hedged-boxes"]
+    print(f"hedged boxes (\\boxed{{wrong}} or \\boxed{{right}}): ours credits {sum(hedges):.0f} of {len(hedges)}")
     rate_ours, rate_anchor = len(pairs) / t_ours, len(pairs) / t_anchor
     ratio = rate_ours / rate_anchor
     print(f"ours: {rate_ours:.0f} pairs/s ({t_ours:.2f} s); raw Math-Verify: {rate_anchor:.0f} pairs/s ({t_anchor:.2f} s)")

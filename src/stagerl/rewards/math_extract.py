@@ -1,15 +1,20 @@
 """Pure-string half of the math reward: answer extraction, normalization and certain fast verdicts.
 
 Nothing here calls Math-Verify or sympy; every function is linear (or close) in its input, so it is
-safe on hostile text. ``fast_verdict`` returns a score only where Math-Verify's verdict is certain
-(same normalized string; both sides exact rationals; a hedged answer to a single-valued gold);
-otherwise ``None`` and the caller asks Math-Verify.
+safe on hostile text. ``fast_verdict`` returns a score only where the reward's verdict is certain
+(same normalized string; both sides exact rationals, compared by ``close``: exactly, or to a
+relative ``REL_TOL`` when one is a decimal; percents; a hedged answer to a single-valued gold);
+otherwise ``None`` and the caller asks Math-Verify (whose float rule the pool's workers replace
+with the same relative one, see ``math_pool.relative_float_rule``).
 """
 
 from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
+
+from .math_final import box_at
 
 MAX_BOX_CHARS = 2000
 """Boxes longer than this (and longer than 10x the gold) are not answers: score 0 without parsing."""
@@ -23,39 +28,11 @@ def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` / ``\\fbox{...}`` (balanced, escaped braces skipped).
 
     Also accepts the ``\\boxed 5`` form (up to the next ``$`` or line end). Returns ``None`` when
-    there is no box or the last box is unclosed; the content is stripped (may be empty).
+    there is no box or the last box is unclosed; the content is stripped (may be empty). (The
+    reward itself reads the final group of boxes: ``math_final.final_answer``.)
     """
     start = max(text.rfind(c) for c in _BOX_CMDS)
-    if start < 0:
-        return None
-    i = start + (len("\\boxed") if text.startswith("\\boxed", start) else len("\\fbox"))
-    n = len(text)
-    if i < n and text[i] in " \t" and not text[i:].lstrip(" \t").startswith("{"):
-        rest = text[i:].lstrip(" \t")
-        end = len(rest)
-        for stop in ("$", "\n", "\\]", "\\)"):
-            k = rest.find(stop)
-            if 0 <= k < end:
-                end = k
-        return rest[:end].strip().rstrip(".")
-    while i < n and text[i] in " \t":
-        i += 1
-    if i >= n or text[i] != "{":
-        return None
-    depth, j = 0, i + 1
-    while j < n:
-        ch = text[j]
-        if ch == "\\":
-            j += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            if depth == 0:
-                return text[i + 1 : j].strip()
-            depth -= 1
-        j += 1
-    return None
+    return None if start < 0 else box_at(text, start)[0]
 
 
 def nesting_depth(s: str) -> int:
@@ -76,17 +53,14 @@ _DROP = re.compile(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displaystyle|\\[!,
 _TEXT = re.compile(r"\\(?:text|textbf|textit|textrm|mbox|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}")
 _DEG = re.compile(r"\^\s*\{?\\circ\}?|°|\\degree")
 _ASSIGN = re.compile(r"^[a-zA-Z]\s*=\s*(?=[^=]*$)")
+_SPACED_THOUSANDS = re.compile(r"^([+-]?\d{1,3})((?:(?:\\[,;: !]|~|\s)+\d{3})+)(\.\d+)?$")
 _THOUSANDS = re.compile(r"^([+-]?\d{1,3})((?:,\d{3})+)(\.\d+)?$")
 _UNIT = re.compile(r"^(.*?\d)\s*\\(?:text|mbox|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z .^2/]*\}$")
 _SPACE = re.compile(r"\s+")
 
 
-def normalize(s: str) -> str:
-    """Canonical string form of an answer: wrappers, spacing, ``\\dfrac``, units, degrees, ``x =``.
-
-    Percent signs are kept (Math-Verify treats ``50\\%`` and ``0.5`` as equal but ``0.5\\%`` and
-    ``0.5`` as different, so stripping them would not be certain).
-    """
+def strip_wrappers(s: str) -> str:
+    """``s`` without surrounding ``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]`` and whitespace."""
     s = s.strip()
     changed = True
     while changed and s:
@@ -95,6 +69,25 @@ def normalize(s: str) -> str:
             if len(s) >= len(a) + len(b) and s.startswith(a) and s.endswith(b):
                 s, changed = s[len(a) : -len(b)].strip(), True
                 break
+    return s
+
+
+def normalize(s: str) -> str:
+    """Canonical string form of an answer (see ``_normalize``); answers of up to ``MAX_BOX_CHARS``
+    characters are remembered, as every grade normalizes the same gold and forms several times."""
+    return _normalize_cached(s) if len(s) <= MAX_BOX_CHARS else _normalize(s)
+
+
+def _normalize(s: str) -> str:
+    """Canonical string form of an answer: wrappers, spacing, ``\\dfrac``, units, degrees, ``x =``.
+
+    Percent signs are kept (Math-Verify treats ``50\\%`` and ``0.5`` as equal but ``0.5\\%`` and
+    ``0.5`` as different, so stripping them would not be certain).
+    """
+    s = strip_wrappers(s)
+    m = _SPACED_THOUSANDS.match(s)  # "1\,000", "1 000": digit groups of three (a list needs commas)
+    if m:
+        s = m.group(1) + re.sub(r"\D", "", m.group(2)) + (m.group(3) or "")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("{,}", ",").replace("\\$", "")
     s = re.sub(r",\\!\s*", ",", s)
     m = _THOUSANDS.match(s)  # before spacing is dropped: "58, 500" is a list, "58,500" a number
@@ -121,6 +114,9 @@ def normalize(s: str) -> str:
     return s
 
 
+_normalize_cached = lru_cache(maxsize=1 << 16)(_normalize)
+
+
 def last_balanced(s: str, i: int) -> int:
     """Index of the brace closing the ``{`` at ``s[i]``, or -1."""
     depth = 0
@@ -134,7 +130,7 @@ def last_balanced(s: str, i: int) -> int:
     return -1
 
 
-def _top_level_split(s: str, seps: str = ",;") -> list[str]:
+def top_level_split(s: str, seps: str = ",;") -> list[str]:
     parts, depth, cur = [], 0, []
     for ch in s:
         if ch in "{([":
@@ -155,7 +151,7 @@ _HEDGE_WORDS = re.compile(r"\\pm|\\mp|±|\\lor|\\vee|(?<![a-zA-Z])(?:or|and)(?![
 
 def is_multi(norm: str) -> bool:
     """True when a normalized answer lists several values (top-level ``,``/``;``, ``\\pm``, ``or``)."""
-    if len(_top_level_split(norm)) > 1:
+    if len(top_level_split(norm)) > 1:
         return True
     return bool(_HEDGE_WORDS.search(norm))
 
@@ -172,13 +168,15 @@ _DEC = r"[+-]?(?:\d+\.\d*|\.\d+)"
 _FRAC = re.compile(r"([+-]?)\\frac(?:\{\s*([+-]?\d+)\s*\}|(\d))(?:\{\s*([+-]?\d+)\s*\}|(\d))")
 _MIXED = re.compile(r"([+-]?)(\d+)\\frac\{(\d+)\}\{(\d+)\}")
 _SLASH = re.compile(r"([+-]?\d+)/([+-]?\d+)")
+_SCI = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:[eE]([+-]?\d+)|\\(?:times|cdot)10\^\{?([+-]?\d+)\}?)")
 
 
 def to_rational(norm: str) -> tuple[Fraction, bool, bool] | None:
     """Exact value of a normalized number: ``(value, is_decimal, is_percent)`` or ``None``.
 
     Accepts integers, decimals, ``\\frac{a}{b}``, ``\\frac ab``, ``a/b``, mixed numbers
-    (``2\\frac{1}{2}``) and a trailing ``\\%``. Anything else (radicals, symbols, huge literals)
+    (``2\\frac{1}{2}``), scientific notation (``1e3``, ``1.5\\times10^{-3}``; counted as decimals)
+    and a trailing ``\\%``. Anything else (radicals, symbols, huge literals)
     is ``None``.
     """
     s, pct = norm, False
@@ -205,6 +203,9 @@ def to_rational(norm: str) -> tuple[Fraction, bool, bool] | None:
         m = _SLASH.fullmatch(s)
         if m and int(m.group(2)) != 0:
             return Fraction(int(m.group(1)), int(m.group(2))), False, pct
+        m = _SCI.fullmatch(s)
+        if m and abs(int(m.group(2) or m.group(3))) <= 400:
+            return Fraction(m.group(1)) * Fraction(10) ** int(m.group(2) or m.group(3)), True, pct
     except (ValueError, ZeroDivisionError):
         return None
     return None
@@ -218,11 +219,11 @@ def shape(norm: str) -> str:
     (top-level comma), ``scalar`` (plain expression) or ``other`` (relations, sets, matrices...)."""
     if not norm or _NOT_SCALAR.search(norm) or _HEDGE_WORDS.search(norm):
         return "other"
-    if len(_top_level_split(norm)) > 1:
+    if len(top_level_split(norm)) > 1:
         return "list"
     if norm[0] in "([" and norm[-1] in ")]":
         inner = norm[1:-1]
-        if nesting_depth(inner) >= 0 and "," in inner and len(_top_level_split(inner)) > 1:
+        if nesting_depth(inner) >= 0 and "," in inner and len(top_level_split(inner)) > 1:
             balanced = 0
             for ch in inner:
                 balanced += ch in "([{"
@@ -231,6 +232,11 @@ def shape(norm: str) -> str:
                     return "other"
             return "tuple"
     return "scalar"
+
+
+def oversized(box: str, gold: str) -> bool:
+    """An answer too long (``MAX_BOX_CHARS``, or 10x the gold) or too nested (``MAX_DEPTH``) to be one."""
+    return len(box) > max(MAX_BOX_CHARS, 10 * len(gold)) or nesting_depth(box) > MAX_DEPTH
 
 
 def fast_verdict(box: str | None, gold: str) -> float | None:
@@ -242,7 +248,7 @@ def fast_verdict(box: str | None, gold: str) -> float | None:
     """
     if box is None or not box.strip():
         return 0.0
-    if len(box) > max(MAX_BOX_CHARS, 10 * len(gold)) or nesting_depth(box) > MAX_DEPTH:
+    if oversized(box, gold):
         return 0.0
     nb, ng = normalize(box), normalize(gold)
     if not nb:
@@ -264,14 +270,20 @@ def fast_verdict(box: str | None, gold: str) -> float | None:
     if rb is None or rg is None:
         return None
     (vb, db, pb), (vg, dg, pg) = rb, rg
-    if pb or pg:
-        # Math-Verify: integer percents compare by their number (9% == 9); others go to sympy.
-        # (certain only for values >= 0: Math-Verify reads "-4\%" differently from "-4")
-        both_int = vb.denominator == 1 and vg.denominator == 1 and not (db or dg) and vb >= 0 and vg >= 0
-        return (1.0 if vb == vg else 0.0) if both_int else None
-    if vb == vg:
-        return 1.0
-    if not (db or dg):
-        return 0.0
-    # Math-Verify rounds floats to 6 places: values farther apart than that can never match.
-    return 0.0 if abs(vb - vg) > Fraction(2, 10**6) else None
+    if pb != pg:  # "4\\%" answers a gold of 4 (the percent sign as a unit) or of 0.04, whatever the sign
+        p, q = (vb, vg) if pb else (vg, vb)
+        return 1.0 if close(p, q, db or dg) or close(p / 100, q, db or dg) else 0.0
+    return 1.0 if close(vb, vg, db or dg) else 0.0
+
+
+REL_TOL = Fraction(1, 10**9)
+"""Relative tolerance between a decimal and the value it approximates (see ``close``)."""
+
+
+def close(a: Fraction, b: Fraction, decimal: bool) -> bool:
+    """Equality of two exact values; when one was written as a decimal (a possibly rounded value),
+    within ``REL_TOL`` relative. Terminating decimals equal their fractions exactly (0.25 = 1/4);
+    ``0.333333`` is not 1/3 (relative error 1e-6, a rounding), ``0.3333333333`` is (1e-10)."""
+    if a == b:
+        return True
+    return decimal and abs(a - b) <= REL_TOL * max(abs(a), abs(b))

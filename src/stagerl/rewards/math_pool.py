@@ -26,6 +26,8 @@ from functools import lru_cache
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from .math_extract import REL_TOL
+
 SOFT_TIMEOUT_S = 2.0
 """Per-item alarm inside the worker (parse + verify); the item scores 0 when it fires."""
 HARD_GRACE_S = 2.0
@@ -39,6 +41,7 @@ _WARMUP = (
     ("(1, 2]", "(1,2]"), ("\\{1, 2\\}", "1, 2"), ("3 + 4i", "4i+3"), ("y = 2x", "2x"), ("x \\in [0,1]", "[0,1]"),
     ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"), ("\\text{Evelyn}", "Evelyn"),
     ("0.5", "\\frac{1}{2}"), ("\\log_2 8", "3"), ("10\\%", "0.1"), ("p - q", "\\sqrt{51}"),
+    ("(0.5, 1)", "\\left(\\frac12, 1\\right)"), ("0.707107", "\\frac{\\sqrt{2}}{2}"),  # relative_float_rule's path
 )
 
 
@@ -62,6 +65,31 @@ def _latex_config() -> list:
     from math_verify.parser import LatexExtractionConfig
 
     return [LatexExtractionConfig()]
+
+
+def relative_float_rule(rel_tol: float = float(REL_TOL)) -> None:
+    """Make Math-Verify compare a decimal with a number by relative error (``math_extract.REL_TOL``)
+    instead of rounding both to 6 places: ``0.707107`` is not ``\\frac{\\sqrt2}{2}`` (a rounding),
+    ``0.70710678118`` is. Patches ``math_verify.grader.sympy_numeric_eq`` in this process only (the
+    pool's workers call it at start); ``tests/rewards/test_math_rules.py`` checks the effect, so a
+    Math-Verify release that moves the function fails CI instead of silently changing the rule."""
+    from math_verify import grader
+    from sympy import Float, N, Number
+
+    original = getattr(grader.sympy_numeric_eq, "__wrapped__", grader.sympy_numeric_eq)
+
+    def numeric_eq(a: Any, b: Any, float_rounding: int, numeric_precision: int) -> bool:
+        atomic = grader.is_atomic_or_pct_atomic
+        if (atomic(a, Number) or atomic(b, Number)) and (atomic(a, Float) or atomic(b, Float)):
+            try:
+                x, y = N(grader.safe_sympy_doit(a), 30), N(grader.safe_sympy_doit(b), 30)
+                return bool(abs(x - y) <= rel_tol * max(abs(x), abs(y)))
+            except Exception:
+                pass
+        return original(a, b, float_rounding, numeric_precision)
+
+    numeric_eq.__wrapped__ = original  # type: ignore[attr-defined]
+    grader.sympy_numeric_eq = numeric_eq
 
 
 def grade_with_math_verify(box: str, gold: str, soft_timeout: float = SOFT_TIMEOUT_S) -> float:
@@ -108,6 +136,7 @@ def _worker_main(fd: int, soft_timeout: float) -> None:
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     conn = Connection(fd)
+    relative_float_rule()
     for box, gold in _WARMUP:  # first calls pay sympy's lazy imports: pay them before "ready"
         grade_with_math_verify(box, gold, max(soft_timeout, 10.0))
     conn.send("ready")
