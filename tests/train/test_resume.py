@@ -15,6 +15,7 @@ import pytest
 from stagerl.config import StageConfig
 from stagerl.data.prompts import to_messages
 from stagerl.train import stage_dataset, train_stages
+from stagerl.train.resume_state import STATE_FILE
 
 STEPS, EVERY = 4, 1
 SAME = ("reward", "reward_std", "kl", "entropy", "completion_length", "loss")
@@ -54,7 +55,7 @@ def test_sigkilled_stage_resumes_where_it_stopped(kit, make_run, tiny_model_dir,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 300
-        while not (out / "checkpoints" / f"checkpoint-{EVERY}" / "trainer_state.json").exists():
+        while not (out / "checkpoints" / f"checkpoint-{EVERY}" / STATE_FILE).exists():  # a complete checkpoint
             assert proc.poll() is None and time.time() < deadline, "no checkpoint appeared"
             time.sleep(0.1)
         trainers = children(proc.pid)

@@ -133,3 +133,15 @@ def test_killed_stage_makes_the_same_decisions_smollm2(kit, make_run, smollm2_di
     print(json.dumps({"straight": {k: a[k] for k in ("reason", "steps", "dev", "online", "resumed_from")},
                       "resumed": {k: b[k] for k in ("reason", "steps", "dev", "online", "resumed_from")},
                       "dev_tokens": [a["cost"]["dev_tokens"], b["cost"]["dev_tokens"]]}))
+
+
+def test_a_checkpoint_without_stagerl_state_is_not_resumed_from(tmp_path):
+    """A kill between TRL's trainer_state.json and our stagerl_state.json: that checkpoint is incomplete."""
+    from stagerl.train.grpo import latest_checkpoint
+
+    for step, files in ((1, ("trainer_state.json", STATE_FILE)), (2, ("trainer_state.json",)), (3, (STATE_FILE,))):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        for name in files:
+            (folder / name).write_text("{}")
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint-1"
