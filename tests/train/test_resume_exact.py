@@ -4,8 +4,6 @@ again; the dev rows (step 0 included), the plateau step, stage.json's dev histor
 counters equal the uninterrupted run's, and dev samples made after the resumed checkpoint are made again."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +15,7 @@ from stagerl.data.generated import demo_math
 from stagerl.store import SampleStore
 from stagerl.train.resume_state import STATE_FILE
 
-from test_resume import alive, children  # tests/train is on the path: conftest.py
+from test_resume import kill_when  # tests/train is on the path: conftest.py
 
 # the issue's reproduction: 10 demo_math problems (3 held out for dev), 2 prompts x 2 samples, 8 steps at most,
 # a checkpoint every step, a dev evaluation every 2 steps, a plateau on dev_score, online filtering with skipping
@@ -29,29 +27,13 @@ STAGE = dict(name="s1", levels=["L1"], num_generations=2, prompts_per_step=2, ma
 COUNTS = ("groups_generated", "groups_dropped", "groups_skipped", "groups_filled", "groups_signal", "extra_rounds")
 
 
-def _cmd(recipe: Path) -> list[str]:
-    return [sys.executable, "-m", "stagerl.cli", "train", str(recipe)]
-
-
-def _kill_after_second_dev_row(proc: subprocess.Popen, out: Path) -> float:
-    """SIGKILL the command (its stage process dies with it) once step 2's dev row is written; the kill time."""
-    deadline = time.time() + 1800
-    while True:
+def _second_dev_row(out: Path):
+    """Whether step 2's dev row (the second dev evaluation) is written."""
+    def ready() -> bool:
         path = out / "metrics.jsonl"
         rows = [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")] if path.is_file() else []
-        if any(r["step"] == 2 and "dev_score" in r for r in rows):
-            break
-        assert proc.poll() is None and time.time() < deadline, "the stage ended or hung before step 2"
-        time.sleep(0.05)
-    trainers = children(proc.pid)
-    proc.send_signal(signal.SIGKILL)
-    killed = time.time()
-    proc.wait()
-    for pid in trainers:
-        while alive(pid) and time.time() - killed < 30:
-            time.sleep(0.1)
-        assert not alive(pid), "the stage's training process outlived the killed command"
-    return killed
+        return any(r["step"] == 2 and "dev_score" in r for r in rows)
+    return ready
 
 
 def _dev_rows(run_dir: Path, kit) -> list[tuple[int, float]]:
@@ -64,24 +46,20 @@ def straight_and_resumed(kit, make_run, model: str) -> tuple[dict, dict]:
     killed, run_dir = make_run(model, [STAGE], levels=levels, name="killed")
     out = run_dir / "stages" / "1_s1"
     # the two runs side by side (one core each on a 2-core box): the straight one runs to its end meanwhile
-    ref = subprocess.Popen(_cmd(straight), env=kit.cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           text=True)
-    proc = subprocess.Popen(_cmd(killed), env=kit.cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    ref = subprocess.Popen([sys.executable, "-m", "stagerl.cli", "train", str(straight)], env=kit.cli_env(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        kill_time = _kill_after_second_dev_row(proc, out)
+        kill_time = kill_when(kit, killed, _second_dev_row(out))
+        assert not (out / "stage.json").exists(), "the stage finished before it was killed: nothing tested"
+        assert [r for r in _dev_rows(run_dir, kit) if r[0] == 2], "killed before its second dev evaluation"
+        done = kit.stagerl("train", str(killed), timeout=1800)
+        assert done.returncode == 0, done.stderr[-3000:]
+        _, err = ref.communicate(timeout=1800)
+        assert ref.returncode == 0, err[-3000:]
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert not (out / "stage.json").exists(), "the stage finished before it was killed: nothing tested"
-    assert [r for r in _dev_rows(run_dir, kit) if r[0] == 2], "killed before its second dev evaluation"
-
-    done = kit.stagerl("train", str(killed), timeout=1800)
-    assert done.returncode == 0, done.stderr[-3000:]
-    _, err = ref.communicate(timeout=1800)
-    assert ref.returncode == 0, err[-3000:]
+        if ref.poll() is None:  # a failure above: leave nothing running (its stage process dies with it)
+            ref.kill()
+            ref.wait()
 
     a, b = kit.stage_json(ref_dir), kit.stage_json(run_dir)
     resumed = b["resumed_from"]
@@ -120,9 +98,9 @@ def test_killed_stage_makes_the_same_decisions_tiny(kit, make_run, tiny_model_di
     """CI: the reproduction on the tiny random Llama (same recipe; every group all-equal, so skipping and
     refilling act on every step)."""
     a, b = straight_and_resumed(kit, make_run, tiny_model_dir)
-    run_dir = Path(b["checkpoint"]).parents[2]
-    check_same_decisions(kit, a, b, Path(a["checkpoint"]).parents[2], run_dir)
+    check_same_decisions(kit, a, b, Path(a["checkpoint"]).parents[2], Path(b["checkpoint"]).parents[2])
     assert a["reason"] == "plateau at step 4" and a["online"]["groups_skipped"] > 0
+    report(a, b)
 
 
 @pytest.mark.slow
@@ -130,9 +108,14 @@ def test_killed_stage_makes_the_same_decisions_smollm2(kit, make_run, smollm2_di
     """The issue's reproduction on the embedded SmolLM2-135M (minutes on 2 cores)."""
     a, b = straight_and_resumed(kit, make_run, smollm2_dir)
     check_same_decisions(kit, a, b, Path(a["checkpoint"]).parents[2], Path(b["checkpoint"]).parents[2])
-    print(json.dumps({"straight": {k: a[k] for k in ("reason", "steps", "dev", "online", "resumed_from")},
-                      "resumed": {k: b[k] for k in ("reason", "steps", "dev", "online", "resumed_from")},
-                      "dev_tokens": [a["cost"]["dev_tokens"], b["cost"]["dev_tokens"]]}))
+    report(a, b)
+
+
+def report(a: dict, b: dict) -> None:
+    """The comparison's figures (``pytest -s`` shows them)."""
+    for name, info in (("straight", a), ("killed+resumed", b)):
+        print(f"{name}: " + json.dumps({**{k: info[k] for k in ("reason", "steps", "resumed_from", "online")},
+                                        "dev_scores": info["dev"]["scores"], "dev_tokens": info["cost"]["dev_tokens"]}))
 
 
 def test_a_checkpoint_without_stagerl_state_is_not_resumed_from(tmp_path):
