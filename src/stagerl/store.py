@@ -180,6 +180,15 @@ class SampleStore:
             db.executemany("DELETE FROM problem_versions WHERE problem_id = ?", ids)
             return n
 
+    def delete_models(self, models: Iterable[str]) -> int:
+        """Delete every stored sample of these model names (e.g. dev evaluations a resume redoes)."""
+        names = [(m,) for m in models]
+        db = self._db()
+        with _transaction(db):
+            before = db.total_changes
+            db.executemany("DELETE FROM samples WHERE model = ?", names)
+            return db.total_changes - before
+
     # ------------------------------------------------------------------ reading
 
     def versions(self) -> dict[str, tuple[str, str]]:

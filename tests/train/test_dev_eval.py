@@ -130,6 +130,16 @@ def test_an_evaluation_already_stored_is_not_generated_again(tiny_model_dir, tmp
     assert cb.evaluate(7) == first and cb.tokens == spent                      # all stored: nothing generated
     assert len(SampleStore(tmp_path / "dev.sqlite").samples(model="step-7")) == 3 * 2
 
+    # resumed at the checkpoint of step 8: the record saved there comes back, and the samples of the
+    # evaluation at step 9 (made by weights the checkpoint does not hold) are deleted, to be made again
+    saved = cb.state()
+    cb.evaluate(9)
+    assert cb.history.keys() == {7, 9} and cb.tokens > spent
+    fresh = DevEvalCallback(trainer, MATH[:3], s, tmp_path, to_messages)
+    fresh.restore(saved, 8)
+    assert fresh.history == {7: first} and fresh.tokens == spent and fresh.seconds == saved["seconds"] > 0
+    assert {m for _, m in SampleStore(tmp_path / "dev.sqlite").counts()} == {"step-7"}
+
 
 def test_a_bad_dev_set_of_a_later_stage_fails_before_any_training(tiny_model_dir, tmp_path):
     stages = [stage(), stage(name="s2", dev=DevConfig(holdout=99))]

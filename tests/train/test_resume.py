@@ -15,6 +15,7 @@ import pytest
 from stagerl.config import StageConfig
 from stagerl.data.prompts import to_messages
 from stagerl.train import stage_dataset, train_stages
+from stagerl.train.resume_state import STATE_FILE
 
 STEPS, EVERY = 4, 1
 SAME = ("reward", "reward_std", "kl", "entropy", "completion_length", "loss")
@@ -34,6 +35,32 @@ def alive(pid: int) -> bool:
         return False
 
 
+def kill_when(kit, recipe: Path, ready, timeout: float = 1800) -> float:
+    """Run ``stagerl train RECIPE``; SIGKILL the command (its parent process only) once ``ready()``; check that
+    the stage's own process dies with it; return the time of the kill."""
+    proc = subprocess.Popen([sys.executable, "-m", "stagerl.cli", "train", str(recipe)], env=kit.cli_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + timeout
+        while not ready():
+            assert proc.poll() is None and time.time() < deadline, "the command ended or hung before the kill"
+            time.sleep(0.05)
+        trainers = children(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        killed = time.time()
+        proc.wait()
+        for pid in trainers:  # the stage's own process dies with the command
+            while alive(pid) and time.time() - killed < 30:
+                time.sleep(0.1)
+            assert not alive(pid), "the stage's training process outlived the killed command"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return killed
+
+
 def prompts_per_step(stage_dir: Path) -> dict[int, list[str]]:
     """The prompts TRL itself logged for each step (``log_completions``), as problem statements."""
     out = {}
@@ -50,26 +77,7 @@ def test_sigkilled_stage_resumes_where_it_stopped(kit, make_run, tiny_model_dir,
     out = run_dir / "stages" / "1_s1"
 
     # kill the command (its parent process only) once a checkpoint is complete, mid-stage
-    proc = subprocess.Popen([sys.executable, "-m", "stagerl.cli", "train", str(recipe)], env=kit.cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        while not (out / "checkpoints" / f"checkpoint-{EVERY}" / "trainer_state.json").exists():
-            assert proc.poll() is None and time.time() < deadline, "no checkpoint appeared"
-            time.sleep(0.1)
-        trainers = children(proc.pid)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        for pid in trainers:  # the stage's own process dies with the command
-            t0 = time.time()
-            while alive(pid) and time.time() - t0 < 30:
-                time.sleep(0.1)
-            assert not alive(pid), "the stage's training process outlived the killed command"
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    kill_when(kit, recipe, lambda: (out / "checkpoints" / f"checkpoint-{EVERY}" / STATE_FILE).exists())
     assert not (out / "stage.json").exists(), "the stage finished before it was killed: nothing tested"
     before = kit.metric_lines(run_dir)
     assert 1 <= len(before) < STEPS

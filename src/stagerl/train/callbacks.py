@@ -80,8 +80,9 @@ class StageMetricsCallback(TrainerCallback):
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                        **kwargs: Any) -> None:
         """Start a fresh file, or, when resuming at ``state.global_step`` (Transformers has loaded the
-        trainer state by now), keep the lines of steps up to it byte for byte, drop later ones
-        (steps the checkpoint does not hold: they are trained again) and rebuild the plateau tracker."""
+        trainer state by now), keep the lines of steps 0 to it byte for byte (the step-0 dev row
+        included: a plateau on ``dev_score`` counts it), drop later ones (steps the checkpoint does
+        not hold: they are trained again) and rebuild the plateau tracker from the kept rows."""
         self._t0 = time.time()
         self.plateau_step, self.seconds_before = None, 0.0
         self.tracker = PlateauTracker(self.plateau) if self.plateau is not None else None
@@ -92,7 +93,7 @@ class StageMetricsCallback(TrainerCallback):
                     row = json.loads(line)
                 except json.JSONDecodeError:  # a line cut short by a kill
                     continue
-                if isinstance(row, dict) and 0 < row.get("step", 0) <= state.global_step:
+                if isinstance(row, dict) and 0 <= row.get("step", -1) <= state.global_step:
                     kept.append(line)
         self.rows = []
         for line in kept:

@@ -10,9 +10,13 @@ is the mean pass@1 over the dev problems (a sample passes when its reward is 1, 
   and at every step that is a multiple of ``eval_every``, before that step's row is logged, so the
   row of step N carries ``dev_score`` (also in TensorBoard / W&B). A stage that ends between two
   evaluations has no dev score for its last steps.
-* **Resume.** Samples are stored as they are made: a stage resumed from a checkpoint re-evaluates
-  nothing it stored (an evaluation killed half-way keeps its finished calls). A stage that starts
-  again from step 0 is a new run of the stage: its old ``dev.sqlite`` is removed first.
+* **Resume.** Samples are stored as they are made. The scores so far and the evaluations' cost
+  (``state()``) are saved with every checkpoint (``resume_state.py``); a stage resumed from the
+  checkpoint of step S gets them back (``restore``), step 0 included, and the samples stored for
+  evaluations after step S are deleted: they were made by weights the checkpoint does not hold, so
+  those evaluations run again on the resumed weights (an evaluation killed half-way before the
+  checkpoint of its step is redone whole). A stage that starts again from step 0 is a new run of
+  the stage: its old ``dev.sqlite`` is removed first.
 * **Several processes.** Every rank evaluates its share of the dev problems (``problems[rank::world]``)
   inside TRL's ``unwrap_model_for_generation`` (which gathers ZeRO-3 parameters), the pass counts
   are gathered, and every rank gets the same score, so a plateau on ``dev_score`` stops all ranks at
@@ -114,11 +118,31 @@ class DevEvalCallback(TrainerCallback):
         self.history: dict[int, float] = {}
         self.tokens, self.seconds = 0, 0.0
 
+    # ------------------------------------------------------------------ resume
+
+    def state(self) -> dict[str, Any]:
+        """The scores so far and what the evaluations cost (saved with each checkpoint)."""
+        return {"history": {str(k): v for k, v in self.history.items()}, "tokens": self.tokens, "seconds": self.seconds}
+
+    def restore(self, state: dict[str, Any], step: int) -> None:
+        """Resume at the checkpoint of ``step``: its scores and cost back, later evaluations' samples deleted."""
+        self.history = {int(k): float(v) for k, v in state["history"].items()}
+        self.tokens, self.seconds = int(state["tokens"]), float(state["seconds"])
+        acc = self.trainer.accelerator
+        if acc.is_main_process and self.store_path.exists():
+            from ..store import SampleStore
+
+            with SampleStore(self.store_path) as store:
+                later = [m for (m,) in store.query("SELECT DISTINCT model FROM samples")
+                         if m.startswith("step-") and int(m[5:]) > step]
+                store.delete_models(later)
+        acc.wait_for_everyone()
+
     # ------------------------------------------------------------------ events
 
     def on_train_begin(self, args, state, control, **kwargs) -> None:
         if state.global_step != 0:
-            return  # resumed from a checkpoint: its rows and stored samples stay
+            return  # resumed from a checkpoint: ``restore`` has run (resume_state.py)
         acc = self.trainer.accelerator
         if acc.is_main_process:
             _remove_store(self.store_path)  # a stage started afresh: samples of an earlier attempt are stale

@@ -44,13 +44,18 @@ the KL gradient. ``stage.json`` records them under ``loss``.
 trainer state to ``checkpoints/checkpoint-<step>/`` (the last ``keep_checkpoints`` kept). Running
 the same command again resumes from the latest complete one: Transformers skips the batches
 already consumed (our order is fixed, so the data continues exactly), restores the RNG states,
-``metrics.jsonl`` keeps its rows up to that step and appends, and the plateau tracker is rebuilt
-from the kept rows. Steps after the last checkpoint are trained again (and logged once). Where
-resumed steps can differ from an uninterrupted run with the same seed: vLLM sampling (its own
-seeds are not checkpointed), CUDA kernels that are not deterministic, per-process RNG when the
-number of processes changes between runs, and reward timeouts (code sandbox, Math-Verify) that
-depend on load. On one CPU process the resumed steps repeat the uninterrupted run's rewards and
-losses exactly (``tests/train/test_resume.py``).
+``metrics.jsonl`` keeps its rows up to that step (step 0's dev row included) and appends, and the
+plateau tracker is rebuilt from the kept rows. What else the stage's decisions depend on — online
+filtering's estimate, RNG and refill queues, the dev scores and their cost — is saved in each
+checkpoint's ``stagerl_state.json`` and restored (``resume_state.py``); dev samples of evaluations
+after that step are deleted and made again by the resumed weights. Steps after the last
+checkpoint are trained again (and logged once). Where resumed steps can differ from an
+uninterrupted run with the same seed: vLLM sampling (its own seeds are not checkpointed), CUDA
+kernels that are not deterministic, per-process RNG when the number of processes changes between
+runs (online filtering refuses to resume then), and reward timeouts (code sandbox, Math-Verify)
+that depend on load. On one CPU process the resumed steps repeat the uninterrupted run's rewards,
+losses, dev scores, plateau step and online-filtering decisions (``tests/train/test_resume.py``,
+``test_resume_exact.py``).
 
 **Scaling.** The same code runs under ``accelerate launch`` (multi-GPU, DeepSpeed ZeRO-3 with the
 shipped ``stagerl/train/zero3.json``; see ``recipes/paper.yaml`` for the launch commands). Each
@@ -88,6 +93,7 @@ from .ledger import add_ledger, plan_warnings
 from .observe import observe, report_to
 from .online import trainer_for
 from .promises import LOSS_TYPES, RESERVED, promise_issues  # noqa: F401 (re-exported)
+from .resume_state import STATE_FILE, ResumeStateCallback
 from .reward import make_reward
 
 
@@ -224,13 +230,14 @@ def stage_dataset(problems: list[Problem], stage: StageConfig,
 def latest_checkpoint(folder: str | Path) -> Path | None:
     """The highest ``checkpoint-<step>`` under ``folder`` whose save completed, else None.
 
-    Transformers writes ``trainer_state.json`` last (after weights, optimizer, scheduler, RNG), so
-    a folder without it was cut short by a kill and is ignored.
+    Transformers writes ``trainer_state.json`` last (after weights, optimizer, scheduler, RNG), and
+    stagerl its ``stagerl_state.json`` after that (``resume_state.py``), so a folder without both
+    was cut short by a kill and is ignored.
     """
     found = []
     for d in Path(folder).glob("checkpoint-*"):
         m = re.fullmatch(r"checkpoint-(\d+)", d.name)
-        if m and (d / "trainer_state.json").is_file():
+        if m and (d / "trainer_state.json").is_file() and (d / STATE_FILE).is_file():
             found.append((int(m.group(1)), d))
     return max(found)[1] if found else None
 
@@ -259,6 +266,7 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     trainer = trainer_cls(model=str(policy), reward_funcs=[make_reward(pool, rewards, stage.num_generations)],
                           args=args, train_dataset=dataset, callbacks=[callback], **online)
     dev = observe(trainer, stage, out_dir, dev_problems, messages, rewards)
+    trainer.add_callback(ResumeStateCallback(trainer, dev, resume))  # online state, dev record: saved, restored
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     checkpoint = out_dir / "checkpoint"
     trainer.save_model(str(checkpoint))  # every rank takes part (ZeRO-3 gathers); rank 0 writes
@@ -298,6 +306,8 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
         "config": to_dict(stage),
         "sandbox": sandbox_record(),
     }
+    if hasattr(trainer, "totals"):
+        info["online"] = dict(trainer.totals)  # group counts of the whole stage (online.py)
     add_ledger(info, out_dir, dataset["domain"], pool, stage.prompts_per_step, dev)
     if trainer.is_world_process_zero():
         write_json(out_dir / "stage.json", info)  # written last: its presence marks the stage as done

@@ -37,6 +37,12 @@ in the step, all rounds weighted by size.
 Several processes: each process fills its own slots (its share of the batch must hold whole
 groups); the number of extra rounds is agreed across processes, every process generates the same
 number of groups per round, and the estimate is updated from every process's groups.
+
+**Resume.** ``online_state()`` is what the next steps' decisions depend on beyond TRL's own
+checkpoint: the estimate, the exploration/refill RNG, the refill queues (as pool indices) and the
+stage's running totals of the group counts (``totals``, summed over processes; ``stage.json``
+``online``). ``resume_state.py`` saves it with every checkpoint and ``load_online_state`` restores
+it, so a resumed stage skips, refills and explores exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -121,6 +127,28 @@ class OnlineGRPOTrainer(GRPOTrainer):
         self._pool = {d: [r for r in pool_rows if r["domain"] == d] for d in ("math", "code")}
         self._queues: dict[str, list[dict]] = {d: [] for d in self._pool}
         self._last_rewards: torch.Tensor | None = None
+        self.totals: Counter = Counter()
+        """The stage's group counts so far (every process's groups), restored on resume."""
+
+    # ------------------------------------------------------------------ resume
+
+    def online_state(self) -> dict[str, Any]:
+        """This process's online-filtering state as JSON-safe data (see the module docstring)."""
+        version, internal, gauss = self._rng.getstate()
+        return {"estimator": [[k, a, b, self.estimator.groups[k]] for k, (a, b) in self.estimator.ab.items()],
+                "rng": [version, list(internal), gauss],
+                "queues": {d: [r["problem_index"] for r in q] for d, q in self._queues.items()},
+                "totals": dict(self.totals)}
+
+    def load_online_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``online_state`` returned (at the same checkpoint, on the same process)."""
+        self.estimator.ab = {k: (a, b) for k, a, b, _ in state["estimator"]}
+        self.estimator.groups = Counter({k: n for k, _, _, n in state["estimator"]})
+        version, internal, gauss = state["rng"]
+        self._rng.setstate((version, tuple(internal), gauss))
+        rows = {r["problem_index"]: r for pool in self._pool.values() for r in pool}
+        self._queues = {d: [rows[i] for i in q] for d, q in state["queues"].items()}
+        self.totals = Counter(state["totals"])
 
     # ------------------------------------------------------------------ TRL extension points
 
@@ -279,6 +307,7 @@ class OnlineGRPOTrainer(GRPOTrainer):
             if key == "extra_rounds" and self.accelerator.num_processes > 1:
                 value /= self.accelerator.num_processes  # every process ran the same rounds
             self._metrics["train"][key].append(value)
+            self.totals[key] += int(value)
 
     # ------------------------------------------------------------------ the step's batch
 

@@ -20,6 +20,13 @@ store, so it lists the re-levelling model beside the reference models) and in::
 A problem in several candidate levels counts once under each of them (levels may overlap), so each
 row of ``moves`` sums to its old level's size. Sampling uses the stage's temperature and maximum
 completion length, ``relevel.top_p`` and ``stage.seed``, with the recipe's prompt.
+
+**Several processes** (``accelerate launch``): each process scores its share of the candidates
+(``candidates[rank::world]``, on its own device) into the shared store, so the work divides by the
+processes and no process waits longer than the slowest share; the table is then read from the store
+by every process. Samples have per-(problem, model, index) seeds and each problem's adaptive
+verdict depends only on its own samples, so the result is the one-process result
+(``tests/train/test_relevel_processes.py``); ``generated_by_process`` in relevel.json shows the split.
 """
 
 from __future__ import annotations
@@ -30,14 +37,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from accelerate import PartialState
+from accelerate.utils import gather_object
 
 from ..config import ModelRef, RewardsConfig, SamplingConfig, ScoringConfig, StageConfig, to_dict
 from ..curriculum import StageDataError, stage_dir, stage_problems
 from ..data.problem import Problem
 from ..data.prompts import to_messages
 from ..levels.rules import decide, load_rules, parse_interval
-from ..scoring import ledger, score
+from ..scoring import ledger, pass_rate_table, score
 from ..store import SampleStore
 
 
@@ -80,11 +89,22 @@ def relevel_stage(policy: str | Path, stage: StageConfig, levels: dict[str, list
                               seed=stage.seed)
     rules = load_rules({"models": {"policy": name}, "levels": {"band": f"policy in {cfg.band}"}})
     store = _RelevelStore(run_dir / "samples.sqlite")
-    state = PartialState()
-    with state.main_process_first():  # several processes: the main one samples, the others read the store
-        config = ScoringConfig(models=[ref], k=cfg.k, adaptive=True, round_size=cfg.round_size, sampling=sampling)
-        table = score(cand, store, config, rules=rules, rewards=rewards, prompt=_Prompt(messages),
-                      engine_factory=engine_factory, progress=progress and state.is_main_process)
+    # cpu: on a machine without an accelerator, several processes form a gloo group only when asked to
+    state = PartialState(cpu=not (torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())))
+    world, rank = state.num_processes, state.process_index
+    if world > 1 and state.device.type != "cpu" and ref.engine == "transformers" and "device" not in ref.options:
+        ref = dataclasses.replace(ref, options={**ref.options, "device": str(state.device)})  # this rank's device
+    if state.is_main_process:
+        store.register_problems((p.id, p.domain) for p in cand)  # the store's problem order, as one process makes it
+    state.wait_for_everyone()
+    config = ScoringConfig(models=[ref], k=cfg.k, adaptive=True, round_size=cfg.round_size, sampling=sampling)
+    mine = cand[rank::world]  # each process scores its share (per-sample seeds: the samples do not depend on it)
+    part = score(mine, store, config, rules=rules, rewards=rewards, prompt=_Prompt(messages),
+                 engine_factory=engine_factory, progress=progress and state.is_main_process) if mine else None
+    by_rank = [int(part.attrs.get("generated", 0)) if part is not None else 0]
+    if world > 1:
+        by_rank = [int(n) for n in gather_object(by_rank)]  # also waits until every share is stored
+    table = pass_rate_table(store, [(p.id, p.domain) for p in cand], [name], cfg.k)
     band = parse_interval(cfg.band, "relevel.band")
     target = "+".join(stage.levels)
     kept: set[str] = set()
@@ -107,7 +127,7 @@ def relevel_stage(policy: str | Path, stage: StageConfig, levels: dict[str, list
         "moves": moves, "dropped": dropped, "band": cfg.band, "model": name, "policy": str(policy), "k": cfg.k,
         "levels": list(cfg.levels or stage.levels), "target": target, "candidates": len(cand), "kept": len(kept),
         "kept_ids": [p.id for p in cand if p.id in kept], "cost": book["models"].get(name, {}),
-        "generated": int(table.attrs.get("generated", 0)), "seconds": round(time.time() - t0, 1),
+        "generated": sum(by_rank), "generated_by_process": by_rank, "seconds": round(time.time() - t0, 1),
         "config": to_dict(cfg),
     }
     if state.is_main_process:
