@@ -175,3 +175,13 @@ def test_the_stop_section_is_checked(tmp_path):
         load_recipe({"scoring": {"stop": {"rule": "bayes", "error": 1.5}}})
     with pytest.raises(ConfigError, match=r"scoring\.stop\.prior\.zero"):
         load_recipe({"scoring": {"stop": {"prior": {"zero": 0.6, "one": 0.6}}}})
+
+
+def test_under_the_published_prior_no_all_alike_pair_is_one_percent_sure_before_k():
+    """Why a 1% budget stops nothing the exact rule does not (docs/benchmarks.md): under the default
+    prior (fitted to SwS-7B's histogram) a pair that failed 15 of 15 still succeeds on the 16th with
+    more than 1% chance, and one that succeeded 15 of 15 still fails with more than 1%."""
+    p = StopConfig().prior
+    assert 1 - predictive(p, 0, 15, 1)[0] > 0.01 and 1 - predictive(p, 15, 15, 1)[1] > 0.01
+    assert 1 - predictive(p, 0, 8, 8)[0] == pytest.approx(0.227, abs=0.002)  # after 0 of 8
+    assert 1 - predictive(p, 8, 8, 8)[8] == pytest.approx(0.144, abs=0.002)  # after 8 of 8

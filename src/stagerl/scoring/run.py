@@ -45,7 +45,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..config import ModelRef, PromptConfig, RewardsConfig, SamplingConfig, ScoringConfig
+from ..config import ModelRef, PromptConfig, RewardsConfig, SamplingConfig, ScoringConfig, StopConfig
 from ..data.problem import Problem
 from ..data.prompts import to_messages
 from ..engines.base import Engine
@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--round-size", type=int, default=4)
     ap.add_argument("--fixed", action="store_true", help="all k samples for every pair")
     ap.add_argument("--rules", default=None, help="level rules (preset or YAML) for adaptive scoring")
+    ap.add_argument("--stop", default="exact", choices=("exact", "bayes"), help="stopping rule (scoring.stop.rule)")
+    ap.add_argument("--stop-error", type=float, default=0.01, help="budget of the bayes rule (scoring.stop.error)")
     ap.add_argument("--bind", type=_kv, action="append", default=[], help="rules alias=model name")
     ap.add_argument("--temperature", type=float, default=0.6)
     ap.add_argument("--top-p", type=float, default=0.95)
@@ -355,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     store = SampleStore(a.store)
     cfg = ScoringConfig(models=models, k=a.k, adaptive=not a.fixed, round_size=a.round_size,
                         sampling=SamplingConfig(a.temperature, a.top_p, a.max_tokens, a.seed), call_size=a.call_size,
-                        order=a.order)
+                        order=a.order, stop=StopConfig(rule=a.stop, error=a.stop_error))
     table = score(read_problems(a.problems), store, cfg, rules=rules, rewards=RewardsConfig(workers=a.reward_workers),
                   progress=not a.no_progress, out_dir=a.out)
     print(json.dumps({"generated": table.attrs["generated"], "stored": table.attrs["stored"],

@@ -46,6 +46,7 @@ class SimResult:
     problems: int
     same: int             # problems whose labels equal the k-sample labels
     spent: float          # sum over problems of the error the statistical rule spent
+    per_model: dict       # model -> samples drawn
 
     @property
     def ratio(self) -> float:
@@ -108,10 +109,12 @@ def published_pool(models: Mapping[str, str], n: int, seed: int = 0, coupling: s
 
 
 def simulate(rules: Any, rates: Sequence[Mapping[str, float]], k: int, *, order: Sequence[str],
-             round_size: int = 4, stop: Any = None, domain: str = "math", seed: int = 0) -> SimResult:
+             round_size: int = 4, stop: Any = None, domain: str | Sequence[str] = "math",
+             seed: int = 0) -> SimResult:
     """Score problems with pass rates ``rates`` (``{model: p}`` each, every model of ``order``) and
     compare their labels with the k-sample labels. ``stop``: ``None`` or ``rule == "exact"`` for the
-    exact rule, else anything with ``rule == "bayes"``, ``error`` and ``prior`` (``a, b, zero, one``)."""
+    exact rule, else anything with ``rule == "bayes"``, ``error`` and ``prior`` (``a, b, zero, one``).
+    ``domain``: one for all problems or one per problem."""
     from ..levels.rules import decide
 
     rng = random.Random(seed)
@@ -119,8 +122,10 @@ def simulate(rules: Any, rates: Sequence[Mapping[str, float]], k: int, *, order:
     order = list(order)
     drawn = same = 0
     spent_total = 0.0
+    per_model = {m: 0 for m in order}
+    domains = [domain] * len(rates) if isinstance(domain, str) else list(domain)
     for n, probs in enumerate(rates):
-        pid = f"sim-{n}"
+        pid, domain = f"sim-{n}", domains[n]
         draws = {m: [rng.random() < probs[m] for _ in range(k)] for m in order}
         stats = {m: (0, 0) for m in order}
         for pos, m in enumerate(order):
@@ -133,6 +138,7 @@ def simulate(rules: Any, rates: Sequence[Mapping[str, float]], k: int, *, order:
                 take = min(round_size, k - got)
                 stats[m] = (stats[m][0] + sum(draws[m][got:got + take]), got + take)
                 drawn += take
+                per_model[m] += take
         full = {m: (float(sum(draws[m])) / k,) * 2 for m in order}
         want = decide(rules, full, pid, domain)
         got_labels = decide(rules, point_rates(stats, k), pid, domain)
@@ -143,7 +149,7 @@ def simulate(rules: Any, rates: Sequence[Mapping[str, float]], k: int, *, order:
             from .bayes_stop import spent
 
             spent_total += spent(rules, stats, order + ["\0end"], k, pid, domain, "\0end", stop.prior)
-    return SimResult(drawn, k * len(order) * len(rates), len(rates), same, spent_total)
+    return SimResult(drawn, k * len(order) * len(rates), len(rates), same, spent_total, per_model)
 
 
 def stop_of(error: float, prior: Any) -> SimpleNamespace:
