@@ -55,9 +55,9 @@ def fit_offset(target: float, ds: list[float]) -> float:
     return (lo + hi) / 2
 
 
-def pool_of(kind: str, spread: float, scale: float, seed: int) -> tuple[list[dict[str, float]], list[str]]:
-    """The simulated problems' pass rates ``{model: p}`` and domains."""
-    rng = random.Random(seed)
+def pool_of(kind: str, spread: float, scale: float, seed: int,
+            rng: random.Random) -> tuple[list[dict[str, float]], list[str]]:
+    """The simulated problems' pass rates ``{model: p}`` and domains (difficulties drawn from ``rng``)."""
     if kind == "published":
         n = sum(max(1, int(c * scale)) for c in COUNTS.values())
         hist = {MODELS[0]: "sws-3b", MODELS[1]: "sws-7b", MODELS[2]: "sws-32b", MODELS[3]: "sws-32b"}
@@ -88,10 +88,11 @@ def simulate(order: str, k: int, round_size: int, spread: float, scale: float, s
 def run(order: str, k: int, round_size: int, spread: float, scale: float, seed: int, stop=None,
         pool: str = "logistic"):
     """The whole simulated run (``stagerl.scoring.simulate.SimResult``)."""
-    rates, domains = pool_of(pool, spread, scale, seed)
+    rng = random.Random(seed)  # difficulties, then the samples, from one generator
+    rates, domains = pool_of(pool, spread, scale, seed, rng)
     ladder = MODELS if order == "weakest-first" else MODELS[::-1]
     return run_rules(rules_of(), rates, k, order=ladder, round_size=round_size, stop=stop, domain=domains,
-                     seed=seed)
+                     seed=seed, rng=rng)
 
 
 def main() -> None:

@@ -182,6 +182,7 @@ def test_under_the_published_prior_no_all_alike_pair_is_one_percent_sure_before_
     prior (fitted to SwS-7B's histogram) a pair that failed 15 of 15 still succeeds on the 16th with
     more than 1% chance, and one that succeeded 15 of 15 still fails with more than 1%."""
     p = StopConfig().prior
-    assert 1 - predictive(p, 0, 15, 1)[0] > 0.01 and 1 - predictive(p, 15, 15, 1)[1] > 0.01
+    assert 1 - predictive(p, 0, 15, 1)[0] == pytest.approx(0.024, abs=0.001)
+    assert 1 - predictive(p, 15, 15, 1)[1] == pytest.approx(0.013, abs=0.001)
     assert 1 - predictive(p, 0, 8, 8)[0] == pytest.approx(0.227, abs=0.002)  # after 0 of 8
     assert 1 - predictive(p, 8, 8, 8)[8] == pytest.approx(0.144, abs=0.002)  # after 8 of 8

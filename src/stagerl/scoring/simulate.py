@@ -3,8 +3,8 @@
 ``simulate(rules, rates, k, ...)`` runs what ``stagerl.scoring.run`` runs for each problem —
 models one after another in ``order``, rounds of ``round_size`` samples, the exact rule
 (``needs_samples``) and, with ``stop.rule == "bayes"``, the statistical one (``bayes_stop.may_stop``)
-— on samples drawn from given pass rates instead of a model. Each pair's k samples are drawn up
-front (a stopped pair saw a prefix of them), so the labels all k samples give are known and the
+— on samples drawn from given pass rates instead of a model. A stopped pair's samples are completed
+to k after the run (it saw a prefix of them), so the labels all k samples give are known and the
 labels of the stopped run can be compared with them. Used by ``scripts/scale_scoring.py``,
 ``benchmarks/scoring.py`` (its simulated pool) and the simulation check in
 ``tests/scoring/test_bayes_stop.py``.
@@ -110,14 +110,17 @@ def published_pool(models: Mapping[str, str], n: int, seed: int = 0, coupling: s
 
 def simulate(rules: Any, rates: Sequence[Mapping[str, float]], k: int, *, order: Sequence[str],
              round_size: int = 4, stop: Any = None, domain: str | Sequence[str] = "math",
-             seed: int = 0) -> SimResult:
+             seed: int = 0, rng: random.Random | None = None) -> SimResult:
     """Score problems with pass rates ``rates`` (``{model: p}`` each, every model of ``order``) and
     compare their labels with the k-sample labels. ``stop``: ``None`` or ``rule == "exact"`` for the
     exact rule, else anything with ``rule == "bayes"``, ``error`` and ``prior`` (``a, b, zero, one``).
-    ``domain``: one for all problems or one per problem."""
+    ``domain``: one for all problems or one per problem. Samples are drawn from ``rng`` (default
+    ``Random(seed)``) as the run asks for them, round by round; the samples a stopped pair never drew
+    (needed only for the k-sample labels) come from a second generator."""
     from ..levels.rules import decide
 
-    rng = random.Random(seed)
+    rng = rng or random.Random(seed)
+    fill = random.Random(f"{seed}-fill")
     bayes = stop is not None and getattr(stop, "rule", "exact") == "bayes"
     order = list(order)
     drawn = same = 0
@@ -126,7 +129,7 @@ def simulate(rules: Any, rates: Sequence[Mapping[str, float]], k: int, *, order:
     domains = [domain] * len(rates) if isinstance(domain, str) else list(domain)
     for n, probs in enumerate(rates):
         pid, domain = f"sim-{n}", domains[n]
-        draws = {m: [rng.random() < probs[m] for _ in range(k)] for m in order}
+        draws: dict[str, list[bool]] = {m: [] for m in order}
         stats = {m: (0, 0) for m in order}
         for pos, m in enumerate(order):
             while stats[m][1] < k:
@@ -136,9 +139,13 @@ def simulate(rules: Any, rates: Sequence[Mapping[str, float]], k: int, *, order:
                     break
                 got = stats[m][1]
                 take = min(round_size, k - got)
-                stats[m] = (stats[m][0] + sum(draws[m][got:got + take]), got + take)
+                new = [rng.random() < probs[m] for _ in range(take)]
+                draws[m] += new
+                stats[m] = (stats[m][0] + sum(new), got + take)
                 drawn += take
                 per_model[m] += take
+        for m in order:
+            draws[m] += [fill.random() < probs[m] for _ in range(k - len(draws[m]))]
         full = {m: (float(sum(draws[m])) / k,) * 2 for m in order}
         want = decide(rules, full, pid, domain)
         got_labels = decide(rules, point_rates(stats, k), pid, domain)
