@@ -170,8 +170,9 @@ def main() -> None:
           f"ok={'yes' if ok else 'no'}")
     _, tokens, _ = results[(args.order, "bayes")]
     ratio, share = tokens / fixed_tokens, same[(args.order, "bayes")]
+    print(f"statistical rule (budget {args.error:g}): labels identical {share:.1%} (side condition: >= 99%)")
     print(f"RESULT scoring_tokens_bayes ours={tokens} anchor={fixed_tokens} ratio={ratio:.3f} goal=<=0.40 "
-          f"ok={'yes' if ratio <= 0.40 and share >= 0.99 else 'no'} (labels identical: {share:.1%}, budget {args.error:g})")
+          f"ok={'yes' if ratio <= 0.40 and share >= 0.99 else 'no'}")
     if args.sim_problems:
         simulated(args)
 
@@ -196,8 +197,7 @@ def simulated(args: argparse.Namespace) -> None:
         print(f"  {name:<12} samples {res.samples:>7} of {res.fixed_samples} ({res.ratio:.3f}), "
               f"labels identical {res.share_same:.2%}, error spent per problem {res.spent / res.problems:.4f}")
     print(f"RESULT scoring_samples_bayes_sim ours={bayes.samples} anchor={bayes.fixed_samples} ratio={bayes.ratio:.3f} "
-          f"goal=<=0.40 ok={'yes' if bayes.ratio <= 0.40 and bayes.share_same >= 0.99 else 'no'} "
-          f"(labels identical: {bayes.share_same:.2%}, budget {args.error:g}; exact rule {exact.ratio:.3f})")
+          f"goal=<=0.40 ok={'yes' if bayes.ratio <= 0.40 and bayes.share_same >= 0.99 else 'no'}")
 
 
 if __name__ == "__main__":
