@@ -23,6 +23,7 @@ or both partial; L3 = strong = 0 plus 50% of the rest.
    share of labels equal to the k-sample labels.
 
     .venv/bin/python benchmarks/scoring.py    # 20 problems, k=16, max_tokens 64, rounds of 4, strongest first
+    .venv/bin/python benchmarks/scoring.py --sim-only --error 0.1    # the simulated pool alone (seconds)
 """
 
 from __future__ import annotations
@@ -106,7 +107,10 @@ def main() -> None:
     ap.add_argument("--run", default="runs/bench-scoring")
     ap.add_argument("--error", type=float, default=0.01, help="budget of the statistical rule")
     ap.add_argument("--sim-problems", type=int, default=2000, help="problems in the simulated pool (0: skip)")
+    ap.add_argument("--sim-only", action="store_true", help="only the simulated pool (no model runs)")
     args = ap.parse_args()
+    if args.sim_only:
+        return simulated(args)
 
     from stagerl.data import load_builtin
     from stagerl.levels.rules import bind, load_rules
