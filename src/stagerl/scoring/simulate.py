@@ -62,8 +62,8 @@ def prior_of(histogram: Sequence[float]) -> SimpleNamespace:
     return SimpleNamespace(a=a, b=b, zero=zero, one=one)
 
 
-def _quantiles(prior: Any, grid: int = 4000) -> list[float]:
-    """Inverse CDF of the prior's pass rate on a uniform grid (point masses included)."""
+def _quantiles(prior: Any, grid: int = 4000) -> tuple[list[float], list[float]]:
+    """The prior's CDF (its point mass at 0 first) on a grid of pass rates, and the grid."""
     import math
 
     a, b, zero, one = prior.a, prior.b, prior.zero, prior.one
@@ -75,7 +75,7 @@ def _quantiles(prior: Any, grid: int = 4000) -> list[float]:
     for d in dens:
         acc += d * scale
         cdf.append(acc)
-    return [zero, *cdf], xs  # type: ignore[return-value]
+    return [zero, *cdf], xs
 
 
 def _rate_at(u: float, table: tuple[list[float], list[float]]) -> float:
