@@ -1,4 +1,4 @@
-"""Benchmark: adaptive scoring vs the paper's fixed protocol — generated tokens, same labels.
+"""Benchmark: adaptive scoring (exact and statistical stopping) vs the paper's fixed protocol — tokens, same labels.
 
 Ladder: the embedded SmolLM2-135M-Instruct at two temperatures, ``hot`` (T=1.0, the weak model)
 and ``cold`` (T=0.3, the strong one), on the built-in ``demo_math`` problems with the demo's few-shot prompt, k=16 (the paper's), short
@@ -14,8 +14,16 @@ or both partial; L3 = strong = 0 plus 50% of the rest.
    fixed ones.
 3. Labels: the fixed table labelled with ``label`` vs the adaptive table with ``decide`` over its
    bounds (every verdict must be decided) and with ``label`` over its point estimates.
+4. The statistical rule (``scoring.stop: {rule: bayes, error: --error}``, default prior) the same
+   way, on the same replayed samples: tokens and the share of problems whose labels equal the fixed
+   run's (goal: <= 0.40 of the tokens with >= 99% of the labels identical).
+5. The same two rules on a larger simulated pool (``--sim-problems``, the paper's four-model ladder
+   and ``paper`` rules) whose pass rates follow published histograms (``stagerl.scoring.simulate``:
+   SwS, arXiv:2506.08989): samples drawn (each sample taken as the same number of tokens) and the
+   share of labels equal to the k-sample labels.
 
     .venv/bin/python benchmarks/scoring.py    # 20 problems, k=16, max_tokens 64, rounds of 4, strongest first
+    .venv/bin/python benchmarks/scoring.py --sim-only --error 0.1    # the simulated pool alone (seconds)
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stagerl.config import ModelRef, PromptConfig, SamplingConfig, ScoringConfig
+from stagerl.config import ModelRef, PromptConfig, SamplingConfig, ScoringConfig, StopConfig
 from stagerl.engines.base import Completion
 from stagerl.scoring import score
 from stagerl.scoring.run import ORDERS
@@ -97,7 +105,12 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=48)
     ap.add_argument("--order", default="strongest-first", choices=ORDERS)
     ap.add_argument("--run", default="runs/bench-scoring")
+    ap.add_argument("--error", type=float, default=0.01, help="budget of the statistical rule")
+    ap.add_argument("--sim-problems", type=int, default=2000, help="problems in the simulated pool (0: skip)")
+    ap.add_argument("--sim-only", action="store_true", help="only the simulated pool (no model runs)")
     args = ap.parse_args()
+    if args.sim_only:
+        return simulated(args)
 
     from stagerl.data import load_builtin
     from stagerl.levels.rules import bind, load_rules
@@ -120,20 +133,22 @@ def main() -> None:
 
     prompt_ids = {json.dumps(prompt.messages(p)): p.id for p in problems}
     results = {}
-    for order in ORDERS:
-        path = run / f"adaptive-{order}.sqlite"
-        for f in run.glob(f"adaptive-{order}.sqlite*"):
+    arms = [(order, "exact") for order in ORDERS] + [(args.order, "bayes")]
+    for order, rule in arms:
+        name = f"adaptive-{order}" + ("-bayes" if rule == "bayes" else "")
+        path = run / f"{name}.sqlite"
+        for f in run.glob(f"{name}.sqlite*"):
             f.unlink()
         store = SampleStore(path)
         cfg = ScoringConfig(models=ladder, k=args.k, adaptive=True, round_size=args.round_size, sampling=sampling,
-                            order=order)
+                            order=order, stop=StopConfig(rule=rule, error=args.error))
         table = score(problems, store, cfg, rules=rules, prompt=prompt, progress=False,
                       engine_factory=lambda ref: ReplayEngine(fixed_store, ref.name, prompt_ids))
         replayed = {(r["problem_id"], r["model"], r["idx"]): r["text"] for r in store.samples()}
         originals = {(r["problem_id"], r["model"], r["idx"]): r["text"] for r in fixed_store.samples()}
         assert all(originals[key] == text for key, text in replayed.items()), "replay served other samples"
         tokens = sum(int(t) for _, _, t, _, _ in store.model_totals())
-        results[order] = (table, tokens, len(store))
+        results[(order, rule)] = (table, tokens, len(store))
 
     want = labels_from_rates(rules, fixed, point=True)
     fixed_tokens = sum(int(t) for _, _, t, _, _ in fixed_store.model_totals())
@@ -143,19 +158,50 @@ def main() -> None:
           "| cold > 0:", int(((fixed.model == 'cold') & (fixed.pass_rate > 0)).sum()))
     print(f"{'protocol':<26}{'samples':>8}{'tokens':>8}{'ratio':>7}  labels (decide / label)")
     print(f"{'fixed':<26}{len(fixed_store):>8}{fixed_tokens:>8}{1.0:>7.2f}")
-    ok_labels = {}
-    for order, (table, tokens, samples) in results.items():
+    same = {}
+    for (order, rule), (table, tokens, samples) in results.items():
         decided, point = labels_from_rates(rules, table, point=False), labels_from_rates(rules, table, point=True)
         same_d = sum(decided[p] == want[p] for p in want)
         same_p = sum(point[p] == want[p] for p in want)
-        ok_labels[order] = same_d == same_p == len(want)
-        print(f"{'adaptive ' + order:<26}{samples:>8}{tokens:>8}{tokens / fixed_tokens:>7.2f}  "
+        same[(order, rule)] = min(same_d, same_p) / len(want)
+        label = f"{'adaptive' if rule == 'exact' else f'bayes {args.error:g}'} {order}"
+        print(f"{label:<26}{samples:>8}{tokens:>8}{tokens / fixed_tokens:>7.2f}  "
               f"{same_d}/{len(want)} / {same_p}/{len(want)}")
-    table, tokens, _ = results[args.order]
+    _, tokens, _ = results[(args.order, "exact")]
     ratio = tokens / fixed_tokens
-    ok = ratio <= 0.5 and ok_labels[args.order]
+    ok = ratio <= 0.5 and same[(args.order, "exact")] == 1.0
     print(f"RESULT scoring_tokens ours={tokens} anchor={fixed_tokens} ratio={ratio:.3f} goal=<=0.5 "
           f"ok={'yes' if ok else 'no'}")
+    _, tokens, _ = results[(args.order, "bayes")]
+    ratio, share = tokens / fixed_tokens, same[(args.order, "bayes")]
+    print(f"statistical rule (budget {args.error:g}): labels identical {share:.1%} (side condition: >= 99%)")
+    print(f"RESULT scoring_tokens_bayes ours={tokens} anchor={fixed_tokens} ratio={ratio:.3f} goal=<=0.40 "
+          f"ok={'yes' if ratio <= 0.40 and share >= 0.99 else 'no'}")
+    if args.sim_problems:
+        simulated(args)
+
+
+def simulated(args: argparse.Namespace) -> None:
+    """Both rules on the simulated pool (the paper's ladder and rules, published pass-rate histograms)."""
+    from stagerl.config import PriorConfig
+    from stagerl.levels.rules import bind, load_rules
+    from stagerl.scoring.simulate import published_pool, simulate, stop_of
+
+    ladder = ["small", "medium", "large", "strongest"]
+    rules = bind(load_rules("paper"), {a: (a if a != "policy" else "small") for a in ["policy", *ladder]})
+    pool = published_pool({"small": "sws-3b", "medium": "sws-7b", "large": "sws-32b", "strongest": "sws-32b"},
+                          args.sim_problems, seed=0)
+    order = ladder if args.order == "weakest-first" else ladder[::-1]
+    exact = simulate(rules, pool, args.k, order=order, round_size=args.round_size, seed=0)
+    bayes = simulate(rules, pool, args.k, order=order, round_size=args.round_size, seed=0,
+                     stop=stop_of(args.error, PriorConfig()))
+    print(f"simulated pool: {args.sim_problems} problems, paper rules, k={args.k}, {args.order}; pass rates from "
+          "SwS's published histograms (1.5B <- SwS-3B, 7B <- SwS-7B, 32B and R1 <- SwS-32B), one latent difficulty")
+    for name, res in (("exact", exact), (f"bayes {args.error:g}", bayes)):
+        print(f"  {name:<12} samples {res.samples:>7} of {res.fixed_samples} ({res.ratio:.3f}), "
+              f"labels identical {res.share_same:.2%}, error spent per problem {res.spent / res.problems:.4f}")
+    print(f"RESULT scoring_samples_bayes_sim ours={bayes.samples} anchor={bayes.fixed_samples} ratio={bayes.ratio:.3f} "
+          f"goal=<=0.40 ok={'yes' if bayes.ratio <= 0.40 and bayes.share_same >= 0.99 else 'no'}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,17 @@
-"""What adaptive scoring saves on the paper's ladder, simulated with stagerl's own stopping rule.
+"""What adaptive scoring saves on the paper's ladder, simulated with stagerl's own stopping rules.
 
 docs/scale.md uses this to estimate, before renting GPUs, how many of the fixed protocol's samples
-each reference model still draws under adaptive scoring with the paper's level rules. Nothing is
-generated: each (problem, model) pair gets a pass probability from an assumed difficulty model, and
-samples are Bernoulli draws. The stopping logic is the real one (``needs_samples`` over the
-``paper`` preset, rounds of ``round_size`` per model, models scored one after another in ``order``,
-exactly as ``stagerl.scoring.run`` does).
+each reference model still draws under adaptive scoring with the paper's level rules, under the exact
+rule (the default) and the statistical one (``scoring.stop: {rule: bayes, error: ε}``). Nothing is
+generated: each (problem, model) pair gets a pass probability, and samples are Bernoulli draws.
+The stopping logic is the real one (``stagerl.scoring.simulate``: ``needs_samples`` and
+``bayes_stop.may_stop`` over the ``paper`` preset, rounds of ``round_size`` per model, models scored
+one after another in ``order``, exactly as ``stagerl.scoring.run`` does); labels are compared with
+the labels all k samples give.
+
+Pools (``--pool``): ``logistic`` (below) or ``published``: each model's pass rate follows the SwS
+pass-rate histogram of a comparable model (``stagerl.scoring.simulate.PUBLISHED``: 1.5B <- SwS-3B,
+7B <- SwS-7B, 32B and R1 <- SwS-32B), one latent difficulty per problem shared by all models.
 
 Assumed difficulty model (state it wherever the numbers are used): a problem has a latent
 difficulty ``d ~ Normal(0, SPREAD)`` per domain, and model ``m`` solves it with probability
@@ -13,7 +19,8 @@ difficulty ``d ~ Normal(0, SPREAD)`` per domain, and model ``m`` solves it with 
 pass@1 (DeepSeek-R1 report): MATH-500 for the math problems, LiveCodeBench for the code problems.
 
     python scripts/scale_scoring.py                 # 9001 problems (math_train + lcb_train), k=16
-    python scripts/scale_scoring.py --spread 1.5 --problems 2000
+    python scripts/scale_scoring.py --spread 1.5 --scale 0.2
+    python scripts/scale_scoring.py --pool published --error 0.01 0.1
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ import argparse
 import math
 import random
 
+from stagerl.config import PriorConfig
 from stagerl.levels.rules import bind, load_rules
-from stagerl.scoring.adaptive import needs_samples
+from stagerl.scoring.simulate import published_pool, simulate as run_rules, stop_of
 
 MODELS = ["r1-distill-qwen-1.5b", "r1-distill-qwen-7b", "r1-distill-qwen-32b", "deepseek-r1"]  # weakest first
 # published pass@1 (DeepSeek-R1 report, tables 4-5): MATH-500 and LiveCodeBench
@@ -47,28 +55,44 @@ def fit_offset(target: float, ds: list[float]) -> float:
     return (lo + hi) / 2
 
 
-def simulate(order: str, k: int, round_size: int, spread: float, scale: float, seed: int) -> dict[str, float]:
-    """Samples drawn per model, as a share of the fixed protocol's k per problem."""
-    rng = random.Random(seed)
-    rules = bind(load_rules("paper"), {"policy": MODELS[0], "small": MODELS[0], "medium": MODELS[1],
-                                       "large": MODELS[2], "strongest": MODELS[3]})
-    problems = []
+def pool_of(kind: str, spread: float, scale: float, seed: int,
+            rng: random.Random) -> tuple[list[dict[str, float]], list[str]]:
+    """The simulated problems' pass rates ``{model: p}`` and domains (difficulties drawn from ``rng``)."""
+    if kind == "published":
+        n = sum(max(1, int(c * scale)) for c in COUNTS.values())
+        hist = {MODELS[0]: "sws-3b", MODELS[1]: "sws-7b", MODELS[2]: "sws-32b", MODELS[3]: "sws-32b"}
+        domains = [d for d, c in COUNTS.items() for _ in range(max(1, int(c * scale)))]
+        return published_pool(hist, n, seed=seed), domains
+    rates, domains = [], []
     for domain, n in COUNTS.items():
         ds = [rng.gauss(0.0, spread) for _ in range(max(1, int(n * scale)))]
         offsets = [fit_offset(t, ds) for t in TARGETS[domain]]
-        problems += [(f"{domain}-{i}", domain, [sigmoid(a - d) for a in offsets]) for i, d in enumerate(ds)]
-    drawn = {m: 0 for m in MODELS}
+        rates += [{m: sigmoid(a - d) for m, a in zip(MODELS, offsets)} for d in ds]
+        domains += [domain] * len(ds)
+    return rates, domains
+
+
+def rules_of():
+    return bind(load_rules("paper"), {"policy": MODELS[0], "small": MODELS[0], "medium": MODELS[1],
+                                      "large": MODELS[2], "strongest": MODELS[3]})
+
+
+def simulate(order: str, k: int, round_size: int, spread: float, scale: float, seed: int,
+             stop=None, pool: str = "logistic") -> dict[str, float]:
+    """Samples drawn per model, as a share of the fixed protocol's k per problem."""
+    res = run(order, k, round_size, spread, scale, seed, stop, pool)
+    n = res.problems
+    return {m: res.per_model[m] / (k * n) for m in MODELS}
+
+
+def run(order: str, k: int, round_size: int, spread: float, scale: float, seed: int, stop=None,
+        pool: str = "logistic"):
+    """The whole simulated run (``stagerl.scoring.simulate.SimResult``)."""
+    rng = random.Random(seed)  # difficulties, then the samples, from one generator
+    rates, domains = pool_of(pool, spread, scale, seed, rng)
     ladder = MODELS if order == "weakest-first" else MODELS[::-1]
-    for pid, domain, probs in problems:
-        stats = {m: (0, 0) for m in MODELS}
-        for m in ladder:
-            p = probs[MODELS.index(m)]
-            while stats[m][1] < k and m in needs_samples(rules, stats, MODELS, k, pid, domain):
-                n = min(round_size, k - stats[m][1])
-                wins = sum(rng.random() < p for _ in range(n))
-                stats[m] = (stats[m][0] + wins, stats[m][1] + n)
-                drawn[m] += n
-    return {m: drawn[m] / (k * len(problems)) for m in MODELS}
+    return run_rules(rules_of(), rates, k, order=ladder, round_size=round_size, stop=stop, domain=domains,
+                     seed=seed, rng=rng)
 
 
 def main() -> None:
@@ -78,12 +102,22 @@ def main() -> None:
     ap.add_argument("--spread", type=float, default=2.5, help="std of the latent difficulty (logits)")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the 9001 problems to simulate")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pool", default="logistic", choices=("logistic", "published"))
+    ap.add_argument("--error", type=float, nargs="*", default=[0.01],
+                    help="budgets of the statistical rule to show beside the exact one")
+    ap.add_argument("--orders", nargs="+", default=["strongest-first", "weakest-first"])
     a = ap.parse_args()
-    print(f"k={a.k} round_size={a.round_size} spread={a.spread} problems={int(8421 * a.scale) + int(580 * a.scale)}")
-    print("order            " + "  ".join(f"{m:>20}" for m in MODELS))
-    for order in ("strongest-first", "weakest-first"):
-        share = simulate(order, a.k, a.round_size, a.spread, a.scale, a.seed)
-        print(f"{order:16} " + "  ".join(f"{share[m]:20.3f}" for m in MODELS))
+    prior = PriorConfig()
+    n = int(8421 * a.scale) + int(580 * a.scale)
+    print(f"pool={a.pool} k={a.k} round_size={a.round_size} spread={a.spread} problems={n} "
+          f"prior=(a={prior.a}, b={prior.b}, zero={prior.zero}, one={prior.one})")
+    print(f"{'rule':<12}{'order':<17}" + "".join(f"{m:>22}" for m in MODELS) + f"{'total':>8}{'same labels':>13}")
+    for order in a.orders:
+        for stop in [None, *(stop_of(e, prior) for e in a.error)]:
+            res = run(order, a.k, a.round_size, a.spread, a.scale, a.seed, stop, a.pool)
+            name = "exact" if stop is None else f"bayes {stop.error:g}"
+            print(f"{name:<12}{order:<17}" + "".join(f"{res.per_model[m] / (a.k * res.problems):22.3f}" for m in MODELS)
+                  + f"{res.ratio:8.3f}{res.share_same:13.4f}", flush=True)
 
 
 if __name__ == "__main__":

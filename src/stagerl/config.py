@@ -18,6 +18,7 @@ from typing import Any, Union
 import yaml
 
 from .config_online import OnlineConfig, RelevelConfig  # noqa: F401 (re-exported)
+from .config_scoring import PriorConfig, StopConfig  # noqa: F401 (re-exported)
 from .config_train import DevConfig, PlateauConfig, StageConfig, TrainConfig  # noqa: F401 (re-exported)
 from .valid import ENGINES, ORDERS, SANDBOX_MODES, ConfigError, _at_least, _need, _unique, from_dict
 
@@ -113,6 +114,9 @@ class ScoringConfig:
     """Ladder order: ``strongest-first`` (default: one success settles the keep filter, a problem
     the strongest never solves skips every other model; 0.49 of the fixed protocol's tokens vs 0.75
     weakest-first in ``benchmarks/scoring.py``) or ``weakest-first``."""
+    stop: StopConfig = field(default_factory=StopConfig)
+    """Which rule stops a pair early in adaptive mode: ``{rule: exact}`` (default) or
+    ``{rule: bayes, error: 0.01}`` (see ``stagerl.config_scoring``)."""
 
     def __post_init__(self) -> None:
         _need(self.reward_workers is None, "reward_workers",

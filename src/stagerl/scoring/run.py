@@ -45,7 +45,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..config import ModelRef, PromptConfig, RewardsConfig, SamplingConfig, ScoringConfig
+from ..config import ModelRef, PromptConfig, RewardsConfig, SamplingConfig, ScoringConfig, StopConfig
 from ..data.problem import Problem
 from ..data.prompts import to_messages
 from ..engines.base import Engine
@@ -53,6 +53,7 @@ from ..rewards import problem_rewards, sandbox_record
 from ..store import SampleStore
 from .fresh import reconcile
 from .adaptive import needs_samples, next_indices, stats_of
+from .bayes_stop import may_stop
 from .table import pass_rate_table, write_table
 
 EngineFactory = Callable[[ModelRef], Any]
@@ -186,7 +187,7 @@ def score(
     store.register_problems((p.id, p.domain) for p in problems)
     for ref in config.models:
         store.set_meta(f"model/{ref.name}", _fingerprint(ref, config.sampling, messages))
-    store.set_meta("scoring", {"k": k, "models": names})
+    store.set_meta("scoring", {"k": k, "models": names, **stop_meta(config)})
 
     stored = {name: store.indices(name) for name in names}
     remaining = sum(max(0, k - len([i for i in stored[m].get(p.id, {}) if i < k])) for m in names for p in problems)
@@ -218,7 +219,8 @@ def _pending(run: _Run, ref: ModelRef, problems: list[Problem]) -> list[tuple[Pr
             continue
         if run.adaptive:
             stats = {m: stats_of(run.stored[m].get(p.id, {}), k) for m in run.names}
-            if ref.name not in needs_samples(run.rules, stats, run.names, k, p.id, p.domain):
+            if ref.name not in needs_samples(run.rules, stats, run.names, k, p.id, p.domain) or \
+                    _bayes_stops(run, stats, ref.name, p):
                 if (p.id, ref.name) not in run.stopped:  # its remaining samples will never be drawn
                     run.stopped.add((p.id, ref.name))
                     run.bar.total -= len(next_indices(have, k, k))
@@ -226,6 +228,26 @@ def _pending(run: _Run, ref: ModelRef, problems: list[Problem]) -> list[tuple[Pr
                 continue
         out.extend((p, i) for i in idxs)
     return out
+
+
+def stop_meta(config: ScoringConfig) -> dict[str, Any]:
+    """What the store records of the stopping rule: nothing for the exact rule (its labels are the
+    k-sample labels); the statistical rule's settings otherwise (the table then takes a pair stopped
+    early at its point estimate, see ``table.py``)."""
+    if not config.adaptive or config.stop.rule == "exact":
+        return {}
+    from ..config import to_dict
+
+    return {"stop": to_dict(config.stop)}
+
+
+def _bayes_stops(run: _Run, stats: dict, model: str, problem: Problem) -> bool:
+    """Whether the statistical rule (``scoring.stop.rule: bayes``) stops this pair now."""
+    stop = run.cfg.stop
+    if stop.rule != "bayes":
+        return False
+    order = run.names if run.cfg.order == "weakest-first" else run.names[::-1]
+    return may_stop(run.rules, stats, order, run.cfg.k, problem.id, problem.domain, model, stop.prior, stop.error)
 
 
 def _score_model(run: _Run, ref: ModelRef, problems: list[Problem], factory: EngineFactory) -> None:
@@ -312,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--round-size", type=int, default=4)
     ap.add_argument("--fixed", action="store_true", help="all k samples for every pair")
     ap.add_argument("--rules", default=None, help="level rules (preset or YAML) for adaptive scoring")
+    ap.add_argument("--stop", default="exact", choices=("exact", "bayes"), help="stopping rule (scoring.stop.rule)")
+    ap.add_argument("--stop-error", type=float, default=0.01, help="budget of the bayes rule (scoring.stop.error)")
     ap.add_argument("--bind", type=_kv, action="append", default=[], help="rules alias=model name")
     ap.add_argument("--temperature", type=float, default=0.6)
     ap.add_argument("--top-p", type=float, default=0.95)
@@ -333,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     store = SampleStore(a.store)
     cfg = ScoringConfig(models=models, k=a.k, adaptive=not a.fixed, round_size=a.round_size,
                         sampling=SamplingConfig(a.temperature, a.top_p, a.max_tokens, a.seed), call_size=a.call_size,
-                        order=a.order)
+                        order=a.order, stop=StopConfig(rule=a.stop, error=a.stop_error))
     table = score(read_problems(a.problems), store, cfg, rules=rules, rewards=RewardsConfig(workers=a.reward_workers),
                   progress=not a.no_progress, out_dir=a.out)
     print(json.dumps({"generated": table.attrs["generated"], "stored": table.attrs["stored"],

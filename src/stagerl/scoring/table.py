@@ -9,7 +9,9 @@ k                   samples per pair under the fixed protocol
 samples             samples actually drawn (< k when adaptive scoring stopped the pair early)
 successes           samples with reward >= 1 - 1e-9
 pass_rate           successes / samples (NaN when the pair drew nothing)
-rate_lo, rate_hi    bounds of the k-sample rate: [s/k, (s+k-m)/k]; equal when samples == k
+rate_lo, rate_hi    bounds of the k-sample rate: [s/k, (s+k-m)/k]; equal when samples == k. Under the
+                    statistical stopping rule (``scoring.stop.rule: bayes``, recorded in the store)
+                    a pair stopped early is taken at its point estimate: both equal s/m
 decided_early       samples < k: the pair's outcome under the level rules was settled sooner
 mean_reward         mean reward of the drawn samples (partial credit for code)
 mean_tokens         mean generated tokens; ``max_tokens`` the longest sample
@@ -63,6 +65,7 @@ def pass_rate_table(
         models += sorted({m for _, m in agg} - set(models))
     if not problems:  # nothing registered: list the sampled problems
         problems = sorted({(r[0], r[8]) for r in db_rows})
+    at_point = (meta.get("stop") or {}).get("rule") == "bayes"  # statistical stops: labels at s/m
     out = []
     for pid, domain in problems:
         for model in models:
@@ -70,7 +73,9 @@ def pass_rate_table(
             n, s = (int(r[2]), int(r[3])) if r else (0, 0)
             out.append({
                 "problem_id": pid, "domain": domain, "model": model, "k": k, "samples": n, "successes": s,
-                "pass_rate": s / n if n else math.nan, "rate_lo": s / k, "rate_hi": min(1.0, (s + k - n) / k),
+                "pass_rate": s / n if n else math.nan,
+                "rate_lo": s / n if at_point and 0 < n < k else s / k,
+                "rate_hi": s / n if at_point and 0 < n < k else min(1.0, (s + k - n) / k),
                 "decided_early": n < k,
                 "mean_reward": float(r[4]) if r else math.nan, "mean_tokens": float(r[5]) if r else math.nan,
                 "max_tokens": int(r[6]) if r else 0, "truncated": int(r[7]) if r else 0,
