@@ -3,7 +3,8 @@
 Started once per slot by ``stagerl.rewards.sandbox_slot`` as
 ``python3 -I -X int_max_str_digits=0 -c <sandbox_child.py + this file> '<config json>'`` (inside bubblewrap, or bare
 in unsafe-limits mode; in bubblewrap it is the PID namespace's init). It pre-imports the LiveCodeBench prelude, then serves one request per test
-on its control pipe (fds 0/1, length-prefixed JSON): it forks a child per test, the child drops to
+on its control pipe (fds 0/1, length-prefixed JSON; one request per program with all its inputs, one
+report back per test as it ends): it forks a child per test, the child drops to
 the slot's unprivileged uid (root) or keeps the caller's (non-root: the slot's user namespace
 bounds it), applies resource limits and runs the untrusted program; the supervisor feeds stdin,
 collects stdout (capped) or the call-mode result, enforces the wall clock, then kills every process
@@ -23,7 +24,7 @@ import traceback
 
 if "child" not in globals():  # imported in the project; in the sandbox the child's source ran first, here
     from stagerl.rewards.sandbox_child import (_HDR, _PRELUDE_CODE, _decode_result, _prctl, child,  # noqa: F401
-                                               install_seccomp, seccomp_filter)
+                                               install_seccomp, prepare, seccomp_filter)
 
 _MAX_MSG = 1 << 28
 
@@ -279,20 +280,24 @@ def main():
     prog = seccomp_filter()
     if prog is not None:  # once, here: every test's child inherits it (none of this process's needs are denied)
         install_seccomp(prog)
-    exec(_PRELUDE_CODE, {})
+    prepare()  # the __main__ every test's child starts from (header run once, here)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     send(ctl_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})
     n = 0
     while True:
-        req = recv(ctl_in)
-        if req is None:
+        job = recv(ctl_in)  # one program and all its inputs; one report goes back per test, as it ends
+        if job is None:
             return
-        n += 1
-        try:
-            res = run_one(cfg, ctl_in, req, n)
-        except Exception:
-            res = {"status": "setup_error", "stderr": traceback.format_exc()[-4000:]}
-        send(ctl_out, res)
+        inputs = job.pop("inputs")
+        for arg in inputs:
+            n += 1
+            try:
+                res = run_one(cfg, ctl_in, dict(job, input=arg), n)  # a fresh fork per test, cleaned up after
+            except Exception:
+                res = {"status": "setup_error", "stderr": traceback.format_exc()[-4000:]}
+            send(ctl_out, res)
+            if res.get("status") == "setup_error" or res.get("retire"):
+                break  # not set up, or not clean: run nothing more here (the harness replaces this slot)
 
 
 if __name__ == "__main__":
