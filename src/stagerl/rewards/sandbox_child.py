@@ -113,24 +113,45 @@ def install_seccomp(prog):
         raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
 
 
+_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+"""A program's environment, besides ``HOME`` and ``TMPDIR`` (its work dir)."""
 _PREPARED = {}
 """The ``__main__`` module every test starts from (``prepare``), built once in the supervisor."""
 
 
-def prepare():
+def prepare(streams=None):
     """Build, once in the supervisor, the ``__main__`` module a program runs in: builtins and the
     LiveCodeBench header already executed. Each test's child is a fresh fork, so it gets its own
     copy-on-write copy: what one program does to it (or to any module) dies with that child and
     never reaches the supervisor or the next test. Then freeze the collector's view of everything
-    built so far, so a program's garbage collections do not walk (and copy) the supervisor's heap."""
+    built so far, so a program's garbage collections do not walk (and copy) the supervisor's heap.
+    ``streams``: ``_streams()`` made while fds 0, 1 and 2 were pipes (as a test's are), never used
+    here; each child takes its own copy. Also clears the supervisor's own environment to ``_ENV`` (only ever call it in the supervisor).
+
+    Why: each page of the supervisor's memory a child writes is copied for it (copy-on-write); the
+    less the child's own set-up writes, the cheaper a test."""
     import gc
 
+    os.environ.clear()
+    os.environ.update(_ENV)
+    for _ in range(10):  # run the child's environment code here, so that its code objects are warm
+        os.environ["HOME"] = os.environ["TMPDIR"] = "/"
+        del os.environ["HOME"], os.environ["TMPDIR"]
+    if streams is not None:
+        _PREPARED["streams"] = streams
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
     exec(_PRELUDE_CODE, main.__dict__)
     _PREPARED["main"] = main
     gc.collect()
     gc.freeze()
+
+
+def _streams():
+    """The program's stdin, stdout and stderr, on fds 0, 1 and 2."""
+    return (io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8", errors="replace"),
+            io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False), 1 << 16), encoding="utf-8", errors="replace"),
+            io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="replace", write_through=True))
 
 
 def child(cfg, req, workdir, fds):
@@ -162,11 +183,11 @@ def child(cfg, req, workdir, fds):
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-        os.environ.clear()
-        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
-        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8", errors="replace")
-        sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False), 1 << 16), encoding="utf-8", errors="replace")
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="replace", write_through=True)
+        if "main" not in _PREPARED:  # prepared: the supervisor's environment is already just _ENV
+            os.environ.clear()
+            os.environ.update(_ENV)
+        os.environ["HOME"] = os.environ["TMPDIR"] = workdir
+        sys.stdin, sys.stdout, sys.stderr = _PREPARED.get("streams") or _streams()
         sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
         sys.argv = ["solution.py"]
         main = _PREPARED.get("main")

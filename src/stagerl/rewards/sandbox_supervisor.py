@@ -16,14 +16,14 @@ This file must not import anything from ``stagerl`` (it runs outside the project
 
 import json
 import os
-import selectors
+import select
 import signal
 import sys
 import time
 import traceback
 
 if "child" not in globals():  # imported in the project; in the sandbox the child's source ran first, here
-    from stagerl.rewards.sandbox_child import (_HDR, _PRELUDE_CODE, _decode_result, _prctl, child,  # noqa: F401
+    from stagerl.rewards.sandbox_child import (_HDR, _PRELUDE_CODE, _decode_result, _prctl, _streams, child,  # noqa: F401
                                                install_seccomp, prepare, seccomp_filter)
 
 _MAX_MSG = 1 << 28
@@ -57,6 +57,26 @@ def send(fd, obj):
     data = _HDR.pack(len(data)) + data
     while data:
         data = data[os.write(fd, data):]
+
+
+class Poll:
+    """The few selector calls ``run_one`` makes, on a ``poll`` object: no epoll fd to create and no
+    system call per registration, per test."""
+
+    def __init__(self):
+        self.poll, self.keys = select.poll(), {}
+
+    def register(self, fd, key, write=False):
+        self.poll.register(fd, select.POLLOUT if write else select.POLLIN)
+        self.keys[fd] = key
+
+    def unregister(self, fd):
+        self.poll.unregister(fd)
+        del self.keys[fd]
+
+    def select(self, timeout_s):
+        """Keys of the ready fds (hang-ups and errors included: the caller's read or write sees them)."""
+        return [self.keys[fd] for fd, _ in self.poll.poll(int(timeout_s * 1000) + 1) if fd in self.keys]
 
 
 def kill_all(cfg, pid):
@@ -177,16 +197,16 @@ def run_one(cfg, ctl_in, req, n):
     if not data:
         os.close(fds["in_w"])
     pidfd = os.pidfd_open(pid)
-    sel = selectors.DefaultSelector()
+    sel = Poll()
     os.set_blocking(fds["ready_r"], False)
     for k in ("out_r", "err_r", "res_r"):
         os.set_blocking(fds[k], False)
-        sel.register(fds[k], selectors.EVENT_READ, k)
+        sel.register(fds[k], k)
     if data:
         os.set_blocking(fds["in_w"], False)
-        sel.register(fds["in_w"], selectors.EVENT_WRITE, "in_w")
-    sel.register(pidfd, selectors.EVENT_READ, "exit")
-    sel.register(ctl_in, selectors.EVENT_READ, "ctl")
+        sel.register(fds["in_w"], "in_w", write=True)
+    sel.register(pidfd, "exit")
+    sel.register(ctl_in, "ctl")
     bufs = {"out_r": bytearray(), "err_r": bytearray(), "res_r": bytearray()}
     caps = {"out_r": int(lim["output_mb"]) << 20, "err_r": 4096, "res_r": int(lim["output_mb"]) << 20}
     flood = {"out_r": caps["out_r"], "err_r": caps["out_r"], "res_r": caps["res_r"]}
@@ -202,8 +222,7 @@ def run_one(cfg, ctl_in, req, n):
         if exited and (not open_reads or (grace is not None and now >= grace)):
             break
         wait = min(deadline, grace) - now if grace is not None else deadline - now
-        for key, _ in sel.select(max(0.0, wait)):
-            k = key.data
+        for k in sel.select(max(0.0, wait)):
             if k == "ctl":  # the harness went away (EOF) or broke protocol: die with it
                 kill_all(cfg, pid)
                 for path in cfg.get("wipe", []):
@@ -246,7 +265,6 @@ def run_one(cfg, ctl_in, req, n):
         ready = os.read(fds["ready_r"], 1) == b"R"
     except OSError:
         ready = False
-    sel.close()
     for k in ("out_r", "err_r", "res_r", "ready_r"):
         os.close(fds[k])
     if data and off < len(data):
@@ -272,6 +290,7 @@ def main():
     """Serve requests on fds 0/1 until EOF."""
     cfg = json.loads(sys.argv[1])
     ctl_in, ctl_out = os.dup(0), os.dup(1)
+    streams = _streams()  # a test's stdin/stdout/stderr objects, made while fds 0-2 are pipes as a test's are
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
@@ -280,7 +299,7 @@ def main():
     prog = seccomp_filter()
     if prog is not None:  # once, here: every test's child inherits it (none of this process's needs are denied)
         install_seccomp(prog)
-    prepare()  # the __main__ every test's child starts from (header run once, here)
+    prepare(streams)  # the __main__ every test's child starts from (header run once, here)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     send(ctl_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})
     n = 0
