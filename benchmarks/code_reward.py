@@ -101,6 +101,10 @@ def load_problems() -> dict[str, dict]:
         return {r["id"]: r for r in rows if r["id"] in SOLUTIONS}
 
 
+ANCHOR_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+"""The anchor's environment: a program's in the sandbox (an inherited PYTHONPATH would slow its imports)."""
+
+
 def anchor_score(code: str, tests: dict, timeout: float) -> float:
     """The usual harness: one fresh ``python3`` per test, the same header and verdicts."""
     fn, inputs, outputs = normalize_tests(tests)
@@ -115,7 +119,7 @@ def anchor_score(code: str, tests: dict, timeout: float) -> float:
     for inp, exp in zip(inputs, outputs):
         try:
             p = subprocess.run([sb.PYTHON, "-X", "int_max_str_digits=0", "-c", prog], input=json.dumps(inp) if fn else inp,
-                               capture_output=True, text=True, timeout=timeout)
+                               capture_output=True, text=True, timeout=timeout, env=ANCHOR_ENV)
         except subprocess.TimeoutExpired:
             continue
         if p.returncode != 0:
