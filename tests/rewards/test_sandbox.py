@@ -327,3 +327,12 @@ def test_a_supervisor_lost_mid_program_fails_that_test_only_and_the_rest_run_on_
         os.killpg(slot.proc.pid, _signal.SIGKILL)
     reps = fut.result(timeout=60)
     assert [r["status"] for r in reps] == ["ok", "crash", "ok"] and reps[2]["stdout"] == "3\n", reps
+
+
+def test_large_inputs_go_in_several_requests_and_every_test_gets_its_own_report_in_order():
+    from stagerl.rewards import sandbox_slot as slots
+
+    sizes = [700_000, 50, 900_000, 1_300_000, 10]  # batches of about slots.BATCH_BYTES (1 MiB): 3, 1 and 1 inputs
+    assert slots.BATCH_BYTES < sizes[0] + sizes[1] + sizes[2]
+    reps = sb.run_tests("import sys\nprint(len(sys.stdin.read()))", ["x" * (n - 1) + "\n" for n in sizes])
+    assert [r["stdout"] for r in reps] == [f"{n}\n" for n in sizes], [r["status"] for r in reps]

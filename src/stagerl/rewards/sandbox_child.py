@@ -126,7 +126,8 @@ def prepare(streams=None):
     never reaches the supervisor or the next test. Then freeze the collector's view of everything
     built so far, so a program's garbage collections do not walk (and copy) the supervisor's heap.
     ``streams``: ``_streams()`` made while fds 0, 1 and 2 were pipes (as a test's are), never used
-    here; each child takes its own copy. Also clears the supervisor's own environment to ``_ENV`` (only ever call it in the supervisor).
+    here; each child takes its own copy. Also clears the supervisor's own environment to ``_ENV``
+    (only ever call it in the supervisor).
 
     Why: each page of the supervisor's memory a child writes is copied for it (copy-on-write); the
     less the child's own set-up writes, the cheaper a test."""

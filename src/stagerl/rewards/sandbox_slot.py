@@ -2,8 +2,9 @@
 
 A slot is started (inside bubblewrap, or bare in ``unsafe-limits`` mode), fed one program with all
 its tests at a time as length-prefixed JSON (one report comes back per test), and closed: always
-reaped, its uid's processes killed (unsafe-limits as root), its host work dir removed. A slot that dies or stalls mid-job fails only the test in flight;
-the rest of the program's tests run on a fresh slot. Root callers lease each slot its own host uid
+reaped, its uid's processes killed (unsafe-limits as root), its host work dir removed. A slot that
+dies or stalls mid-job fails only the test in flight; the rest of the program's tests run on a
+fresh slot. Root callers lease each slot its own host uid
 (an abstract socket, freed when the process dies) so RLIMIT_NPROC bounds a fork bomb to its slot.
 """
 
@@ -31,6 +32,10 @@ START_TRIES = 3
 GRACE_S = 5.0
 """Extra wall time per test before the slot is assumed hung and killed."""
 _HDR = struct.Struct(">I")
+BATCH_BYTES = 1 << 20
+"""Inputs sent to a slot in one request, at most (at least one input): the supervisor holds them
+while it forks each test, so a larger batch would make every fork dearer and every test's
+address-space limit tighter."""
 
 
 @dataclass
@@ -195,8 +200,9 @@ def send(slot: Slot, obj: dict) -> bool:
 
 def run_job(slot: Slot | None, mode: str, code: str, inputs: list, fn_name: str | None,
             lim: object) -> tuple[Slot | None, list[dict]]:
-    """All tests of one program, sent to the slot as one request; the supervisor still forks a fresh
-    child per test and cleans up after each, and answers one report per test. A slot that dies or
+    """All tests of one program, sent to the slot as one request (or a few, of ``BATCH_BYTES`` of
+    inputs each); the supervisor still forks a fresh child per test and cleans up after each, and
+    answers one report per test. A slot that dies or
     stalls fails the test in flight only; the remaining tests run on a fresh slot."""
     job = {"mode": "call" if fn_name else "stdin", "code": code, "fn_name": fn_name,
            "limits": asdict(lim)}  # type: ignore[call-overload]
@@ -210,11 +216,12 @@ def run_job(slot: Slot | None, mode: str, code: str, inputs: list, fn_name: str 
             if slot is not None:
                 close(slot)
             slot = start_retrying(mode)
-        if not send(slot, dict(job, inputs=inputs[len(reports):])):  # died while idle: start over
+        end = _batch_end(inputs, len(reports))
+        if not send(slot, dict(job, inputs=inputs[len(reports):end])):  # died while idle: start over
             close(slot)
             slot = None
             continue
-        while len(reports) < len(inputs):
+        while len(reports) < end:
             rep = recv(slot, time.monotonic() + lim.timeout_s + GRACE_S)  # type: ignore[attr-defined]
             if rep is None:  # the supervisor died or stalled during this test: the test fails
                 close(slot)
@@ -231,6 +238,16 @@ def run_job(slot: Slot | None, mode: str, code: str, inputs: list, fn_name: str 
             if slot is None:
                 break
     return slot, reports
+
+
+def _batch_end(inputs: list, start: int) -> int:
+    """End of the batch of ``inputs`` that starts at ``start``: about ``BATCH_BYTES``, at least one."""
+    end, size = start, 0
+    while end < len(inputs) and (end == start or size < BATCH_BYTES):
+        x = inputs[end]
+        size += len(x) if isinstance(x, str) else len(json.dumps(x))
+        end += 1
+    return end
 
 
 def drop_after_fork() -> None:

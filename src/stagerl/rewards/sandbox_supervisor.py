@@ -1,15 +1,19 @@
 """The trusted supervisor that runs inside each sandbox slot (system ``python3 -I``, stdlib only).
 
 Started once per slot by ``stagerl.rewards.sandbox_slot`` as
-``python3 -I -X int_max_str_digits=0 -c <sandbox_child.py + this file> '<config json>'`` (inside bubblewrap, or bare
-in unsafe-limits mode; in bubblewrap it is the PID namespace's init). It pre-imports the LiveCodeBench prelude, then serves one request per test
-on its control pipe (fds 0/1, length-prefixed JSON; one request per program with all its inputs, one
-report back per test as it ends): it forks a child per test, the child drops to
-the slot's unprivileged uid (root) or keeps the caller's (non-root: the slot's user namespace
-bounds it), applies resource limits and runs the untrusted program; the supervisor feeds stdin,
-collects stdout (capped) or the call-mode result, enforces the wall clock, then kills every process
-the program left (``kill(-1)`` in the private PID namespace, as the slot uid, or every descendant),
-reaps them and empties the slot's /tmp and /dev/shm, so nothing reaches the next test. Expected outputs never reach this process: it reports what the program did.
+``python3 -I -X int_max_str_digits=0 -c <sandbox_child.py + this file> '<config json>'`` (inside
+bubblewrap, or bare in unsafe-limits mode; in bubblewrap it is the PID namespace's init). It
+pre-imports the LiveCodeBench prelude and prepares the ``__main__`` a program runs in
+(``prepare``), then serves its control pipe (fds 0/1, length-prefixed JSON): one request per
+program with all its inputs, one report back per test as it ends. For each test it forks a fresh
+child (from itself, never from an earlier test); the child drops to the slot's unprivileged uid
+(root) or keeps the caller's (non-root: the slot's user namespace bounds it), applies resource
+limits and runs the untrusted program; the supervisor feeds stdin, collects stdout (capped) or the
+call-mode result, enforces the wall clock, then kills every process the program left
+(``kill(-1)`` in the private PID namespace, as the slot uid, or every descendant), reaps them and
+empties the slot's /tmp and /dev/shm, so nothing reaches the next test. A test it cannot set up or
+clean up ends the program's run on this slot. Expected outputs never reach this process: it
+reports what the program did.
 
 This file must not import anything from ``stagerl`` (it runs outside the project's venv).
 """
