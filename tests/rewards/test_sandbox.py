@@ -255,3 +255,84 @@ def test_debug_output_on_stderr_is_fine_but_a_stderr_flood_fails():
     chatty = "import sys\nsys.stderr.write('debug line\\n' * 20000)\nprint(input())"  # ~220 KB of stderr
     flood = "import sys\nfor _ in range(100):\n    sys.stderr.write('x' * (1 << 20))\nprint(input())"  # 100 MiB
     assert code_rewards([md(chatty), md(flood)], [ECHO, ECHO], workers=2) == [1.0, 0.0]
+
+
+# --- the tests of one program run as one request on one slot (a fresh fork of a prepared
+# supervisor per test): nothing of test 1 reaches test 2 of the same program
+
+
+def test_tests_of_one_program_start_clean_files_processes_and_ipc():
+    prog = """
+import multiprocessing, os, signal, subprocess, time
+step = input().strip()
+if step == "1":
+    for d in ("/tmp", "/dev/shm", "."):
+        open(os.path.join(d, "from-test-1"), "w").write("x")
+    os.makedirs("/tmp/ro/deeper")
+    os.chmod("/tmp/ro", 0o500)
+    lock = multiprocessing.Lock()  # a POSIX semaphore in /dev/shm
+    p = subprocess.Popen(["sleep", "60"], start_new_session=True)  # a daemon in its own session
+    open("/tmp/pid", "w").write(str(p.pid))
+    print("wrote")
+else:
+    seen = os.listdir("/tmp") + os.listdir("/dev/shm") + os.listdir(".")
+    alive = [d for d in os.listdir("/proc") if d.isdigit() and open(f"/proc/{d}/cmdline", "rb").read().startswith(b"sleep")]
+    print(seen == [os.path.basename(os.getcwd())], alive)
+"""
+    reps = sb.run_tests(prog, ["1\n", "2\n", "1\n", "2\n"])
+    assert [r["stdout"] for r in reps] == ["wrote\n", "True []\n"] * 2, reps
+
+
+def test_tests_of_one_program_start_clean_memory_modules_and_globals():
+    prog = """
+import builtins, math, sys, gc
+step = input().strip()
+if step == "1":
+    builtins.print_orig = print
+    math.pi = 3
+    sys.modules["leak"] = "from test 1"
+    Counter = None  # a name of the LiveCodeBench header, replaced
+    globals()["carried"] = [1] * 1000
+    sys.setrecursionlimit(100)
+    gc.disable()
+    import colorsys  # a module test 2 must import afresh
+    print("set")
+else:
+    print(math.pi == 3.141592653589793, "leak" in sys.modules, Counter is not None, "carried" in globals(),
+          hasattr(builtins, "print_orig"), sys.getrecursionlimit() >= 50000, gc.isenabled(), "colorsys" in sys.modules)
+"""
+    reps = sb.run_tests(prog, ["1\n", "2\n"])
+    assert [r["stdout"] for r in reps] == ["set\n", "True False True False False True True False\n"], reps
+
+
+def test_tests_of_one_program_get_their_own_stdio_argv_and_header_names():
+    # the header's `from sys import *` names are this test's streams: what is written through them arrives
+    prog = "stdout.write(stdin.readline().upper())\nstderr.write('e')\nprint(argv)"
+    reps = sb.run_tests(prog, ["ab\n", "cd\n"])
+    assert [(r["stdout"], r["stderr"]) for r in reps] == [("AB\n['solution.py']\n", "e"), ("CD\n['solution.py']\n", "e")]
+
+
+def test_a_supervisor_lost_mid_program_fails_that_test_only_and_the_rest_run_on_a_fresh_slot():
+    # no program can kill its supervisor (see the hostile tests above), so the host kills it while test 2 runs
+    import signal as _signal
+
+    from stagerl.rewards import sandbox_slot as slots
+
+    prog = "import time\nx = input().strip()\nif x == '2':\n    time.sleep(30)\nprint(x)"
+    fut = sb.submit(prog, ["1\n", "2\n", "3\n"], limits=sb.Limits(timeout_s=20.0), workers=1)
+    time.sleep(3.0)  # test 1 is done, test 2 sleeps
+    with slots.lock:
+        alive = list(slots.live)
+    for slot in alive:
+        os.killpg(slot.proc.pid, _signal.SIGKILL)
+    reps = fut.result(timeout=60)
+    assert [r["status"] for r in reps] == ["ok", "crash", "ok"] and reps[2]["stdout"] == "3\n", reps
+
+
+def test_large_inputs_go_in_several_requests_and_every_test_gets_its_own_report_in_order():
+    from stagerl.rewards import sandbox_slot as slots
+
+    sizes = [700_000, 50, 900_000, 1_300_000, 10]  # batches of about slots.BATCH_BYTES (1 MiB): 3, 1 and 1 inputs
+    assert slots.BATCH_BYTES < sizes[0] + sizes[1] + sizes[2]
+    reps = sb.run_tests("import sys\nprint(len(sys.stdin.read()))", ["x" * (n - 1) + "\n" for n in sizes])
+    assert [r["stdout"] for r in reps] == [f"{n}\n" for n in sizes], [r["status"] for r in reps]

@@ -1,9 +1,10 @@
 """One sandbox slot: a warm supervisor process (``sandbox_supervisor.py``) and its control pipe.
 
-A slot is started (inside bubblewrap, or bare in ``unsafe-limits`` mode), fed one test at a time
-as length-prefixed JSON, and closed: always reaped, its uid's processes killed (unsafe-limits as
-root), its host work dir removed. A slot that dies or stalls mid-job fails only the test in flight;
-the rest of the program's tests run on a fresh slot. Root callers lease each slot its own host uid
+A slot is started (inside bubblewrap, or bare in ``unsafe-limits`` mode), fed one program with all
+its tests at a time as length-prefixed JSON (one report comes back per test), and closed: always
+reaped, its uid's processes killed (unsafe-limits as root), its host work dir removed. A slot that
+dies or stalls mid-job fails only the test in flight; the rest of the program's tests run on a
+fresh slot. Root callers lease each slot its own host uid
 (an abstract socket, freed when the process dies) so RLIMIT_NPROC bounds a fork bomb to its slot.
 """
 
@@ -31,6 +32,10 @@ START_TRIES = 3
 GRACE_S = 5.0
 """Extra wall time per test before the slot is assumed hung and killed."""
 _HDR = struct.Struct(">I")
+BATCH_BYTES = 1 << 20
+"""Inputs sent to a slot in one request, at most (at least one input): the supervisor holds them
+while it forks each test, so a larger batch would make every fork dearer and every test's
+address-space limit tighter."""
 
 
 @dataclass
@@ -195,36 +200,54 @@ def send(slot: Slot, obj: dict) -> bool:
 
 def run_job(slot: Slot | None, mode: str, code: str, inputs: list, fn_name: str | None,
             lim: object) -> tuple[Slot | None, list[dict]]:
-    """All tests of one program; a slot that dies or stalls fails the test in flight only."""
+    """All tests of one program, sent to the slot as one request (or a few, of ``BATCH_BYTES`` of
+    inputs each); the supervisor still forks a fresh child per test and cleans up after each, and
+    answers one report per test. A slot that dies or
+    stalls fails the test in flight only; the remaining tests run on a fresh slot."""
+    job = {"mode": "call" if fn_name else "stdin", "code": code, "fn_name": fn_name,
+           "limits": asdict(lim)}  # type: ignore[call-overload]
     reports: list[dict] = []
-    for arg in inputs:
-        req = {"mode": "call" if fn_name else "stdin", "code": code, "fn_name": fn_name, "input": arg,
-               "limits": asdict(lim)}  # type: ignore[call-overload]
-        rep: dict | None = None
-        for _ in range(2):
-            if slot is None or slot.proc.poll() is not None:
-                if slot is not None:
-                    close(slot)
-                slot = start_retrying(mode)
-            if not send(slot, req):  # died while idle: not the program's fault, start over
+    tries, why = 0, "no slot"
+    while len(reports) < len(inputs):
+        if tries >= 2:  # the test could not be set up twice: infrastructure, not the program's fault
+            raise SandboxError(f"sandbox could not set up a test: {why}")
+        tries += 1
+        if slot is None or slot.proc.poll() is not None:
+            if slot is not None:
                 close(slot)
-                slot = None
-                continue
+            slot = start_retrying(mode)
+        end = _batch_end(inputs, len(reports))
+        if not send(slot, dict(job, inputs=inputs[len(reports):end])):  # died while idle: start over
+            close(slot)
+            slot = None
+            continue
+        while len(reports) < end:
             rep = recv(slot, time.monotonic() + lim.timeout_s + GRACE_S)  # type: ignore[attr-defined]
             if rep is None:  # the supervisor died or stalled during this test: the test fails
                 close(slot)
                 slot, rep = None, {"status": "crash", "exit": None, "stderr": "sandbox supervisor lost"}
-            if rep.get("status") != "setup_error":
+            elif rep.get("status") == "setup_error":  # infrastructure: retry once on a fresh slot
+                close(slot)
+                slot, why = None, rep.get("stderr", "")
                 break
-            close(slot)  # the child could not be set up: infrastructure, retry once on a fresh slot
-            slot = None
-        if rep is None or rep.get("status") == "setup_error":
-            raise SandboxError(f"sandbox could not set up a test: {(rep or {}).get('stderr', 'no slot')}")
-        if rep.pop("retire", False) and slot is not None:  # it could not clean up after the test: replace it
-            close(slot)
-            slot = None
-        reports.append(rep)
+            tries = 0
+            if rep.pop("retire", False) and slot is not None:  # it could not clean up after the test: replace it
+                close(slot)
+                slot = None
+            reports.append(rep)
+            if slot is None:
+                break
     return slot, reports
+
+
+def _batch_end(inputs: list, start: int) -> int:
+    """End of the batch of ``inputs`` that starts at ``start``: about ``BATCH_BYTES``, at least one."""
+    end, size = start, 0
+    while end < len(inputs) and (end == start or size < BATCH_BYTES):
+        x = inputs[end]
+        size += len(x) if isinstance(x, str) else len(json.dumps(x))
+        end += 1
+    return end
 
 
 def drop_after_fork() -> None:

@@ -1,29 +1,34 @@
 """The trusted supervisor that runs inside each sandbox slot (system ``python3 -I``, stdlib only).
 
 Started once per slot by ``stagerl.rewards.sandbox_slot`` as
-``python3 -I -X int_max_str_digits=0 -c <sandbox_child.py + this file> '<config json>'`` (inside bubblewrap, or bare
-in unsafe-limits mode; in bubblewrap it is the PID namespace's init). It pre-imports the LiveCodeBench prelude, then serves one request per test
-on its control pipe (fds 0/1, length-prefixed JSON): it forks a child per test, the child drops to
-the slot's unprivileged uid (root) or keeps the caller's (non-root: the slot's user namespace
-bounds it), applies resource limits and runs the untrusted program; the supervisor feeds stdin,
-collects stdout (capped) or the call-mode result, enforces the wall clock, then kills every process
-the program left (``kill(-1)`` in the private PID namespace, as the slot uid, or every descendant),
-reaps them and empties the slot's /tmp and /dev/shm, so nothing reaches the next test. Expected outputs never reach this process: it reports what the program did.
+``python3 -I -X int_max_str_digits=0 -c <sandbox_child.py + this file> '<config json>'`` (inside
+bubblewrap, or bare in unsafe-limits mode; in bubblewrap it is the PID namespace's init). It
+pre-imports the LiveCodeBench prelude and prepares the ``__main__`` a program runs in
+(``prepare``), then serves its control pipe (fds 0/1, length-prefixed JSON): one request per
+program with all its inputs, one report back per test as it ends. For each test it forks a fresh
+child (from itself, never from an earlier test); the child drops to the slot's unprivileged uid
+(root) or keeps the caller's (non-root: the slot's user namespace bounds it), applies resource
+limits and runs the untrusted program; the supervisor feeds stdin, collects stdout (capped) or the
+call-mode result, enforces the wall clock, then kills every process the program left
+(``kill(-1)`` in the private PID namespace, as the slot uid, or every descendant), reaps them and
+empties the slot's /tmp and /dev/shm, so nothing reaches the next test. A test it cannot set up or
+clean up ends the program's run on this slot. Expected outputs never reach this process: it
+reports what the program did.
 
 This file must not import anything from ``stagerl`` (it runs outside the project's venv).
 """
 
 import json
 import os
-import selectors
+import select
 import signal
 import sys
 import time
 import traceback
 
 if "child" not in globals():  # imported in the project; in the sandbox the child's source ran first, here
-    from stagerl.rewards.sandbox_child import (_HDR, _PRELUDE_CODE, _decode_result, _prctl, child,  # noqa: F401
-                                               install_seccomp, seccomp_filter)
+    from stagerl.rewards.sandbox_child import (_HDR, _PRELUDE_CODE, _decode_result, _prctl, _streams, child,  # noqa: F401
+                                               install_seccomp, prepare, seccomp_filter)
 
 _MAX_MSG = 1 << 28
 
@@ -56,6 +61,26 @@ def send(fd, obj):
     data = _HDR.pack(len(data)) + data
     while data:
         data = data[os.write(fd, data):]
+
+
+class Poll:
+    """The few selector calls ``run_one`` makes, on a ``poll`` object: no epoll fd to create and no
+    system call per registration, per test."""
+
+    def __init__(self):
+        self.poll, self.keys = select.poll(), {}
+
+    def register(self, fd, key, write=False):
+        self.poll.register(fd, select.POLLOUT if write else select.POLLIN)
+        self.keys[fd] = key
+
+    def unregister(self, fd):
+        self.poll.unregister(fd)
+        del self.keys[fd]
+
+    def select(self, timeout_s):
+        """Keys of the ready fds (hang-ups and errors included: the caller's read or write sees them)."""
+        return [self.keys[fd] for fd, _ in self.poll.poll(int(timeout_s * 1000) + 1) if fd in self.keys]
 
 
 def kill_all(cfg, pid):
@@ -176,16 +201,16 @@ def run_one(cfg, ctl_in, req, n):
     if not data:
         os.close(fds["in_w"])
     pidfd = os.pidfd_open(pid)
-    sel = selectors.DefaultSelector()
+    sel = Poll()
     os.set_blocking(fds["ready_r"], False)
     for k in ("out_r", "err_r", "res_r"):
         os.set_blocking(fds[k], False)
-        sel.register(fds[k], selectors.EVENT_READ, k)
+        sel.register(fds[k], k)
     if data:
         os.set_blocking(fds["in_w"], False)
-        sel.register(fds["in_w"], selectors.EVENT_WRITE, "in_w")
-    sel.register(pidfd, selectors.EVENT_READ, "exit")
-    sel.register(ctl_in, selectors.EVENT_READ, "ctl")
+        sel.register(fds["in_w"], "in_w", write=True)
+    sel.register(pidfd, "exit")
+    sel.register(ctl_in, "ctl")
     bufs = {"out_r": bytearray(), "err_r": bytearray(), "res_r": bytearray()}
     caps = {"out_r": int(lim["output_mb"]) << 20, "err_r": 4096, "res_r": int(lim["output_mb"]) << 20}
     flood = {"out_r": caps["out_r"], "err_r": caps["out_r"], "res_r": caps["res_r"]}
@@ -201,8 +226,7 @@ def run_one(cfg, ctl_in, req, n):
         if exited and (not open_reads or (grace is not None and now >= grace)):
             break
         wait = min(deadline, grace) - now if grace is not None else deadline - now
-        for key, _ in sel.select(max(0.0, wait)):
-            k = key.data
+        for k in sel.select(max(0.0, wait)):
             if k == "ctl":  # the harness went away (EOF) or broke protocol: die with it
                 kill_all(cfg, pid)
                 for path in cfg.get("wipe", []):
@@ -245,7 +269,6 @@ def run_one(cfg, ctl_in, req, n):
         ready = os.read(fds["ready_r"], 1) == b"R"
     except OSError:
         ready = False
-    sel.close()
     for k in ("out_r", "err_r", "res_r", "ready_r"):
         os.close(fds[k])
     if data and off < len(data):
@@ -271,6 +294,7 @@ def main():
     """Serve requests on fds 0/1 until EOF."""
     cfg = json.loads(sys.argv[1])
     ctl_in, ctl_out = os.dup(0), os.dup(1)
+    streams = _streams()  # a test's stdin/stdout/stderr objects, made while fds 0-2 are pipes as a test's are
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
@@ -279,20 +303,24 @@ def main():
     prog = seccomp_filter()
     if prog is not None:  # once, here: every test's child inherits it (none of this process's needs are denied)
         install_seccomp(prog)
-    exec(_PRELUDE_CODE, {})
+    prepare(streams)  # the __main__ every test's child starts from (header run once, here)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     send(ctl_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})
     n = 0
     while True:
-        req = recv(ctl_in)
-        if req is None:
+        job = recv(ctl_in)  # one program and all its inputs; one report goes back per test, as it ends
+        if job is None:
             return
-        n += 1
-        try:
-            res = run_one(cfg, ctl_in, req, n)
-        except Exception:
-            res = {"status": "setup_error", "stderr": traceback.format_exc()[-4000:]}
-        send(ctl_out, res)
+        inputs = job.pop("inputs")
+        for arg in inputs:
+            n += 1
+            try:
+                res = run_one(cfg, ctl_in, dict(job, input=arg), n)  # a fresh fork per test, cleaned up after
+            except Exception:
+                res = {"status": "setup_error", "stderr": traceback.format_exc()[-4000:]}
+            send(ctl_out, res)
+            if res.get("status") == "setup_error" or res.get("retire"):
+                break  # not set up, or not clean: run nothing more here (the harness replaces this slot)
 
 
 if __name__ == "__main__":
