@@ -108,7 +108,7 @@ ANCHOR_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 def anchor_score(code: str, tests: dict, timeout: float) -> float:
     """The usual harness: one fresh ``python3`` per test, the same header and verdicts."""
     fn, inputs, outputs = normalize_tests(tests)
-    from stagerl.rewards.sandbox_child import PRELUDE
+    from stagerl.rewards.sandbox.child import PRELUDE
 
     prog = PRELUDE + code
     if fn:
@@ -141,7 +141,7 @@ def _cpu_s(who: int) -> float:
 
 def slots_cpu_s() -> float:
     """CPU seconds of this process's live slots so far: bubblewrap, the supervisor and every test it reaped."""
-    from stagerl.rewards import sandbox_slot as slots
+    from stagerl.rewards.sandbox import slot as slots
 
     def own_and_reaped(pid: int) -> float:
         try:

@@ -19,7 +19,7 @@ EVAL = """
 import json, sys
 from stagerl.config import BenchmarkConfig, EvalConfig, RewardsConfig, SamplingConfig
 from stagerl.evaluate import evaluate_checkpoint
-from stagerl.rewards.math_pool import pool_pids
+from stagerl.rewards.math.pool import pool_pids
 url, data, out, workers = sys.argv[1:5]
 cfg = EvalConfig(benchmarks=[BenchmarkConfig(name="mini", source=data, k=2)], engine="openai",
                  options={"base_url": url, "api_key_env": ""}, sampling=SamplingConfig(max_tokens=8))

@@ -5,3 +5,7 @@ data -> engines -> rewards -> scoring -> levels -> curriculum -> train -> evalua
 """
 
 __version__ = "0.1.0"
+
+from . import _moved
+
+_moved.install()  # old module paths (stagerl.config_train, stagerl.rewards.math_pool, ...) for one release

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: sandb
 
 from stagerl.rewards import code_reward
 from stagerl.rewards import sandbox as sb
-from stagerl.rewards import sandbox_slot as slots
+from stagerl.rewards.sandbox import slot as slots
 
 ROOT = os.geteuid() == 0
 

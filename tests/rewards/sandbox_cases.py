@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import stagerl
 from stagerl.rewards import sandbox as sb
 
 ECHO = {"inputs": ["hi\n"], "outputs": ["hi\n"]}
 GOOD = "```python\nprint(input())\n```"
 ROOT = os.geteuid() == 0
-SRC = str(Path(sb.__file__).resolve().parents[2])  # the package's src folder
+SRC = str(Path(stagerl.__file__).resolve().parents[1])  # the package's src folder
 
 
 def md(code: str, lang: str = "python") -> str:

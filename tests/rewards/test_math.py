@@ -14,8 +14,8 @@ import time
 import pytest
 
 from stagerl.rewards import math_reward, math_rewards
-from stagerl.rewards.math_extract import fast_verdict, last_boxed, normalize
-from stagerl.rewards.math_pool import pool_pids, run_math_verify
+from stagerl.rewards.math.extract import fast_verdict, last_boxed, normalize
+from stagerl.rewards.math.pool import pool_pids, run_math_verify
 
 B = "\\boxed"
 CASES: list[tuple[str, str, float]] = [
@@ -233,7 +233,7 @@ def test_no_orphans_after_exit(tmp_path) -> None:
 
     code = (
         "from stagerl.rewards import math_rewards\n"
-        "from stagerl.rewards.math_pool import pool_pids\n"
+        "from stagerl.rewards.math.pool import pool_pids\n"
         "print(math_rewards(['\\\\boxed{\\\\sqrt{4}}'], ['2'], workers=2))\n"
         "print(*pool_pids())\n"
     )

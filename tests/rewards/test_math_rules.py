@@ -14,9 +14,9 @@ import pytest
 
 from stagerl.rewards import math_rewards
 from stagerl.rewards.math import MAX_CANDIDATES
-from stagerl.rewards.math_extract import fast_verdict
-from stagerl.rewards.math_final import MAX_GROUP, final_answer
-from stagerl.rewards.math_forms import as_interval, split_unit, value_names
+from stagerl.rewards.math.extract import fast_verdict
+from stagerl.rewards.math.final import MAX_GROUP, final_answer
+from stagerl.rewards.math.forms import as_interval, split_unit, value_names
 
 B = "\\boxed"
 SLACK = 20.0

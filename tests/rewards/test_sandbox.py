@@ -16,7 +16,7 @@ import pytest
 
 from stagerl.rewards import code_reward, code_rewards, sandbox_record
 from stagerl.rewards import sandbox as sb
-from stagerl.rewards import sandbox_isolation as iso
+from stagerl.rewards.sandbox import isolation as iso
 
 from sandbox_cases import ECHO, GOOD, ROOT, SRC, md  # noqa: E402  (tests/rewards is on the path: conftest.py)
 
@@ -316,7 +316,7 @@ def test_a_supervisor_lost_mid_program_fails_that_test_only_and_the_rest_run_on_
     # no program can kill its supervisor (see the hostile tests above), so the host kills it while test 2 runs
     import signal as _signal
 
-    from stagerl.rewards import sandbox_slot as slots
+    from stagerl.rewards.sandbox import slot as slots
 
     prog = "import time\nx = input().strip()\nif x == '2':\n    time.sleep(30)\nprint(x)"
     fut = sb.submit(prog, ["1\n", "2\n", "3\n"], limits=sb.Limits(timeout_s=20.0), workers=1)
@@ -330,7 +330,7 @@ def test_a_supervisor_lost_mid_program_fails_that_test_only_and_the_rest_run_on_
 
 
 def test_large_inputs_go_in_several_requests_and_every_test_gets_its_own_report_in_order():
-    from stagerl.rewards import sandbox_slot as slots
+    from stagerl.rewards.sandbox import slot as slots
 
     sizes = [700_000, 50, 900_000, 1_300_000, 10]  # batches of about slots.BATCH_BYTES (1 MiB): 3, 1 and 1 inputs
     assert slots.BATCH_BYTES < sizes[0] + sizes[1] + sizes[2]

@@ -21,7 +21,7 @@ import pytest
 
 from stagerl.rewards import configure_rewards, sandbox_record
 from stagerl.rewards import sandbox as sb
-from stagerl.rewards import sandbox_isolation as iso
+from stagerl.rewards.sandbox import isolation as iso
 
 from sandbox_cases import ECHO, GOOD, ROOT, SRC, md  # noqa: E402  (tests/rewards is on the path: conftest.py)
 

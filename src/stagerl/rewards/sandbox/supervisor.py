@@ -1,7 +1,7 @@
 """The trusted supervisor that runs inside each sandbox slot (system ``python3 -I``, stdlib only).
 
-Started once per slot by ``stagerl.rewards.sandbox_slot`` as
-``python3 -I -X int_max_str_digits=0 -c <sandbox_child.py + this file> '<config json>'`` (inside
+Started once per slot by ``stagerl.rewards.sandbox.slot`` as
+``python3 -I -X int_max_str_digits=0 -c <child.py + this file> '<config json>'`` (inside
 bubblewrap, or bare in unsafe-limits mode; in bubblewrap it is the PID namespace's init). It
 pre-imports the LiveCodeBench prelude and prepares the ``__main__`` a program runs in
 (``prepare``), then serves its control pipe (fds 0/1, length-prefixed JSON): one request per
@@ -27,7 +27,7 @@ import time
 import traceback
 
 if "child" not in globals():  # imported in the project; in the sandbox the child's source ran first, here
-    from stagerl.rewards.sandbox_child import (_HDR, _PRELUDE_CODE, _decode_result, _prctl, _streams, child,  # noqa: F401
+    from stagerl.rewards.sandbox.child import (_HDR, _PRELUDE_CODE, _decode_result, _prctl, _streams, child,  # noqa: F401
                                                install_seccomp, prepare, seccomp_filter)
 
 _MAX_MSG = 1 << 28

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from .config_online import OnlineConfig, RelevelConfig  # StageConfig.online, StageConfig.relevel
-from .valid import _at_least, _need, _unique
+from .online import OnlineConfig, RelevelConfig  # StageConfig.online, StageConfig.relevel
+from ..valid import _at_least, _need, _unique
 
 
 @dataclass

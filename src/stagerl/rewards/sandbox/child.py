@@ -1,7 +1,7 @@
 """The child side of a sandbox test: limits, privilege drop, then the untrusted program (and the
 seccomp filter the supervisor installs on itself at start, which every child inherits).
 
-Runs in the process the supervisor (``sandbox_supervisor.py``) forks for each test; its source is
+Runs in the process the supervisor (``sandbox/supervisor.py``) forks for each test; its source is
 sent into the sandbox ahead of the supervisor's, as one script (system ``python3 -I``, stdlib only;
 nothing here may import ``stagerl``). ``PRELUDE`` is the LiveCodeBench import header.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .valid import _at_least, _need
+from ..valid import _at_least, _need
 
 STOP_RULES = ("exact", "bayes")
 

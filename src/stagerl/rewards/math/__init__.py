@@ -9,21 +9,21 @@ careful human grader's verdict (tests: ``tests/rewards/test_math.py``, ``test_ma
   candidates (``\\boxed{4} or \\boxed{5}``, ``either \\boxed{4} or \\boxed{5}``, three boxes in a row,
   ``\\boxed{4 \\text{ or } 5}``, ``either 4 or \\boxed{5}``) scores 1 only if every candidate is right,
   so hedging between different values scores 0 and repeating the same value does not hurt.
-  Which boxes form the final group: ``math_final``. Against a gold with several values (roots
+  Which boxes form the final group: ``final``. Against a gold with several values (roots
   ``2, 3``, ``x=2 \\text{ or } x=3``), the final group's boxes together are the answer
   (``x=\\boxed{2} \\text{ or } x=\\boxed{3}`` is right).
-- **Units, variables, inequalities** (``math_forms``): units must agree when both sides give one
+- **Units, variables, inequalities** (``forms``): units must agree when both sides give one
   (a bare number answers a gold with a unit, and a unit on the answer is accepted against a bare
   gold); ``x = 3`` does not answer ``y = 3``; ``x \\le 3`` equals ``(-\\infty,3]``.
-- **Numbers** (``math_extract``): exact values compare exactly (``0.25`` = ``\\frac14``,
+- **Numbers** (``extract``): exact values compare exactly (``0.25`` = ``\\frac14``,
   ``1\\,000`` = ``1,000`` = ``1e3`` = 1000); a decimal that approximates a value must agree to a
   relative ``REL_TOL`` = 1e-9 (``0.333333`` is not ``\\frac13``, ``0.3333333333`` is), also inside
-  Math-Verify (``math_pool.relative_float_rule``); ``p\\%`` answers a gold of ``p`` or of ``p/100``,
+  Math-Verify (``pool.relative_float_rule``); ``p\\%`` answers a gold of ``p`` or of ``p/100``,
   whatever the sign.
 - Everything else is Math-Verify's verdict on the two values.
 
-Fast paths decide certain cases in-process (see ``math_extract.fast_verdict``); the rest goes to
-Math-Verify on a shared, self-healing process pool (``math_pool``) where every item is
+Fast paths decide certain cases in-process (see ``extract.fast_verdict``); the rest goes to
+Math-Verify on a shared, self-healing process pool (``pool``) where every item is
 time-bounded, so hostile input and non-main-thread callers are safe.
 """
 
@@ -33,10 +33,10 @@ import os
 from collections import OrderedDict
 from threading import Lock
 
-from .math_extract import MAX_BOX_CHARS, fast_verdict, is_multi, normalize, oversized
-from .math_final import final_answer
-from .math_forms import prepare
-from .math_pool import run_math_verify, start_pool
+from .extract import MAX_BOX_CHARS, fast_verdict, is_multi, normalize, oversized
+from .final import final_answer
+from .forms import prepare
+from .pool import run_math_verify, start_pool
 
 MAX_CANDIDATES = 64
 """A final answer part with more distinct candidates than this scores 0 without grading them."""
@@ -117,7 +117,7 @@ def math_rewards(responses: list[str], golds: list[str], workers: int | None = N
 
     ``workers``: Math-Verify processes (default: available CPUs). The pool is shared across calls
     and only grows; identical (answer, gold) pairs are graded once. ``timeout``: seconds Math-Verify
-    may spend on one answer before it scores 0 (default ``math_pool.SOFT_TIMEOUT_S``).
+    may spend on one answer before it scores 0 (default ``pool.SOFT_TIMEOUT_S``).
     """
     if len(responses) != len(golds):
         raise ValueError(f"{len(responses)} responses but {len(golds)} gold answers")

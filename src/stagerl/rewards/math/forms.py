@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 
-from .math_extract import normalize, strip_wrappers, top_level_split
+from .extract import normalize, strip_wrappers, top_level_split
 
 _SYNONYMS = {
     "m": "meter meters metre metres", "cm": "centimeter centimeters centimetre centimetres",

@@ -17,10 +17,10 @@ from typing import Any, Union
 
 import yaml
 
-from .config_online import OnlineConfig, RelevelConfig  # noqa: F401 (re-exported)
-from .config_scoring import PriorConfig, StopConfig  # noqa: F401 (re-exported)
-from .config_train import DevConfig, PlateauConfig, StageConfig, TrainConfig  # noqa: F401 (re-exported)
-from .valid import ENGINES, ORDERS, SANDBOX_MODES, ConfigError, _at_least, _need, _unique, from_dict
+from .online import OnlineConfig, RelevelConfig  # noqa: F401 (re-exported)
+from .scoring import PriorConfig, StopConfig  # noqa: F401 (re-exported)
+from .train import DevConfig, PlateauConfig, StageConfig, TrainConfig  # noqa: F401 (re-exported)
+from ..valid import ENGINES, ORDERS, SANDBOX_MODES, ConfigError, _at_least, _need, _unique, from_dict
 
 
 @dataclass
@@ -63,7 +63,7 @@ class PromptConfig:
     helps small models keep the answer format (``\\boxed{}``, one ```python block)."""
 
     def messages(self, problem: Any) -> list[dict]:
-        from .data.prompts import to_messages
+        from ..data.prompts import to_messages
 
         return to_messages(problem, system=self.system, fewshot=self.fewshot)
 
@@ -116,7 +116,7 @@ class ScoringConfig:
     weakest-first in ``benchmarks/scoring.py``) or ``weakest-first``."""
     stop: StopConfig = field(default_factory=StopConfig)
     """Which rule stops a pair early in adaptive mode: ``{rule: exact}`` (default) or
-    ``{rule: bayes, error: 0.01}`` (see ``stagerl.config_scoring``)."""
+    ``{rule: bayes, error: 0.01}`` (see ``stagerl.config.scoring``)."""
 
     def __post_init__(self) -> None:
         _need(self.reward_workers is None, "reward_workers",
@@ -234,7 +234,7 @@ class Recipe:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
-        from .rundir import run_name_problem
+        from ..rundir import run_name_problem
 
         problem = run_name_problem(self.name)
         _need(problem is None, "name", problem or "")
@@ -243,7 +243,7 @@ class Recipe:
     def run_dir(self) -> Path:
         """``<runs_dir>/<name>``; a name that would leave the runs folder (``../x``, set after loading,
         e.g. by ``--name``) is a ``ConfigError``."""
-        from .rundir import run_name_problem
+        from ..rundir import run_name_problem
 
         problem = run_name_problem(self.name)
         _need(problem is None, "name", problem or "")
@@ -259,7 +259,7 @@ def load_recipe(spec: str | Path | dict) -> Recipe:
     In a recipe file, relative file paths (``data`` files, benchmark sources, a ``levels.rules``
     YAML file) are relative to the recipe file's folder. A key given twice, a file that is not
     UTF-8, an empty recipe or a folder is an error naming the file (and line)."""
-    from .yamlfile import YamlFileError, load_yaml, read_text
+    from ..yamlfile import YamlFileError, load_yaml, read_text
 
     if isinstance(spec, dict):
         return from_dict(Recipe, spec)
@@ -325,7 +325,7 @@ def builtin_recipe_text(name: str | None) -> str:
         return "built-in recipes: " + ", ".join(builtin_recipes()) + " (`stagerl recipe NAME` prints one)\n"
     path = resources.files("stagerl") / "recipes" / f"{name}.yaml"
     if "/" in name or not path.is_file():
-        from .valid import did_you_mean
+        from ..valid import did_you_mean
 
         raise ConfigError(f"no built-in recipe {name!r}{did_you_mean(name, builtin_recipes())} "
                           f"(built-in: {', '.join(builtin_recipes())})")

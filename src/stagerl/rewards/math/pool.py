@@ -26,7 +26,7 @@ from functools import lru_cache
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .math_extract import REL_TOL
+from .extract import REL_TOL
 
 SOFT_TIMEOUT_S = 2.0
 """Per-item alarm inside the worker (parse + verify); the item scores 0 when it fires."""
@@ -68,7 +68,7 @@ def _latex_config() -> list:
 
 
 def relative_float_rule(rel_tol: float = float(REL_TOL)) -> None:
-    """Make Math-Verify compare a decimal with a number by relative error (``math_extract.REL_TOL``)
+    """Make Math-Verify compare a decimal with a number by relative error (``extract.REL_TOL``)
     instead of rounding both to 6 places: ``0.707107`` is not ``\\frac{\\sqrt2}{2}`` (a rounding),
     ``0.70710678118`` is. Patches ``math_verify.grader.sympy_numeric_eq`` in this process only (the
     pool's workers call it at start); ``tests/rewards/test_math_rules.py`` checks the effect, so a
@@ -195,7 +195,7 @@ def _on_spawner_thread(fn: Any) -> Any:
 
 def _start_worker(soft_timeout: float) -> _Worker:
     ours, theirs = socket.socketpair()
-    code = f"from stagerl.rewards.math_pool import _worker_main; _worker_main({theirs.fileno()}, {soft_timeout!r})"
+    code = f"from stagerl.rewards.math.pool import _worker_main; _worker_main({theirs.fileno()}, {soft_timeout!r})"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
 
     def spawn() -> subprocess.Popen:

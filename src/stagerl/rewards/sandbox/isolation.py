@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .sandbox_child import seccomp_filter
+from .child import seccomp_filter
 
 MODES = ("bwrap", "unsafe-limits")
 PYTHON = os.environ.get("STAGERL_SANDBOX_PYTHON", "/usr/bin/python3")
@@ -35,7 +35,7 @@ PROBE_NPROC = 8
 """RLIMIT_NPROC the probe sets before forking, to see that the cap is counted per sandbox."""
 CAPS_ROOT = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL", "CAP_DAC_OVERRIDE")
 """The only capabilities the supervisor keeps (root mode), to drop each test to its slot uid."""
-SUPERVISOR = (Path(__file__).with_name("sandbox_child.py"), Path(__file__).with_name("sandbox_supervisor.py"))
+SUPERVISOR = (Path(__file__).with_name("child.py"), Path(__file__).with_name("supervisor.py"))
 """Sent into the sandbox as one script: the test child's code, then the supervisor's."""
 WORKDIR_PREFIX = "stagerl-sandbox-"
 SECCOMP_TEXT = "seccomp: no new namespaces, mounts, keyrings, memfd or SysV IPC"

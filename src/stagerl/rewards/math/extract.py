@@ -5,7 +5,7 @@ safe on hostile text. ``fast_verdict`` returns a score only where the reward's v
 (same normalized string; both sides exact rationals, compared by ``close``: exactly, or to a
 relative ``REL_TOL`` when one is a decimal; percents; a hedged answer to a single-valued gold);
 otherwise ``None`` and the caller asks Math-Verify (whose float rule the pool's workers replace
-with the same relative one, see ``math_pool.relative_float_rule``).
+with the same relative one, see ``pool.relative_float_rule``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 from fractions import Fraction
 from functools import lru_cache
 
-from .math_final import box_at
+from .final import box_at
 
 MAX_BOX_CHARS = 2000
 """Boxes longer than this (and longer than 10x the gold) are not answers: score 0 without parsing."""
@@ -29,7 +29,7 @@ def last_boxed(text: str) -> str | None:
 
     Also accepts the ``\\boxed 5`` form (up to the next ``$`` or line end). Returns ``None`` when
     there is no box or the last box is unclosed; the content is stripped (may be empty). (The
-    reward itself reads the final group of boxes: ``math_final.final_answer``.)
+    reward itself reads the final group of boxes: ``final.final_answer``.)
     """
     start = max(text.rfind(c) for c in _BOX_CMDS)
     return None if start < 0 else box_at(text, start)[0]

@@ -1,9 +1,9 @@
 """Sandbox for untrusted programs: warm slots whose trusted supervisor forks one child per test.
 
-- ``sandbox_isolation.py``: the mode (``bwrap`` or the explicit ``unsafe-limits``), the probe that
+- ``sandbox/isolation.py``: the mode (``bwrap`` or the explicit ``unsafe-limits``), the probe that
   fails closed, the bubblewrap command line, what holds where (``sandbox_status``).
-- ``sandbox_slot.py``: one slot (start, talk, close, run a program's tests on it).
-- ``sandbox_supervisor.py``: the trusted supervisor inside the sandbox (stdlib only).
+- ``sandbox/slot.py``: one slot (start, talk, close, run a program's tests on it).
+- ``sandbox/supervisor.py``: the trusted supervisor inside the sandbox (stdlib only).
 - this module: limits, the job queue and its slot runner threads, the public API.
 
 Threat model: the submission controls its child completely (it may patch builtins, ``json``,
@@ -29,8 +29,8 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
-from . import sandbox_slot as slots
-from .sandbox_isolation import (MODES, OPT_OUT, PYTHON, SandboxError, describe, probe_bwrap, remove_stale_workdirs,
+from . import slot as slots
+from .isolation import (MODES, OPT_OUT, PYTHON, SandboxError, describe, probe_bwrap, remove_stale_workdirs,
                                 requested_mode)
 
 __all__ = ["Limits", "SandboxError", "configure", "configure_sandbox", "sandbox_status", "sandbox_record",

@@ -1,4 +1,4 @@
-"""One sandbox slot: a warm supervisor process (``sandbox_supervisor.py``) and its control pipe.
+"""One sandbox slot: a warm supervisor process (``sandbox/supervisor.py``) and its control pipe.
 
 A slot is started (inside bubblewrap, or bare in ``unsafe-limits`` mode), fed one program with all
 its tests at a time as length-prefixed JSON (one report comes back per test), and closed: always
@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
-from .sandbox_isolation import SandboxError, bwrap_argv, is_root, make_workroot, supervisor_argv
+from .isolation import SandboxError, bwrap_argv, is_root, make_workroot, supervisor_argv
 
 UID_BASE = 1_900_000_000
 UID_COUNT = 4096

@@ -11,7 +11,7 @@ from typing import Any
 
 
 def _error(message: str) -> Exception:
-    from .valid import ConfigError
+    from ..valid import ConfigError
 
     return ConfigError(message)
 
@@ -73,7 +73,7 @@ class RelevelConfig:
     def __post_init__(self) -> None:
         if self.k < 1 or self.round_size < 1:
             raise _error(f"relevel.k and relevel.round_size must be >= 1, got {self.k}, {self.round_size}")
-        from .levels.rules import RulesError, parse_interval
+        from ..levels.rules import RulesError, parse_interval
 
         try:
             parse_interval(self.band, "relevel.band")
