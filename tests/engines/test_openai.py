@@ -136,9 +136,16 @@ def test_4xx_from_the_real_server_is_not_retried(server):
 
 
 def test_connection_refused_is_retried_then_reported():
-    eng = OpenAIEngine(f"http://127.0.0.1:{free_port()}/v1", "m", max_retries=2, backoff=0.01)
+    # check=False: a server that goes away after the engine was made (see test_vllm_serve.py)
+    eng = OpenAIEngine(f"http://127.0.0.1:{free_port()}/v1", "m", max_retries=2, backoff=0.01, check=False)
     with pytest.raises(OpenAIEngineError, match="after 3 attempts"):
         eng.generate(["hi"], n=1, max_tokens=2)
+
+
+def test_a_server_that_is_not_up_is_named_when_the_engine_is_made():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(OpenAIEngineError, match=f"no server answers at {url}.*vllm serve"):
+        OpenAIEngine(url, "m", backoff=60.0)  # at once: no retries, no backoff
 
 
 def test_split_tokens_sums_to_total():
