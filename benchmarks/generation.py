@@ -7,11 +7,17 @@ The measure is generated tokens per second (EOS counted, padding not), so a side
 to sample shorter answers gains nothing; completions/s is printed too.
 
     .venv/bin/python benchmarks/generation.py            # 8 prompts x n=4, max_tokens 64
+
+Where vLLM is installed (``make setup`` installs its CPU build on a CPU-only torch) the ``vllm``
+engine runs too, on the same prompts, samples, seed and max_tokens, after its own warm-up; a second
+line ``RESULT generation_vllm_vs_transformers`` compares it with the batched transformers engine
+(``--no-vllm`` skips it). Load times are not counted on either side.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 
 import torch
@@ -56,6 +62,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-vllm", action="store_true", help="skip the vllm engine")
     args = ap.parse_args()
 
     prompts = (PROMPTS * (args.prompts // len(PROMPTS) + 1))[: args.prompts]
@@ -82,6 +89,27 @@ def main() -> None:
     ratio = ours / anchor
     print(f"RESULT generation_tokens_per_s ours={ours:.1f} anchor={anchor:.1f} ratio={ratio:.2f} goal=>=3 "
           f"ok={'yes' if ratio >= 3 else 'no'}")
+    if not args.no_vllm and importlib.util.find_spec("vllm") is not None:
+        engine.close()
+        fast = vllm_side(args.model, prompts, args.n, args.max_tokens, args.seed)
+        r = fast / ours
+        print(f"RESULT generation_vllm_vs_transformers ours={fast:.1f} anchor={ours:.1f} ratio={r:.2f} goal=>=1 "
+              f"ok={'yes' if r >= 1 else 'no'}")
+
+
+def vllm_side(model: str, prompts: list[str], n: int, max_tokens: int, seed: int) -> float:
+    """The ``vllm`` engine (its CPU defaults off a GPU) on the same prompts; generated tokens/s."""
+    from stagerl.engines.vllm import VLLMEngine
+
+    with VLLMEngine(resolve_model(model)) as engine:
+        engine.generate(prompts[:1], n=1, max_tokens=4, seed=seed)  # warm-up
+        t0 = time.perf_counter()
+        out = engine.generate(prompts, n=n, temperature=0.6, top_p=0.95, max_tokens=max_tokens, seed=seed)
+        secs = time.perf_counter() - t0
+    done, tokens = sum(len(r) for r in out), sum(c.tokens for r in out for c in r)
+    print(f"vllm engine: {done} completions, {tokens} tokens in {secs:.1f}s = {done / secs:.2f} completions/s, "
+          f"{tokens / secs:.1f} tokens/s")
+    return tokens / secs
 
 
 if __name__ == "__main__":

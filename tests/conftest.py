@@ -78,3 +78,19 @@ def pipeline_run(tmp_path_factory, smollm2_dir):
     path = dump_recipe(recipe, root / "recipe.yaml")
     assert main(["run", str(path)]) == 0
     return recipe.run_dir
+
+
+@pytest.fixture(scope="session")
+def vllm_server(smollm2_dir, tmp_path_factory):
+    """One real vLLM server (vLLM's CPU build) on loopback serving SmolLM2, started as TRL starts it
+    (``served.VllmServer``), shared by tests/engines/test_vllm_serve.py and tests/train/test_vllm_trl.py;
+    stopped (whole process group) at the end. Skips where vLLM is not installed."""
+    pytest.importorskip("vllm")
+    from served import VllmServer
+
+    server = VllmServer(smollm2_dir, tmp_path_factory.mktemp("vllm-serve") / "serve.log")
+    server.restart()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -7,11 +7,7 @@ server: it answers the first requests with an error status, then forwards to the
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,16 +16,11 @@ import httpx
 import pytest
 
 from loopback import Loopback
+from served import free_port, start, stop
 from stagerl.engines import make_engine
 from stagerl.engines.openai import OpenAIEngine, OpenAIEngineError, split_tokens
 
 READY_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve_command(model_dir: str, port: int) -> list[str]:
@@ -43,31 +34,14 @@ def server(smollm2_dir, tmp_path_factory):
     """A real ``transformers serve`` pinned to SmolLM2; always stopped (whole process group)."""
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(serve_command(smollm2_dir, port), stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"transformers serve exited ({proc.returncode}): {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"transformers serve not ready after {READY_TIMEOUT_S}s: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
+        proc = start(serve_command(smollm2_dir, port), port, log, READY_TIMEOUT_S)
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
         yield f"http://127.0.0.1:{port}/v1", smollm2_dir
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
+        stop(proc, timeout=15)
 
 
 class FlakyProxy(Loopback):
@@ -136,9 +110,16 @@ def test_4xx_from_the_real_server_is_not_retried(server):
 
 
 def test_connection_refused_is_retried_then_reported():
-    eng = OpenAIEngine(f"http://127.0.0.1:{free_port()}/v1", "m", max_retries=2, backoff=0.01)
+    # check=False: a server that goes away after the engine was made (see test_vllm_serve.py)
+    eng = OpenAIEngine(f"http://127.0.0.1:{free_port()}/v1", "m", max_retries=2, backoff=0.01, check=False)
     with pytest.raises(OpenAIEngineError, match="after 3 attempts"):
         eng.generate(["hi"], n=1, max_tokens=2)
+
+
+def test_a_server_that_is_not_up_is_named_when_the_engine_is_made():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(OpenAIEngineError, match=f"no server answers at {url}.*vllm serve"):
+        OpenAIEngine(url, "m", backoff=60.0)  # at once: no retries, no backoff
 
 
 def test_split_tokens_sums_to_total():

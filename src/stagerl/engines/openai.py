@@ -1,7 +1,11 @@
 """Generation through any OpenAI-compatible chat-completions server.
 
-Works with ``vllm serve``, SGLang, ``transformers serve`` and hosted APIs. Requests run
-concurrently on threads over one ``httpx`` client; connection errors, timeouts, 429 and 5xx are
+Tested on loopback against vLLM's OpenAI-compatible server (vLLM's CPU build, the server
+``vllm serve`` runs; tests/engines/test_vllm_serve.py: concurrency, per-request seeds, a server
+killed and restarted) and ``transformers serve`` (tests/engines/test_openai.py); meant also for
+SGLang and hosted APIs (not run here). A server that does not answer when the engine is made is
+an error naming its URL (``check_server``), before any work. Requests run concurrently on threads
+over one ``httpx`` client; connection errors, timeouts, 429 and 5xx are
 retried with exponential backoff and jitter (``Retry-After`` honoured), other 4xx fail at once.
 The API key is read from an environment variable and sent only in the ``Authorization`` header.
 
@@ -10,7 +14,7 @@ this, and servers that ignore or refuse ``n>1`` get ``n`` single requests instea
 with seed ``seed + i`` (so each sample is reproducible on servers that honour ``seed``).
 With per-sample ``seeds`` (what scoring sends) every sample is its own ``n=1`` request carrying its
 seed, so a sample is the same whichever call asks for it, on servers that honour ``seed`` (vLLM
-and SGLang do per request; hosted APIs call it best effort).
+does per request, tested; SGLang documents it, not run here; hosted APIs call it best effort).
 """
 
 from __future__ import annotations
@@ -58,6 +62,17 @@ def split_tokens(total: int, texts: list[str]) -> list[int]:
     return parts
 
 
+def check_server(base_url: str, timeout: float = 10.0) -> None:
+    """Raise ``OpenAIEngineError`` naming ``base_url`` unless some HTTP server answers there (any
+    status counts: this asks whether the server is up, not whether it serves the model)."""
+    url = base_url.rstrip("/") + "/models"
+    try:
+        httpx.get(url, timeout=timeout)
+    except httpx.TransportError as e:
+        raise OpenAIEngineError(f"no server answers at {base_url} ({type(e).__name__}: {e}); start it first "
+                                f"(e.g. `vllm serve MODEL --port PORT`) or fix base_url") from e
+
+
 class OpenAIEngine(ClosingEngine):
     """The ``openai`` engine: chat completions from a server at ``base_url`` (``.../v1``)."""
 
@@ -74,9 +89,14 @@ class OpenAIEngine(ClosingEngine):
         backoff: float = 0.5,
         use_n: bool = True,
         progress: bool = False,
+        check: bool = True,
     ) -> None:
+        """``check``: fail at once, naming ``base_url``, when no server answers there
+        (``check_server``); later connection errors are retried like any other."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        if check:
+            check_server(base_url, timeout=min(timeout, 10.0))
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.concurrency = int(concurrency)

