@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--runs-dir", default="runs", help="parent folder of the run folder (default: runs)")
     sp.add_argument("--name", help="run name (default: demo-<timestamp>)")
     sp.add_argument("--wait", action="store_true", help="wait for another process working in the run folder")
+    for command in sub.choices.values():  # every command: quiet by default (console.py)
+        command.add_argument("--verbose", action="store_true", help="also show the libraries' logs, warnings, "
+                             "progress bars and TRL's raw per-step dictionaries")
     return p
 
 
@@ -123,6 +126,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from . import console
+
+    console.setup(args.verbose)
     from . import pipeline
 
     common = {k: getattr(args, k) for k in ("wait",) if hasattr(args, k)}
