@@ -32,6 +32,32 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+NUCLEUS_HEAD = 256
+"""Tokens ``nucleus_drop`` ranks first (``topk``) before falling back to sorting the whole vocabulary."""
+
+
+def nucleus_drop(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Mask of the tokens outside each row's nucleus: ranked by probability, a token is dropped when
+    the mass before it already reaches ``top_p``.
+
+    Sorting a 49k vocabulary per row per step cost ~10% of a CPU generation (profiled on the demo);
+    the nucleus almost always lies within the first ``NUCLEUS_HEAD`` tokens, so those are ranked with
+    ``topk`` and the full sort is kept for the rows whose head holds less than ``top_p`` of the mass
+    (everything past a head that reaches ``top_p`` is dropped, as the full sort would drop it)."""
+    rows, vocab = probs.shape
+    head = min(NUCLEUS_HEAD, vocab)
+    top_p_sorted, order = probs.topk(head, dim=-1)
+    drop = torch.ones_like(probs, dtype=torch.bool)
+    mass = top_p_sorted.cumsum(-1)
+    drop.scatter_(1, order, (mass - top_p_sorted) >= top_p)
+    short = (mass[:, -1] < top_p).nonzero().flatten()
+    if head < vocab and len(short):  # the nucleus reaches past the head: rank those rows in full
+        sorted_p, full = probs[short].sort(dim=-1, descending=True)
+        drop[short] = torch.zeros_like(sorted_p, dtype=torch.bool).scatter_(
+            1, full, (sorted_p.cumsum(-1) - sorted_p) >= top_p)
+    return drop
+
+
 class SeededSampler(LogitsProcessor):
     """Sample row ``r`` of every step with its own generator seeded ``seeds[r]``."""
 
@@ -50,10 +76,7 @@ class SeededSampler(LogitsProcessor):
             self.generators = [torch.Generator(device=scores.device).manual_seed(s) for s in self.seeds]
         logits = scores.float() / self.temperature
         if self.top_p < 1.0:  # the nucleus: smallest most-probable set whose mass reaches top_p
-            probs = torch.softmax(logits, dim=-1)
-            sorted_p, order = probs.sort(dim=-1, descending=True)
-            drop_sorted = (sorted_p.cumsum(-1) - sorted_p) >= self.top_p
-            logits = logits.masked_fill(torch.zeros_like(drop_sorted).scatter_(1, order, drop_sorted), float("-inf"))
+            logits = logits.masked_fill(nucleus_drop(torch.softmax(logits, dim=-1), self.top_p), float("-inf"))
         u = torch.stack([torch.rand(vocab, generator=g, device=scores.device) for g in self.generators])
         gumbel = -torch.log(-torch.log(u.clamp_(min=1e-20, max=1.0 - 1e-7)))
         tokens = (logits + gumbel).argmax(dim=-1, keepdim=True)
