@@ -15,8 +15,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from .. import console
-
-_SUMMARY_KEYS = ("train_runtime", "train_loss", "train_samples_per_second")
+from .callbacks import _SUMMARY_KEYS  # the end-of-training summary log, not a step
 
 
 class StepLinesCallback(TrainerCallback):
