@@ -19,8 +19,6 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from transformers import LogitsProcessorList
-
 from ..models import resolve_model
 from .base import Completion, Prompt, as_messages, check_seeds, ClosingEngine
 from .sampler import SeededSampler, derive_seed
@@ -182,9 +180,11 @@ class TransformersEngine(ClosingEngine):
                 chunk = seqs[start : start + self.batch_size]
                 ids, mask = self._left_pad([encoded[i] for i, _ in chunk])
                 sampler = None if greedy else SeededSampler([seeds[i][j] for i, j in chunk], temperature, top_p)
-                extra = {} if sampler is None else {"logits_processor": LogitsProcessorList([sampler])}
-                gen = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=cfg, **extra)
-                rows = gen[:, ids.shape[1] :].tolist()
+                if sampler is None:
+                    gen = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=cfg)
+                    rows = gen[:, ids.shape[1] :].tolist()
+                else:
+                    rows = self._sample(ids, mask, sampler, max_tokens)
                 for (i, j), row in zip(chunk, rows):
                     out[i][j] = self._finish(row)
                 bar.update(len(chunk))
@@ -193,6 +193,40 @@ class TransformersEngine(ClosingEngine):
         if greedy:
             out = [[copy.copy(r[0]) for _ in range(n)] for r in out]
         return [list(r) for r in out]  # type: ignore[arg-type]
+
+    def _sample(self, ids: torch.Tensor, mask: torch.Tensor, sampler: SeededSampler, max_tokens: int) -> list[list[int]]:
+        """Sampled continuations of a left-padded batch, each row's own tokens (up to its EOS).
+
+        ``model.generate`` keeps a finished row in the batch until the longest one ends: in a demo
+        batch of 32 (``max_tokens`` 128) 58% of the row-steps went to finished rows. This loop does
+        what ``generate`` does for these models (KV cache, position ids from the attention mask, the
+        sampler's token) and drops each row from the batch, cache included, once it has its EOS."""
+        from transformers import DynamicCache
+
+        model, stops = self.model, torch.tensor(self.eos_ids or [-1], device=ids.device)
+        cache = DynamicCache(config=model.config)
+        pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                       use_cache=True, logits_to_keep=1).logits[:, -1, :]
+        live = torch.arange(ids.shape[0], device=ids.device)  # batch rows still generating
+        pos = pos[:, -1:]
+        rows: list[list[int]] = [[] for _ in range(ids.shape[0])]
+        for step in range(max_tokens):
+            token = sampler.sample(logits.float(), live).argmax(dim=-1)
+            for r, t in zip(live.tolist(), token.tolist()):
+                rows[r].append(t)
+            going = ~torch.isin(token, stops)
+            if step + 1 == max_tokens or not bool(going.any()):
+                break
+            if not bool(going.all()):
+                keep = going.nonzero().flatten()
+                cache.batch_select_indices(keep)
+                live, token, mask, pos = live[keep], token[keep], mask[keep], pos[keep]
+            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+            pos = pos + 1
+            logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=pos, past_key_values=cache,
+                           use_cache=True).logits[:, -1, :]
+        return rows
 
     def _left_pad(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(x) for x in batch)

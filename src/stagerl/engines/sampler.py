@@ -69,15 +69,21 @@ class SeededSampler(LogitsProcessor):
         self.temperature, self.top_p = float(temperature), float(top_p)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        rows, vocab = scores.shape
-        if rows != len(self.seeds):
-            raise RuntimeError(f"SeededSampler: {len(self.seeds)} seeds for a batch of {rows} rows")
+        return self.sample(scores)
+
+    def sample(self, scores: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """``-inf`` everywhere but each row's drawn token; ``rows``: which of the seeded sequences the
+        rows of ``scores`` are (default: all, in order), for a caller that drops finished ones."""
+        n, vocab = scores.shape
+        if rows is None and n != len(self.seeds):
+            raise RuntimeError(f"SeededSampler: {len(self.seeds)} seeds for a batch of {n} rows")
         if not self.generators:
             self.generators = [torch.Generator(device=scores.device).manual_seed(s) for s in self.seeds]
+        generators = self.generators if rows is None else [self.generators[r] for r in rows.tolist()]
         logits = scores.float() / self.temperature
         if self.top_p < 1.0:  # the nucleus: smallest most-probable set whose mass reaches top_p
             logits = logits.masked_fill(nucleus_drop(torch.softmax(logits, dim=-1), self.top_p), float("-inf"))
-        u = torch.stack([torch.rand(vocab, generator=g, device=scores.device) for g in self.generators])
+        u = torch.stack([torch.rand(vocab, generator=g, device=scores.device) for g in generators])
         gumbel = -torch.log(-torch.log(u.clamp_(min=1e-20, max=1.0 - 1e-7)))
         tokens = (logits + gumbel).argmax(dim=-1, keepdim=True)
         out = torch.full_like(scores, float("-inf"))
