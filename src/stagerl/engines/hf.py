@@ -2,7 +2,9 @@
 
 All samples of all prompts are flattened into one list of sequences, sorted by prompt length and
 generated in chunks of ``batch_size`` sequences (left padding, KV cache on), so the ``n`` samples
-of a prompt and several prompts share one ``model.generate`` call.
+of a prompt and several prompts share one batch: greedy chunks through ``model.generate``, sampled
+ones through ``_sample`` (the same steps, with the chunk's common prompt prefix computed once and
+finished rows leaving the batch).
 
 Seeds: every sequence is sampled with its own random generator (``sampler.SeededSampler``), seeded
 by ``seeds[i][j]`` when given (scoring passes one seed per (problem, model, sample index)), else
