@@ -144,11 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = with_recipe("run", "the whole recipe: score, levels, eval base, train, eval stages, report")
     sp.add_argument("--retrain", action="store_true", help=RETRAIN_HELP)
 
-    sp = sub.add_parser("demo", help="the whole recipe on the embedded SmolLM2-135M, on the CPU (~12 min on 2 cores)",
-                        description="the whole recipe on the embedded SmolLM2-135M, on the CPU (~12 min on 2 cores)")
+    sp = sub.add_parser("demo", help="the whole recipe on the embedded SmolLM2-135M, on the CPU (README: its time)",
+                        description="the whole recipe on the embedded SmolLM2-135M, on the CPU (the README gives "
+                                    "its measured time and the machine)")
     sp.add_argument("--runs-dir", default="runs", help="parent folder of the run folder (default: runs)")
     sp.add_argument("--name", help="run name (default: demo-<timestamp>)")
     sp.add_argument("--wait", action="store_true", help="wait for another process working in the run folder")
+    for command in sub.choices.values():  # every command: quiet by default (console.py)
+        command.add_argument("--verbose", action="store_true", help="also show the libraries' logs, warnings, "
+                             "progress bars and TRL's raw per-step dictionaries")
     return p
 
 
@@ -172,6 +176,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from . import console
+
+    console.setup(args.verbose)
     from . import pipeline
 
     common = {k: getattr(args, k) for k in ("wait",) if hasattr(args, k)}

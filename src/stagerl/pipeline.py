@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from . import console
 from .checks import require_valid
 from .config import Recipe, load_recipe, to_dict
 from .data import load_source
@@ -33,7 +34,7 @@ from .rundir import (RunDir, RunLock, append_jsonl, read_json, replace_dir, stag
 
 
 def log(msg: str) -> None:
-    print(f"[stagerl {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    console.line(console.stamp(msg))
 
 
 def recipe_hash(recipe: Recipe) -> str:

@@ -32,6 +32,32 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+NUCLEUS_HEAD = 256
+"""Tokens ``nucleus_drop`` ranks first (``topk``) before falling back to sorting the whole vocabulary."""
+
+
+def nucleus_drop(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Mask of the tokens outside each row's nucleus: ranked by probability, a token is dropped when
+    the mass before it already reaches ``top_p``.
+
+    Sorting a 49k vocabulary per row per step cost ~10% of a CPU generation (profiled on the demo);
+    the nucleus almost always lies within the first ``NUCLEUS_HEAD`` tokens, so those are ranked with
+    ``topk`` and the full sort is kept for the rows whose head holds less than ``top_p`` of the mass
+    (everything past a head that reaches ``top_p`` is dropped, as the full sort would drop it)."""
+    rows, vocab = probs.shape
+    head = min(NUCLEUS_HEAD, vocab)
+    top_p_sorted, order = probs.topk(head, dim=-1)
+    drop = torch.ones_like(probs, dtype=torch.bool)
+    mass = top_p_sorted.cumsum(-1)
+    drop.scatter_(1, order, (mass - top_p_sorted) >= top_p)
+    short = (mass[:, -1] < top_p).nonzero().flatten()
+    if head < vocab and len(short):  # the nucleus reaches past the head: rank those rows in full
+        sorted_p, full = probs[short].sort(dim=-1, descending=True)
+        drop[short] = torch.zeros_like(sorted_p, dtype=torch.bool).scatter_(
+            1, full, (sorted_p.cumsum(-1) - sorted_p) >= top_p)
+    return drop
+
+
 class SeededSampler(LogitsProcessor):
     """Sample row ``r`` of every step with its own generator seeded ``seeds[r]``."""
 
@@ -43,18 +69,21 @@ class SeededSampler(LogitsProcessor):
         self.temperature, self.top_p = float(temperature), float(top_p)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        rows, vocab = scores.shape
-        if rows != len(self.seeds):
-            raise RuntimeError(f"SeededSampler: {len(self.seeds)} seeds for a batch of {rows} rows")
+        return self.sample(scores)
+
+    def sample(self, scores: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """``-inf`` everywhere but each row's drawn token; ``rows``: which of the seeded sequences the
+        rows of ``scores`` are (default: all, in order), for a caller that drops finished ones."""
+        n, vocab = scores.shape
+        if rows is None and n != len(self.seeds):
+            raise RuntimeError(f"SeededSampler: {len(self.seeds)} seeds for a batch of {n} rows")
         if not self.generators:
             self.generators = [torch.Generator(device=scores.device).manual_seed(s) for s in self.seeds]
+        generators = self.generators if rows is None else [self.generators[r] for r in rows.tolist()]
         logits = scores.float() / self.temperature
         if self.top_p < 1.0:  # the nucleus: smallest most-probable set whose mass reaches top_p
-            probs = torch.softmax(logits, dim=-1)
-            sorted_p, order = probs.sort(dim=-1, descending=True)
-            drop_sorted = (sorted_p.cumsum(-1) - sorted_p) >= self.top_p
-            logits = logits.masked_fill(torch.zeros_like(drop_sorted).scatter_(1, order, drop_sorted), float("-inf"))
-        u = torch.stack([torch.rand(vocab, generator=g, device=scores.device) for g in self.generators])
+            logits = logits.masked_fill(nucleus_drop(torch.softmax(logits, dim=-1), self.top_p), float("-inf"))
+        u = torch.stack([torch.rand(vocab, generator=g, device=scores.device) for g in generators])
         gumbel = -torch.log(-torch.log(u.clamp_(min=1e-20, max=1.0 - 1e-7)))
         tokens = (logits + gumbel).argmax(dim=-1, keepdim=True)
         out = torch.full_like(scores, float("-inf"))

@@ -46,6 +46,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..config import ModelRef, PromptConfig, RewardsConfig, SamplingConfig, ScoringConfig, StopConfig
+from ..console import bars
 from ..data.problem import Problem
 from ..data.prompts import to_messages
 from ..engines.base import Engine
@@ -191,7 +192,8 @@ def score(
 
     stored = {name: store.indices(name) for name in names}
     remaining = sum(max(0, k - len([i for i in stored[m].get(p.id, {}) if i < k])) for m in names for p in problems)
-    bar = tqdm(total=remaining, desc="scoring", unit="sample", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=remaining, desc="scoring", unit="sample", disable=not (progress and bars()),
+                dynamic_ncols=True)
     run = _Run(config, rewards, messages, rules, store, names, stored, bar,
                adaptive=bool(config.adaptive and rules is not None))
     try:

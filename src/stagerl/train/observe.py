@@ -17,6 +17,7 @@ from typing import Any, Callable
 from ..config import RewardsConfig, StageConfig
 from ..data.problem import Problem
 from .dev_eval import DevEvalCallback, add_dev_eval
+from .progress import attach
 
 _PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
              "trackio": "trackio", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab"}
@@ -40,10 +41,12 @@ def report_to(stage: StageConfig) -> list[str]:
 
 def observe(trainer: Any, stage: StageConfig, out_dir: str | Path, dev_problems: list[Problem],
             messages: Callable[[Problem], list[dict]], rewards: RewardsConfig | None = None) -> DevEvalCallback | None:
-    """TensorBoard into ``out_dir/tb``; the dev evaluation registered when the stage has a dev set."""
+    """TensorBoard into ``out_dir/tb``; the terminal's step lines (``progress.py``); the dev evaluation
+    registered when the stage has a dev set."""
     from transformers.integrations import TensorBoardCallback
 
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
             callback.logging_dir = str(Path(out_dir) / "tb")
+    attach(trainer, stage.name)
     return add_dev_eval(trainer, dev_problems, stage, out_dir, messages, rewards)

@@ -28,6 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import console
 from ..config import RewardsConfig, StageConfig
 from ..curriculum import stage_dir, stage_problems
 from ..data.problem import Problem
@@ -162,6 +163,7 @@ def _die_with_parent() -> None:
 def _child(conn: Any, env: dict[str, str], fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     _die_with_parent()
     os.environ.update(env)
+    console.setup()  # the parent's --verbose or quiet settings (STAGERL_VERBOSE travels in the environment)
     try:
         conn.send(("ok", fn(**kwargs)))
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
@@ -210,6 +212,11 @@ def _run(fn: Callable[..., Any], ranks: _Ranks, isolate: bool, port_key: str, **
     return _run_in_child(fn, kwargs, env)
 
 
+def _say(ranks: _Ranks, msg: str) -> None:
+    if ranks.rank == 0:
+        console.line(console.stamp(msg))
+
+
 def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: list[StageConfig],
                  run_dir: str | Path, rewards: RewardsConfig | None = None,
                  messages: Callable[[Problem], list[dict]] = to_messages, retrain: bool = False,
@@ -256,8 +263,12 @@ def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: l
             if stage.relevel is not None:  # keep only candidates in the band for the current policy
                 problems = _run(relevel_stage, ranks, isolate, f"{i}/relevel-port", policy=current, stage=stage,
                                 levels=levels, run_dir=run_dir, index=i + 1, messages=messages, rewards=rewards)
+            _say(ranks, f"stage {out.name}: {len(problems)} problems of {', '.join(stage.levels)}, "
+                 f"{'resuming, ' if _has_results(out) else ''}up to {stage.max_steps} steps")
             info = _run(train_stage, ranks, isolate, f"{i}/port", policy=current, problems=problems, stage=stage,
                         out_dir=out, rewards=rewards, messages=messages, identity=identity)
+        _say(ranks, ("" if i >= reuse else "reused finished ")
+             + console.stage_end_line(out.name, info, stages[i + 1] if i + 1 < len(stages) else None))
         results.append(info)
         current = info["checkpoint"]
     return results

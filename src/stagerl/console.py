@@ -1,0 +1,155 @@
+"""What the terminal shows: one line per phase and per training step by default, everything with ``--verbose``.
+
+By default (``setup(verbose=False)``, what every ``stagerl`` command does unless given ``--verbose``):
+
+- library warnings (``FutureWarning``/``DeprecationWarning`` anywhere, ``UserWarning`` raised inside
+  transformers, TRL, torch, accelerate, datasets or huggingface_hub) are not shown;
+- transformers, TRL, datasets and accelerate log only errors, and their progress bars ("Loading
+  weights", "Writing model shards", dataset maps) are off;
+- a training stage prints one line per optimizer step (``step_line``; ``train/progress.py``) instead
+  of TRL's progress bar and its raw per-step dictionary (those stay in ``metrics.jsonl`` and
+  TensorBoard);
+- a run that is not on a terminal (CI, a pipe, a file) gets no progress bars at all (``bars()``),
+  so its output holds plain lines and no carriage returns; on a terminal our own bars (scoring)
+  stay, and every line is written through ``tqdm.write`` so bars and lines do not interleave.
+
+The choice travels to the processes a command spawns (each training stage and re-levelling run in
+a child of their own) through the environment variable ``STAGERL_VERBOSE``; a child calls
+``setup()`` again (``train/runner.py``) to install the same filters. This module imports nothing
+heavy: ``stagerl check`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+
+ENV = "STAGERL_VERBOSE"
+"""``1``: verbose (library logs, warnings, bars, TRL's dictionaries); ``0`` or unset: quiet."""
+
+LIBRARIES = ("transformers", "trl", "torch", "accelerate", "datasets", "huggingface_hub", "peft", "deepspeed")
+"""Packages whose warnings and logs the quiet mode hides."""
+
+_LIB_MODULES = r"(%s)(\.|$)" % "|".join(LIBRARIES)
+
+
+def verbose() -> bool:
+    """Whether this process (or the command that spawned it) runs with ``--verbose``."""
+    return os.environ.get(ENV, "0") == "1"
+
+
+def bars() -> bool:
+    """Whether progress bars are shown: on a terminal only (``--verbose`` shows them anywhere)."""
+    return verbose() or sys.stderr.isatty()
+
+
+def setup(verbose_mode: bool | None = None) -> None:
+    """Install the quiet (default) or verbose settings in this process; ``verbose_mode=None`` keeps
+    what ``STAGERL_VERBOSE`` says (a spawned child). Sets ``STAGERL_VERBOSE`` for children."""
+    if verbose_mode is not None:
+        os.environ[ENV] = "1" if verbose_mode else "0"
+    if verbose():
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bars too, read at its import
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # its fork warning
+    # PYTHONWARNINGS reaches processes started later (spawned children, the grading workers)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=_LIB_MODULES)
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    _quiet_loaded_libraries()
+
+
+def _quiet_loaded_libraries() -> None:
+    """The libraries' own switches, for those already imported (importing them here would make
+    ``stagerl check`` slow; ``train/progress.py`` calls this again once they are loaded)."""
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as tlog
+
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+    if "datasets" in sys.modules:
+        import datasets
+
+        datasets.utils.logging.set_verbosity_error()
+        datasets.disable_progress_bars()
+
+
+def line(msg: str, file=None) -> None:
+    """Print ``msg`` as one line, above any progress bar that is showing (``tqdm.write``)."""
+    stream = file or sys.stdout
+    if "tqdm" in sys.modules:
+        from tqdm import tqdm
+
+        tqdm.write(msg, file=stream)
+        stream.flush()
+    else:
+        print(msg, file=stream, flush=True)
+
+
+def stamp(msg: str) -> str:
+    """``[stagerl HH:MM:SS] msg``, the prefix of every line stagerl prints."""
+    return f"[stagerl {time.strftime('%H:%M:%S')}] {msg}"
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    s = int(round(max(0.0, seconds)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _num(value, fmt: str = ".3f") -> str:
+    return "-" if not isinstance(value, (int, float)) else format(value, fmt)
+
+
+def step_line(stage: str, step: int, total: int, row: dict, seconds_per_step: float | None) -> str:
+    """One training step for a person: stage, step/total, reward, signal share (groups whose
+    samples' rewards differ: the ones that carry a gradient), dev score when evaluated at this
+    step, seconds per step and the time left at that pace (at most: a plateau may stop earlier)."""
+    parts = [f"{stage} step {step}/{total}", f"reward {_num(row.get('reward'))}",
+             f"signal {_num(row.get('signal'), '.2f')}"]
+    if isinstance(row.get("dev_score"), (int, float)):
+        parts.append(f"dev {row['dev_score']:.3f}")
+    if seconds_per_step is not None:
+        parts.append(f"{seconds_per_step:.1f} s/step")
+        parts.append(f"{duration(seconds_per_step * max(0, total - step))} left" if step < total else "done")
+    return "  ".join(parts)
+
+
+def _reason(info: dict) -> str:
+    reason = str(info.get("reason", ""))
+    if reason == "max_steps":
+        return f"it reached its step limit (max_steps {info.get('steps')})"
+    if reason.startswith("plateau at step"):
+        return f"its {info.get('metric', 'score')} stopped improving ({reason}, the plateau rule)"
+    return reason or "it finished"
+
+
+def stage_end_line(name: str, info: dict, next_stage=None) -> str:
+    """The end of a stage in words and, when another follows, the switch: why, to what, what changes."""
+    took = f" ({duration(float(info['seconds']))})" if info.get("seconds") is not None else ""
+    done = f"stage {name} ended after {info.get('steps')} steps{took}: {_reason(info)}"
+    if next_stage is None:
+        return done
+    cfg = info.get("config") or {}
+    changes = []
+    if next_stage.max_completion_length != cfg.get("max_completion_length"):
+        changes.append(f"completion limit {cfg.get('max_completion_length')} -> {next_stage.max_completion_length} tokens")
+    if next_stage.mask_truncated_completions and not cfg.get("mask_truncated_completions"):
+        changes.append("truncated completions out of the loss")
+    if next_stage.entropy_coef != cfg.get("entropy_coef"):
+        changes.append("no entropy bonus" if not next_stage.entropy_coef else f"entropy {next_stage.entropy_coef}")
+    levels = ", ".join(next_stage.levels)
+    return (f"{done}; switching to stage {next_stage.name} on {levels} from its checkpoint"
+            + (f": {', '.join(changes)}" if changes else ""))

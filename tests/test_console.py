@@ -1,0 +1,109 @@
+"""The terminal a person reads: the real CLI, output piped (as in CI), on the embedded SmolLM2-135M.
+
+Quiet by default: one line per phase and per training step, the stage switch in words, no library
+warnings, no weight-loading bars, no TRL dictionaries, no carriage returns; ``--verbose`` brings the
+libraries' output back. The line budget below is per phase, per stage, per step and per dev
+evaluation, so it bounds the demo's output too (``test_demo_output_fits_the_budget``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import yaml
+
+from stagerl.config import load_recipe
+from stagerl.console import duration, stage_end_line, step_line
+
+FIXED_LINES = 15
+"""Lines outside the stages: scoring (2), levels, training header, report, done, the demo's last
+lines, the code sandbox's one line per process, check warnings."""
+
+
+def line_budget(recipe) -> int:
+    """The most lines a quiet ``stagerl run`` of ``recipe`` may print: per stage its first and last
+    line, one per step and one per dev evaluation; per evaluated checkpoint one line and one per
+    benchmark; one per paired comparison; one per level."""
+    stages = recipe.train.stages
+    budget = FIXED_LINES
+    for s in stages:
+        evals = (s.max_steps // s.eval_every + 1) if s.eval_every else 0
+        budget += 2 + s.max_steps + evals
+    checkpoints = 1 + len(stages)
+    benchmarks = len(recipe.eval.benchmarks)
+    budget += checkpoints * (1 + benchmarks) + benchmarks * checkpoints * (checkpoints - 1) // 2
+    return budget + len(stages[0].levels) + len(stages[-1].levels)
+
+
+def test_demo_output_fits_the_budget():
+    assert line_budget(load_recipe("demo")) < 60
+
+
+def test_step_and_switch_lines_say_it_in_words():
+    row = {"reward": 0.25, "signal": 0.5, "dev_score": 0.4167}
+    assert step_line("stage1", 4, 8, row, 31.24) == \
+        "stage1 step 4/8  reward 0.250  signal 0.50  dev 0.417  31.2 s/step  2 min 05 s left"
+    assert step_line("stage1", 8, 8, {"reward": None}, 30.0).endswith("signal -  30.0 s/step  done")
+    nxt = load_recipe("demo").train.stages[1]
+    info = {"reason": "max_steps", "steps": 8, "seconds": 250.0,
+            "config": {"max_completion_length": 96, "mask_truncated_completions": False, "entropy_coef": 0.001}}
+    assert stage_end_line("1_stage1", info, nxt) == (
+        "stage 1_stage1 ended after 8 steps (4 min 10 s): it reached its step limit (max_steps 8); switching to "
+        "stage stage2 on L2 from its checkpoint: completion limit 96 -> 128 tokens, truncated completions out "
+        "of the loss, no entropy bonus")
+    plateau = stage_end_line("1_s", {"reason": "plateau at step 6", "steps": 6, "metric": "dev_score"})
+    assert plateau == "stage 1_s ended after 6 steps: its dev_score stopped improving (plateau at step 6, the plateau rule)"
+    assert duration(3725) == "1 h 02 min"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("STAGERL_VERBOSE", "PYTHONWARNINGS")}
+    return subprocess.run([sys.executable, "-m", "stagerl.cli", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=env, timeout=1800)
+
+
+def test_quiet_run_prints_a_line_per_step_and_verbose_brings_the_logs_back(tmp_path, smollm2_dir):
+    stage = {"levels": ["all"], "num_generations": 2, "prompts_per_step": 1, "max_completion_length": 12,
+             "plateau": None, "report_to": "none"}
+    recipe = {
+        "name": "t", "runs_dir": str(tmp_path),
+        "data": [{"builtin": "demo_math", "n": 4, "seed": 5}],
+        "scoring": {"k": 2, "adaptive": False, "sampling": {"temperature": 0.8, "max_tokens": 12},
+                    "models": [{"name": "smollm2", "model": smollm2_dir}]},
+        "levels": {"rules": {"models": {"policy": "smollm2"}, "levels": {"all": "policy in [0,1]"}}},
+        "train": {"policy": smollm2_dir, "stages": [
+            {**stage, "name": "s1", "max_steps": 2, "eval_every": 2, "dev": {"holdout": 1, "max_tokens": 8}, "dev_k": 1},
+            {**stage, "name": "s2", "max_steps": 1, "max_completion_length": 16, "mask_truncated_completions": True,
+             "entropy_coef": 0.0}]},
+        "eval": {"sampling": {"max_tokens": 8}, "benchmarks": [
+            {"name": "heldout", "k": 1, "source": {"builtin": "demo_math", "n": 2, "seed": 9}}]},
+    }
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    out = _cli("run", str(path))
+    assert out.returncode == 0, out.stdout[-3000:]
+    text = out.stdout
+    lines = text.splitlines()
+    assert "\r" not in text and "Warning" not in text and "Loading weights" not in text
+    assert "Writing model shards" not in text and "{'loss'" not in text and "'reward'" not in text
+    assert len(lines) <= line_budget(load_recipe(path)), text
+    assert all(line.startswith("[stagerl") for line in lines), text
+    steps = [re.search(r"\] (s\d) step (\d)/(\d)  reward \d\.\d{3}  signal [\d.]+  (dev \d\.\d{3}  )?"
+                       r"[\d.]+ s/step  (.+ left|done)$", line) for line in lines]
+    found = [(m.group(1), m.group(2), m.group(3), bool(m.group(4))) for m in steps if m]
+    assert found == [("s1", "1", "2", False), ("s1", "2", "2", True), ("s2", "1", "1", False)], text
+    switch = [line for line in lines if "switching to stage s2" in line]
+    assert len(switch) == 1 and "it reached its step limit (max_steps 2)" in switch[0]
+    assert "completion limit 12 -> 16 tokens, truncated completions out of the loss, no entropy bonus" in switch[0]
+
+    # --verbose: TRL's per-step dictionaries and the libraries' bars and warnings are back
+    recipe["train"]["stages"] = recipe["train"]["stages"][:1]
+    recipe["train"]["stages"][0].update(max_steps=1, eval_every=None, dev=None)
+    path.write_text(yaml.safe_dump(recipe))
+    out = _cli("train", str(path), "--retrain", "--verbose")
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "{'loss'" in out.stdout and "Loading weights" in out.stdout and "Writing model shards" in out.stdout
+    assert "FutureWarning" in out.stdout and not re.search(r"\] s1 step 1/1  reward", out.stdout)
