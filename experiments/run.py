@@ -51,7 +51,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 SHARED_KEYS = ("data", "prompt", "scoring", "rewards", "levels", "eval")
-GENERATED = ("demo_math", "demo_code")
+GENERATED = ("demo_math", "demo_code", "chain_math", "gen_code")
 
 
 class ExperimentError(ValueError):

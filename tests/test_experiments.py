@@ -172,7 +172,7 @@ def test_tables_print_the_run_folders_numbers(tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[:5] == ["0", "staged", "2 (plateau)", "1 (max_steps)", "0.100 → 0.200"]
     assert cells[5] == "0.300 [0.200, 0.400]" and cells[6] == "0.375 [0.275, 0.475]"
-    assert cells[7] == "+0.125 [-0.050, +0.300], p=0.210 (5/1/34)"
+    assert cells[7] == "+0.125 [-0.050, +0.300], p=0.210 (5/1/34), MDD 0.250"  # 2.80 x 0.35 / 3.92
     assert cells[9] == "0:0.00 1:0.20 2:0.40 3:0.80"  # global steps; stage 2's step 0 is stage 1's last weights
     single = [c.strip() for c in tables.claim_b(root, [0]).splitlines()[3].strip("|").split("|")]
     assert single[8].startswith("-0.050 [")  # paired against the staged arm, from stagerl compare's file
