@@ -2,9 +2,10 @@
 
 ``chain_math``: multi-step arithmetic worked step by step. A chain starts from a number and applies
 ``meta["level"] + 1`` operations (add, subtract, multiply by a small number); the prompt asks for every
-intermediate result, so a correct worked answer grows with the chain (roughly 12-20 tokens per step for
-SmolLM2-135M): long chains do not fit a short completion limit, which is what claim B's longer stage-2
-limit is about. The answer is computed exactly (``chain_value``), never typed.
+intermediate result, so a worked answer grows with the chain: long chains do not fit a short completion
+limit, which is what claim B's longer stage-2 limit is about. The answer is computed exactly
+(``chain_value``), never typed. Pilot (docs/next-run.md): with 2-6 operations SmolLM2-135M-Instruct
+truncates 24% of samples at 64 tokens but solves almost none (0.4%): too hard for it as set.
 
 ``gen_code``: stdin/stdout and function-call problems from parameterised templates (constants, characters
 and thresholds drawn from the seed), with tests in the APPS/TACO ``input_output`` form computed by a
