@@ -51,7 +51,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 SHARED_KEYS = ("data", "prompt", "scoring", "rewards", "levels", "eval")
-GENERATED = ("demo_math", "demo_code")
+GENERATED = ("demo_math", "demo_code", "chain_math", "gen_code")
 
 
 class ExperimentError(ValueError):
@@ -164,7 +164,7 @@ def smoke(recipe: dict) -> dict:
     """A tiny version of an arm for a plumbing check (minutes, meaningless numbers)."""
     d = copy.deepcopy(recipe)
     for src in d["data"]:
-        if src.get("builtin") == "demo_math":
+        if src.get("builtin") in ("demo_math", "chain_math", "gen_code"):
             src["n"] = 6
     d["scoring"].update(k=1, adaptive=False)
     d["scoring"]["sampling"]["max_tokens"] = 32
@@ -176,6 +176,9 @@ def smoke(recipe: dict) -> dict:
         b.update(k=1, limit=2)
     for s in d["train"]["stages"]:
         s.update(prompts_per_step=2, num_generations=2, max_completion_length=32, max_steps=2, plateau=None)
+        src = (s.get("dev") or {}).get("source")
+        if isinstance(src, dict) and "n" in src:
+            src["n"], s["dev_k"] = 4, 1
     return d
 
 

@@ -21,6 +21,13 @@ from pathlib import Path
 from stagerl.report.read import read_eval, read_json, read_stages
 
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:   # power.py sits beside this file (loaded by path in the tests)
+    sys.path.insert(0, str(HERE))
+from power import mdd_from_ci, seed_spread  # noqa: E402
+
+ARMS = {"difficulty": ["difficulty-L1", "difficulty-L2", "difficulty-L3"],
+        "staging": ["staging-staged", "staging-single", "staging-long"], "mixing": ["difficulty-L1", "mixing-mixed"]}
+MIN_LEVEL = 30   # every level an arm trains on should hold at least this many problems (issue #24)
 
 
 def pct(x) -> str:
@@ -38,7 +45,8 @@ def diff(p: dict | None) -> str:
     if not p:
         return "–"
     lo, hi = p["ci95"]
-    return f"{p['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}], p={p['p_value']:.3f} ({p['wins']}/{p['losses']}/{p['ties']})"
+    return (f"{p['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}], p={p['p_value']:.3f} ({p['wins']}/{p['losses']}/{p['ties']}), "
+            f"MDD {mdd_from_ci(p['ci95']):.3f}")
 
 
 class Arm:
@@ -114,7 +122,7 @@ def claim_a(root: Path, seeds: list[int]) -> str:
 def claim_b(root: Path, seeds: list[int]) -> str:
     rows = []
     for s in seeds:
-        for name in ("staging-staged", "staging-single"):
+        for name in ARMS["staging"]:
             arm = Arm(root, s, name)
             st = [f"{i.get('steps')} ({i.get('reason')})" for i in arm.info]
             clip = [pct(statistics.fmean(v)) if (v := arm.series("clipped_ratio", i)) else "–" for i in range(len(arm.info))]
@@ -122,10 +130,11 @@ def claim_b(root: Path, seeds: list[int]) -> str:
             rows.append([s, name.split("-")[1], st[0] if st else "–", st[1] if len(st) > 1 else "–", " → ".join(clip) or "–",
                          after1, ci(arm.result(arm.final, "heldout_math")) if arm.final else "–", diff(arm.gain("heldout_math")),
                          "(reference)" if name.endswith("staged") else diff(cross(root, "staging", s, name, "heldout_math")),
-                         arm.dev(), arm.minutes()])
+                         arm.dev(), arm.minutes(), pct(arm.first3("clipped_ratio"))])
     return table(["seed", "arm", "stage-1 steps (end)", "stage-2 steps (end)", "truncated share per stage",
                   "held-out math after stage 1", "held-out math, final [95% CI]", "final − base (paired) [CI], p",
-                  "− staged arm (paired) [CI], p", "dev score by step", "minutes"], rows)
+                  "− staged arm (paired) [CI], p", "dev score by step", "minutes",
+                  "truncated share, stage-1 steps 1–3"], rows)
 
 
 def claim_c(root: Path, seeds: list[int]) -> str:
@@ -144,6 +153,33 @@ def claim_c(root: Path, seeds: list[int]) -> str:
     return table(["seed", "arm", "problems math + code", "held-out math, base", "held-out math, trained [95% CI]",
                   "held-out code, base", "held-out code, trained [95% CI]", "training reward math / code (last 3)",
                   "− math-only arm (paired) [CI], p", "minutes"], rows)
+
+
+def spread(root: Path, seeds: list[int]) -> str:
+    """Per arm: the final held-out pass@1 over seeds (between-seed sd and range) beside the mean within-run
+    95% interval half-width, the gain over the base across seeds, and the smallest level the arm trained on."""
+    rows = []
+    for exp, names in ARMS.items():
+        for name in dict.fromkeys(names):
+            arms = [Arm(root, s, name) for s in seeds]
+            for bench in ("heldout_math", "heldout_code") if exp == "mixing" else ("heldout_math",):
+                finals = [a.result(a.final, bench) for a in arms]
+                got = [r for r in finals if r]
+                sp = seed_spread([r["pass@1"] for r in got])
+                half = [(r["ci95"][1] - r["ci95"][0]) / 2 for r in got if r.get("ci95")]
+                gains = [g for a in arms if (g := a.gain(bench))]
+                gs = seed_spread([g["diff"] for g in gains])
+                mdds = [mdd_from_ci(g["ci95"]) for g in gains]
+                sizes = [st["problems"] for a in arms for st in a.info if isinstance(st.get("problems"), int)]
+                smallest = min(sizes) if sizes else None
+                rows.append([exp, name, bench, sp["seeds"], pct(sp["mean"]), pct(sp["sd"]),
+                             f"{pct(sp['min'])}–{pct(sp['max'])}" if sp["seeds"] else "–",
+                             pct(statistics.fmean(half)) if half else "–", pct(gs["mean"]), pct(gs["sd"]),
+                             pct(statistics.fmean(mdds)) if mdds else "–",
+                             "–" if smallest is None else f"{smallest}{'' if smallest >= MIN_LEVEL else ' (< 30)'}"])
+    return table(["experiment", "arm", "benchmark", "seeds", "final pass@1, mean over seeds", "between-seed sd",
+                  "range", "within-run 95% CI half-width (mean)", "gain over base, mean", "gain, between-seed sd",
+                  "gain MDD (mean)", "smallest level trained (problems)"], rows)
 
 
 def copy_plots(root: Path, seeds: list[int], dest: Path) -> list[Path]:
@@ -169,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     if not seeds:
         print(f"no seed<S> folders under {root}: run experiments/run.py first", file=sys.stderr)
         return 2
-    for title, fn in (("Claim A: difficulty", claim_a), ("Claim B: staging", claim_b), ("Claim C: mixing", claim_c)):
+    for title, fn in (("Claim A: difficulty", claim_a), ("Claim B: staging", claim_b), ("Claim C: mixing", claim_c),
+                      ("Across seeds: between-seed spread beside within-run intervals", spread)):
         print(f"### {title}\n\n{fn(root, seeds)}\n")
     if args.plots:
         for png in copy_plots(root, seeds, Path(args.plots)):

@@ -48,6 +48,12 @@ def test_staging_arms_differ_as_the_claim_says(run):
     assert len(single) == 1 and single[0].levels == s1.levels
     total = run.load_manifest()["experiments"]["staging"]["total_steps"]
     assert single[0].max_steps == total > s1.max_steps
+    # the third arm: one stage at the LONG limit from the start (the limit alone, without the switch)
+    (long,) = load_recipe(EXP / "staging-long.yaml").train.stages
+    assert long.max_completion_length == s2.max_completion_length == int(1.5 * s1.max_completion_length)
+    assert long.max_steps == total and long.levels == s1.levels and single[0].max_completion_length == s1.max_completion_length
+    # the plateau rule watches the dev score and can act before stage 1's cap (issue #24)
+    assert s1.plateau.metric == "dev_score" and s1.eval_every * s1.plateau.window * (s1.plateau.patience + 1) < s1.max_steps
 
 
 def test_arms_must_share_scoring_and_budget(run, tmp_path):
@@ -80,7 +86,10 @@ def test_seed_applies_to_training_data_scoring_and_stages_not_eval(run):
     assert seeded["eval"] == base["eval"]  # the held-out set and its sampling seed stay fixed
     assert Path(seeded["levels"]["rules"]).is_file()  # absolute: works from any directory
     load_recipe(seeded)
-    load_recipe(run.smoke(seeded))
+    tiny = run.smoke(seeded)
+    load_recipe(tiny)
+    assert [s["n"] for s in tiny["data"]] == [6, 6]   # the generated families shrink too
+    assert tiny["train"]["stages"][0]["dev"]["source"]["n"] == 4
 
 
 def test_expand_runs_a_shared_arm_once_per_seed(run):
@@ -172,7 +181,7 @@ def test_tables_print_the_run_folders_numbers(tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[:5] == ["0", "staged", "2 (plateau)", "1 (max_steps)", "0.100 → 0.200"]
     assert cells[5] == "0.300 [0.200, 0.400]" and cells[6] == "0.375 [0.275, 0.475]"
-    assert cells[7] == "+0.125 [-0.050, +0.300], p=0.210 (5/1/34)"
+    assert cells[7] == "+0.125 [-0.050, +0.300], p=0.210 (5/1/34), MDD 0.250"  # 2.80 x 0.35 / 3.92
     assert cells[9] == "0:0.00 1:0.20 2:0.40 3:0.80"  # global steps; stage 2's step 0 is stage 1's last weights
     single = [c.strip() for c in tables.claim_b(root, [0]).splitlines()[3].strip("|").split("|")]
     assert single[8].startswith("-0.050 [")  # paired against the staged arm, from stagerl compare's file

@@ -6,7 +6,7 @@ import gzip
 import json
 from importlib import resources
 
-from . import generated
+from . import families, generated
 from .problem import Problem
 
 # name -> (file in sets/, domain, source label)
@@ -19,7 +19,8 @@ STORED = {
     "lcb_test": ("lcb_test.jsonl.gz", "code", "LiveCodeBench 2024-08..2025-01"),
     "lcb_train": ("lcb_train.jsonl.gz", "code", "LiveCodeBench (earlier)"),
 }
-GENERATED = {"demo_math": generated.demo_math, "demo_code": generated.demo_code}
+GENERATED = {"demo_math": generated.demo_math, "demo_code": generated.demo_code,
+             "chain_math": families.chain_math, "gen_code": families.gen_code}
 
 
 def builtin_names() -> list[str]:
