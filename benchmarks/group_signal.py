@@ -107,6 +107,9 @@ def main() -> None:
     ap.add_argument("--settings", default="dynamic+skip", help=f"comma-separated, of {', '.join(SETTINGS)}")
     ap.add_argument("--seed-k", type=int, default=0, help="score the pool with the policy first (K samples each) "
                     "and seed ours from it (0: no seeding store)")
+    ap.add_argument("--only", choices=("anchor", "ours"), default=None,
+                    help="run one arm and keep its figures in --out (two such processes can run side by side); "
+                         "a later run with the same --out reuses the arms already measured there")
     ap.add_argument("--out", default=None, help="keep the run folders here (default: a temp folder)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -118,9 +121,14 @@ def main() -> None:
     print(f"pool: {args.math} math + {args.code} code; {args.steps} steps × {args.prompts} prompts × G={args.G}, "
           f"{args.max_tokens} tokens; runs in {out}", flush=True)
 
-    store = seed_store(args, problems, policy, messages, out) if args.seed_k else None
+    store = seed_store(args, problems, policy, messages, out) if args.seed_k and args.only != "anchor" else None
 
     def run(name: str, online: OnlineConfig | None) -> dict:
+        kept = out / f"{name}.json"
+        if kept.is_file() and json.loads(kept.read_text())["args"] == vars(args) | {"only": None}:
+            m = json.loads(kept.read_text())["measure"]
+            print(f"{name} (measured before, {kept}): {json.dumps(m)}", flush=True)
+            return m
         t0 = time.time()
         if store is not None:
             (out / name).mkdir(parents=True, exist_ok=True)
@@ -130,9 +138,15 @@ def main() -> None:
         m = measure(rows, args.prompts, args.G, online is not None)
         m["wall_s"] = round(time.time() - t0, 1)
         print(f"{name}: {json.dumps(m)}", flush=True)
+        kept.write_text(json.dumps({"args": vars(args) | {"only": None}, "measure": m}))
         return m
 
+    if args.only == "ours":
+        [run(name.replace("+", "_"), SETTINGS[name]) for name in args.settings.split(",")]
+        return
     anchor = run("anchor", None)
+    if args.only == "anchor":
+        return
     ours = {name: run(name.replace("+", "_"), SETTINGS[name]) for name in args.settings.split(",")}
     ok_share = {n: m for n, m in ours.items() if m["signal_share"] >= 0.9}
     best_name, best = min((ok_share or ours).items(), key=lambda kv: kv[1]["tokens_per_useful_group"])
