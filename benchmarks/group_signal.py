@@ -12,6 +12,12 @@ A group *carries signal* when its rewards are not all equal (GRPO's advantage is
   Σ ``groups_signal`` (trained groups with signal); the share of our trained groups carrying
   signal must be ≥ 90%.
 
+``--seed-k K``: before training, the pool is scored with the policy itself, K samples per problem at
+the stage's temperature and length, into the run's ``samples.sqlite`` (what the pipeline's scoring
+step holds when the policy is one of the scored models); ours then seeds its pass-rate estimates
+from it (``online.seed_decay``, ``train/online_prior.py``). Those scoring tokens are the run's
+scoring cost, paid whether or not training reads them: printed, not counted in either arm.
+
 The RESULT line reports the best setting (lowest tokens per useful group among those reaching 90%;
 else the lowest overall); every setting is printed.
 
@@ -61,7 +67,30 @@ def measure(rows: list[dict], prompts: int, G: int, online: bool) -> dict:
             "signal_share": round(useful / groups, 3), "tokens_per_useful_group": round(tokens / max(useful, 1e-9), 1),
             "generated_groups": int(sum(r.get("groups_generated", prompts) for r in rows)),
             "skipped_groups": int(sum(r.get("groups_skipped", 0) for r in rows)),
+            **{k: int(sum(r.get(f"groups_{k}", 0) or 0 for r in rows))
+               for k in ("skipped_seeded", "explored", "explored_signal")},
             "seconds": rows[-1]["seconds"] if rows else 0.0}
+
+
+def seed_store(args: argparse.Namespace, problems: list, policy: str, messages, out: Path) -> Path:
+    """The pool scored with the policy (``--seed-k`` samples each, no early stop) in ``out/scoring``."""
+    from stagerl.config import ModelRef, SamplingConfig, ScoringConfig
+    from stagerl.scoring import score
+    from stagerl.store import SampleStore
+
+    path = out / "scoring" / "samples.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    config = ScoringConfig(models=[ModelRef(name="policy", model=str(policy), engine="transformers")], k=args.seed_k,
+                           adaptive=False, sampling=SamplingConfig(temperature=0.8, max_tokens=args.max_tokens,
+                                                                   seed=args.seed))
+    with SampleStore(path) as store:
+        table = score(problems, store, config, prompt=PromptConfig(fewshot=True), progress=False)
+        tokens = sum(t for _, _, t, _, _ in store.model_totals())
+    print(f"scoring (seeds): {len(problems)} problems × {args.seed_k} samples, {tokens} tokens (the run's scoring "
+          f"cost, not counted), {time.time() - t0:.0f} s; pass rates {[round(x, 2) for x in table['pass_rate']]}",
+          flush=True)
+    return path
 
 
 def main() -> None:
@@ -76,6 +105,11 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-6)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--settings", default="dynamic+skip", help=f"comma-separated, of {', '.join(SETTINGS)}")
+    ap.add_argument("--seed-k", type=int, default=0, help="score the pool with the policy first (K samples each) "
+                    "and seed ours from it (0: no seeding store)")
+    ap.add_argument("--only", choices=("anchor", "ours"), default=None,
+                    help="run one arm and keep its figures in --out (two such processes can run side by side); "
+                         "a later run with the same --out reuses the arms already measured there")
     ap.add_argument("--out", default=None, help="keep the run folders here (default: a temp folder)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -87,16 +121,32 @@ def main() -> None:
     print(f"pool: {args.math} math + {args.code} code; {args.steps} steps × {args.prompts} prompts × G={args.G}, "
           f"{args.max_tokens} tokens; runs in {out}", flush=True)
 
+    store = seed_store(args, problems, policy, messages, out) if args.seed_k and args.only != "anchor" else None
+
     def run(name: str, online: OnlineConfig | None) -> dict:
+        kept = out / f"{name}.json"
+        if kept.is_file() and json.loads(kept.read_text())["args"] == vars(args) | {"only": None}:
+            m = json.loads(kept.read_text())["measure"]
+            print(f"{name} (measured before, {kept}): {json.dumps(m)}", flush=True)
+            return m
         t0 = time.time()
+        if store is not None:
+            (out / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(store, out / name / "samples.sqlite")
         [info] = train_stages(policy, {"pool": problems}, [stage(name, args, online)], out / name, messages=messages)
         rows = [json.loads(x) for x in (out / name / "stages" / f"1_{name}" / "metrics.jsonl").read_text().splitlines()]
         m = measure(rows, args.prompts, args.G, online is not None)
         m["wall_s"] = round(time.time() - t0, 1)
         print(f"{name}: {json.dumps(m)}", flush=True)
+        kept.write_text(json.dumps({"args": vars(args) | {"only": None}, "measure": m}))
         return m
 
+    if args.only == "ours":
+        [run(name.replace("+", "_"), SETTINGS[name]) for name in args.settings.split(",")]
+        return
     anchor = run("anchor", None)
+    if args.only == "anchor":
+        return
     ours = {name: run(name.replace("+", "_"), SETTINGS[name]) for name in args.settings.split(",")}
     ok_share = {n: m for n, m in ours.items() if m["signal_share"] >= 0.9}
     best_name, best = min((ok_share or ours).items(), key=lambda kv: kv[1]["tokens_per_useful_group"])

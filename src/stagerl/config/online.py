@@ -36,6 +36,9 @@ class OnlineConfig:
     decay: float = 0.9
     """Weight kept by older evidence at each new group of a problem (1 = never forget; < 1 follows
     the policy as it learns)."""
+    seed_decay: float = 0.9
+    """Seeding from the run's stored samples of the policy (scoring, re-levelling; ``train/online_prior.py``):
+    n samples measured L training steps ago count as n * seed_decay**L observations (0 = no seeding)."""
     seed: int = 0
     """Seed of refill order and exploration draws."""
 
@@ -47,6 +50,8 @@ class OnlineConfig:
                 raise _error(f"online.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.prior <= 0 or not 0.0 < self.decay <= 1.0:
             raise _error(f"online.prior must be > 0 and online.decay in (0, 1], got {self.prior}, {self.decay}")
+        if not 0.0 <= self.seed_decay <= 1.0:
+            raise _error(f"online.seed_decay must be in [0, 1], got {self.seed_decay}")
         if not (self.dynamic_sampling or self.predictive_skip):
             raise _error("online: enable dynamic_sampling or predictive_skip (or remove the online section)")
 

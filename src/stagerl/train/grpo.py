@@ -92,6 +92,7 @@ from .is_share import with_is_share
 from .ledger import add_ledger, plan_warnings
 from .observe import observe, report_to
 from .online import trainer_for
+from .online_prior import policy_seeds
 from .promises import LOSS_TYPES, RESERVED, promise_issues  # noqa: F401 (re-exported)
 from .resume_state import STATE_FILE, ResumeStateCallback
 from .reward import make_reward
@@ -264,7 +265,8 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     plan_warnings(dataset["domain"], pool, stage.max_steps, stage.prompts_per_step)
     resume = latest_checkpoint(args.output_dir)
     callback = StageMetricsCallback(out_dir / "metrics.jsonl", stage.plateau)
-    trainer_cls, online = trainer_for(stage, pool, messages)  # GRPOTrainer unless stage.online is set
+    seeds = policy_seeds(out_dir, policy, pool) if stage.online and stage.online.predictive_skip else None
+    trainer_cls, online = trainer_for(stage, pool, messages, seeds)  # GRPOTrainer unless stage.online is set
     if args.use_vllm:  # logs the share the vLLM importance-sampling correction masks or clips per step
         trainer_cls = with_is_share(trainer_cls)
     trainer = trainer_cls(model=str(policy), reward_funcs=[make_reward(pool, rewards, stage.num_generations)],

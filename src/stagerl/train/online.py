@@ -10,9 +10,14 @@ handed over (math:code at the stage's ratio). Each slot is filled with one group
 
 * **predictive skipping** (``online.predictive_skip``): before generating, a slot whose problem is
   predicted to give an all-equal group (probability above ``skip_threshold`` under the problem's
-  pass-rate estimate; a problem not seen yet is never skipped) gets a fresh problem of the same domain from the stage's pool instead. A
-  problem due to be skipped is still generated with probability ``explore``, so none is skipped
-  for ever. Every skipped prompt counts in ``groups_skipped``.
+  pass-rate estimate; a problem with neither a group of its own nor a seed is never skipped) gets a
+  fresh problem of the same domain from the stage's pool instead. A problem due to be skipped is
+  still generated with probability ``explore``, so none is skipped for ever. Every skipped prompt
+  counts in ``groups_skipped``; those skipped on a seed alone (``online_prior.py``: the run's
+  stored samples of the policy, before the stage's own first group of the problem) also in
+  ``groups_skipped_seeded``. The prompts the exploration draw lets through are the held-out check
+  of skipping: ``groups_explored`` counts them, ``groups_explored_signal`` those of them whose group
+  carried signal (the share of skipped groups that would have).
 * **dynamic sampling** (``online.dynamic_sampling``): after generating, a group whose rewards are
   all equal (zero variance: no GRPO signal) is dropped; its slot is refilled with a fresh problem of
   the same domain in an extra generation round (only the empty slots are generated again), at most
@@ -30,7 +35,8 @@ all-equal group of G is the Beta-binomial probability of 0 or G successes.
 
 **Metrics** (per step, in ``metrics.jsonl`` through TRL's log): ``groups_generated`` (all rounds),
 ``groups_dropped`` (generated, not trained on), ``groups_skipped``, ``groups_filled``,
-``groups_signal`` (trained groups with non-zero reward variance), ``extra_rounds``. TRL's own
+``groups_signal`` (trained groups with non-zero reward variance), ``extra_rounds``,
+``groups_skipped_seeded``, ``groups_explored``, ``groups_explored_signal``. TRL's own
 per-step metrics (``reward``, ``completions/mean_length``, ...) describe every completion generated
 in the step, all rounds weighted by size.
 
@@ -39,7 +45,7 @@ groups); the number of extra rounds is agreed across processes, every process ge
 number of groups per round, and the estimate is updated from every process's groups.
 
 **Resume.** ``online_state()`` is what the next steps' decisions depend on beyond TRL's own
-checkpoint: the estimate, the exploration/refill RNG, the refill queues (as pool indices) and the
+checkpoint: the estimate (its seeds too), the exploration/refill RNG, the refill queues (as pool indices) and the
 stage's running totals of the group counts (``totals``, summed over processes; ``stage.json``
 ``online``). ``resume_state.py`` saves it with every checkpoint and ``load_online_state`` restores
 it, so a resumed stage skips, refills and explores exactly as an uninterrupted one.
@@ -63,7 +69,7 @@ EQUAL_TOL = 1e-6
 """Rewards of a group within this of each other count as equal (float noise of partial credit)."""
 _PROMPT_SIDE = ("prompt_ids", "prompt_mask")
 GROUP_KEYS = ("groups_generated", "groups_dropped", "groups_skipped", "groups_filled", "groups_signal",
-              "extra_rounds")
+              "extra_rounds", "groups_skipped_seeded", "groups_explored", "groups_explored_signal")
 
 
 def pool_rows(pool: list[Problem], messages: Callable[[Problem], list[dict]]) -> list[dict]:
@@ -95,13 +101,20 @@ class PassRateEstimator:
         self.ab[key] = (a, b)
         self.groups[key] += 1
 
+    def _ab(self, key: Any) -> tuple[float, float]:
+        return self.ab.get(key, (self.prior, self.prior))
+
+    def known(self, key: Any) -> bool:
+        """Whether the estimate holds any evidence on ``key`` (an unknown problem is never skipped)."""
+        return bool(self.groups[key])
+
     def mean(self, key: Any) -> float:
-        a, b = self.ab.get(key, (self.prior, self.prior))
+        a, b = self._ab(key)
         return a / (a + b)
 
     def p_all_equal(self, key: Any, n: int) -> float:
         """Predicted probability that the next group of ``n`` is all failures or all successes."""
-        a, b = self.ab.get(key, (self.prior, self.prior))
+        a, b = self._ab(key)
 
         def log_beta(x: float, y: float) -> float:
             return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
@@ -117,12 +130,17 @@ class OnlineGRPOTrainer(GRPOTrainer):
     (``pool_rows(pool, messages)``), the source of fresh prompts.
     """
 
-    def __init__(self, *args: Any, online: OnlineConfig, pool_rows: list[dict], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, online: OnlineConfig, pool_rows: list[dict], seeds: dict | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.tools or self.environment_factories is not None:
             raise ValueError("online filtering does not support tools or environments")
+        from .online_prior import SeededEstimator
+
         self.online = online
-        self.estimator = PassRateEstimator(online.prior, online.decay)
+        self.estimator = SeededEstimator(online.prior, online.decay, online.seed_decay, seeds)
+        self._flags: list[bool] = []  # per admitted prompt: let through by the exploration draw
+        self._explored = self._seeded = False
         self._rng = random.Random(f"{online.seed}:explore:{self.accelerator.process_index}")
         self._pool = {d: [r for r in pool_rows if r["domain"] == d] for d in ("math", "code")}
         self._queues: dict[str, list[dict]] = {d: [] for d in self._pool}
@@ -138,7 +156,8 @@ class OnlineGRPOTrainer(GRPOTrainer):
         return {"estimator": [[k, a, b, self.estimator.groups[k]] for k, (a, b) in self.estimator.ab.items()],
                 "rng": [version, list(internal), gauss],
                 "queues": {d: [r["problem_index"] for r in q] for d, q in self._queues.items()},
-                "totals": dict(self.totals)}
+                "totals": dict(self.totals),
+                "seeds": [[k, [list(s) for s in v]] for k, v in self.estimator.seeds.items()]}
 
     def load_online_state(self, state: dict[str, Any]) -> None:
         """Restore what ``online_state`` returned (at the same checkpoint, on the same process)."""
@@ -149,6 +168,7 @@ class OnlineGRPOTrainer(GRPOTrainer):
         rows = {r["problem_index"]: r for pool in self._pool.values() for r in pool}
         self._queues = {d: [rows[i] for i in q] for d, q in state["queues"].items()}
         self.totals = Counter(state["totals"])
+        self.estimator.seeds = {k: [tuple(s) for s in v] for k, v in state.get("seeds", [])}
 
     # ------------------------------------------------------------------ TRL extension points
 
@@ -169,8 +189,11 @@ class OnlineGRPOTrainer(GRPOTrainer):
         chosen: list[tuple[int, int] | None] = [None] * len(slots)
         last: list[tuple[int, int] | None] = [None] * len(slots)
         todo = list(range(len(slots)))
+        self.estimator.step = self.state.global_step  # seeds are discounted to the current step
+        self._flags = []
         rows = [self._admit(row, stats) for row in slots]
         while True:
+            flags, self._flags = self._flags, []
             before = {k: len(v) for k, v in self._metrics["train"].items()}
             out, group_rewards = self._one_round(rows, G)
             for key, values in self._metrics["train"].items():
@@ -178,6 +201,9 @@ class OnlineGRPOTrainer(GRPOTrainer):
             rounds.append((out, group_rewards, len(rows)))
             r = len(rounds) - 1
             stats["groups_generated"] += len(rows)
+            for j, explored in enumerate(flags):  # the held-out check: would a skipped group have had signal?
+                stats["groups_explored"] += int(explored)
+                stats["groups_explored_signal"] += int(explored and has_signal(group_rewards[j]))
             for j, slot in enumerate(todo):
                 last[slot] = (r, j)
                 if has_signal(group_rewards[j]) or not self.online.dynamic_sampling:
@@ -218,18 +244,26 @@ class OnlineGRPOTrainer(GRPOTrainer):
 
     def _skip(self, row: dict) -> bool:
         """Whether predictive skipping drops this prompt now (the exploration draw lets it through)."""
-        if not self.online.predictive_skip or not self.estimator.groups[row["problem_index"]]:
-            return False  # a problem never seen is never skipped
+        self._explored = False
+        if not self.online.predictive_skip or not self.estimator.known(row["problem_index"]):
+            return False  # a problem with neither a group nor a seed is never skipped
         if self.estimator.p_all_equal(row["problem_index"], self.num_generations) <= self.online.skip_threshold:
             return False
-        return self._rng.random() >= self.online.explore
+        self._seeded = not self.estimator.groups[row["problem_index"]]
+        self._explored = self._rng.random() < self.online.explore
+        return not self._explored
 
     def _admit(self, row: dict, stats: Counter) -> dict:
         """The slot's own prompt, or a fresh one of its domain when predictive skipping drops it."""
         if self._skip(row):
-            stats["groups_skipped"] += 1
+            self._count_skip(stats)
             return self._fresh(row["domain"], stats)
+        self._flags.append(self._explored)
         return row
+
+    def _count_skip(self, stats: Counter) -> None:
+        stats["groups_skipped"] += 1
+        stats["groups_skipped_seeded"] += int(self._seeded)
 
     def _fresh(self, domain: str, stats: Counter) -> dict:
         """The next prompt of ``domain`` from shuffled passes over the pool, past any it skips.
@@ -240,8 +274,10 @@ class OnlineGRPOTrainer(GRPOTrainer):
         for _ in range(len(pool)):
             row = self._next(domain, pool)
             if not self._skip(row):
+                self._flags.append(self._explored)
                 return row
-            stats["groups_skipped"] += 1
+            self._count_skip(stats)
+        self._flags.append(False)
         return self._next(domain, pool)
 
     def _next(self, domain: str, pool: list[dict]) -> dict:
@@ -352,9 +388,11 @@ def _cat_padded(key: str, parts: list[torch.Tensor], pad: float) -> torch.Tensor
     return torch.cat(padded, dim=0)
 
 
-def trainer_for(stage: Any, pool: list[Problem], messages: Callable[[Problem], list[dict]]) -> tuple[type, dict]:
+def trainer_for(stage: Any, pool: list[Problem], messages: Callable[[Problem], list[dict]],
+                seeds: dict | None = None) -> tuple[type, dict]:
     """The trainer class of a stage and its extra keyword arguments: ``OnlineGRPOTrainer`` with the
-    stage's ``online`` settings and pool when online filtering is on, else plain ``GRPOTrainer``."""
+    stage's ``online`` settings, pool and seeds (``online_prior.policy_seeds``) when online filtering
+    is on, else plain ``GRPOTrainer``."""
     if stage.online is None:
         return GRPOTrainer, {}
-    return OnlineGRPOTrainer, {"online": stage.online, "pool_rows": pool_rows(pool, messages)}
+    return OnlineGRPOTrainer, {"online": stage.online, "pool_rows": pool_rows(pool, messages), "seeds": seeds}

@@ -1,0 +1,112 @@
+"""Seeded pass-rate estimates for predictive skipping: what the run already knows of the policy.
+
+Without a seed a problem is never skipped on its first visit, though the run may hold samples of the
+very policy the stage trains: the reference scoring's (``samples.sqlite``, when the policy is one of
+the scored models) and the stage's own re-levelling (``policy-<stage folder>`` in the same store).
+
+**Which samples.** A model name of the run's store counts as the policy when its recorded model
+(meta ``model/<name>``, written by scoring and re-levelling) is the stage's starting policy, or the
+policy an earlier stage of the run started from (found through the earlier stages' ``stage.json``:
+``policy`` → ``checkpoint``). Its *lag* is the number of training steps between the policy that drew
+the samples and the stage's starting policy (0 for the starting policy itself; the earlier stages'
+``steps`` summed otherwise).
+
+**The rule (``online.seed_decay``).** A problem's ``n`` stored samples of mean reward ``m`` (each
+reward clipped to [0, 1]), measured ``L`` training steps before the current step (the lag plus the
+stage's ``global_step``), add ``w = n · seed_decay**L`` pseudo-observations to the problem's Beta
+posterior: ``a += w·m``, ``b += w·(1 − m)``, on top of the stage's own discounted evidence. So the
+seed fades geometrically as the policy moves away from the one that was measured; ``seed_decay = 0``
+turns seeding off. A problem with a seed can be skipped on its first visit; such a skip (the
+problem has no group of its own yet in this stage) counts in ``groups_skipped_seeded``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from .online import PassRateEstimator
+
+Seed = tuple[float, int, int]
+"""(mean reward in [0, 1], samples, lag in training steps before the stage's start)."""
+
+
+class SeededEstimator(PassRateEstimator):
+    """``PassRateEstimator`` whose posterior also holds each problem's seeds, discounted to ``step``."""
+
+    def __init__(self, prior: float = 0.5, decay: float = 1.0, seed_decay: float = 0.0,
+                 seeds: dict[Any, list[Seed]] | None = None) -> None:
+        super().__init__(prior, decay)
+        self.seed_decay = seed_decay
+        self.seeds: dict[Any, list[Seed]] = {k: [tuple(s) for s in v] for k, v in (seeds or {}).items()}
+        self.step = 0
+        """The stage's current training step (set by the trainer before each step's decisions)."""
+
+    def seed_weight(self, key: Any) -> float:
+        return sum(n * self.seed_decay ** (lag + self.step) for _, n, lag in self.seeds.get(key, ()))
+
+    def _ab(self, key: Any) -> tuple[float, float]:
+        a, b = super()._ab(key)
+        for m, n, lag in self.seeds.get(key, ()) if self.seed_decay > 0 else ():
+            w = n * self.seed_decay ** (lag + self.step)
+            a, b = a + w * m, b + w * (1.0 - m)
+        return a, b
+
+    def known(self, key: Any) -> bool:
+        return super().known(key) or (self.seed_decay > 0 and self.seed_weight(key) > 0)
+
+
+def _policy_lags(stage_dir: Path, policy: str) -> dict[str, int]:
+    """Each policy this run trained from up to ``stage_dir``'s start -> steps between it and ``policy``."""
+    lags = {policy: 0}
+    index = _stage_index(stage_dir) if stage_dir.parent.is_dir() else None
+    earlier = sorted((p for p in stage_dir.parent.iterdir() if p.is_dir() and _stage_index(p) is not None
+                      and _stage_index(p) < index), key=_stage_index, reverse=True) if index is not None else []
+    for folder in earlier:
+        path = folder / "stage.json"
+        if not path.is_file():
+            continue
+        info = json.loads(path.read_text())
+        if str(info.get("checkpoint")) in lags and info.get("policy") is not None:
+            lags.setdefault(str(info["policy"]), lags[str(info["checkpoint"])] + int(info.get("steps") or 0))
+    return lags
+
+
+def _stage_index(folder: Path) -> int | None:
+    m = re.match(r"(\d+)_", folder.name)
+    return int(m.group(1)) if m else None
+
+
+def _same(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    pa, pb = Path(a), Path(b)
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+def policy_seeds(stage_dir: str | Path, policy: str | Path, pool: list[Any]) -> dict[int, list[Seed]]:
+    """Seeds of the pool's problems (key: pool index) from the run's ``samples.sqlite`` (the run folder
+    is ``stage_dir``'s grandparent); empty when the store or the policy's samples are absent."""
+    from ..store import SampleStore
+
+    stage_dir = Path(stage_dir)
+    path = stage_dir.parent.parent / "samples.sqlite"
+    if not path.is_file():
+        return {}
+    lags = _policy_lags(stage_dir, str(policy))
+    index = {p.id: i for i, p in enumerate(pool)}
+    seeds: dict[int, list[Seed]] = {}
+    with SampleStore(path) as store:
+        names = [m for (m,) in store.query("SELECT DISTINCT model FROM samples")]
+        for name in sorted(names):
+            made_by = (store.get_meta(f"model/{name}") or {}).get("model")
+            lag = next((v for k, v in lags.items() if made_by is not None and _same(str(made_by), k)), None)
+            if lag is None:
+                continue
+            for pid, rewards in sorted(store.indices(name).items()):
+                vals = [min(1.0, max(0.0, r)) for r in rewards.values() if r == r]
+                if pid in index and vals:
+                    seeds.setdefault(index[pid], []).append((sum(vals) / len(vals), len(vals), lag))
+    return seeds

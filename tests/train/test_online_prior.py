@@ -1,0 +1,123 @@
+"""Predictive skipping seeded from the run's stored samples of the policy (issue 21, part 1): a problem the
+store says is never solved (or always solved) is skipped on its first visit; the seed fades with the steps
+since it was measured; a killed and resumed stage makes the same seeded decisions."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from stagerl.config import OnlineConfig
+from stagerl.data.generated import demo_math
+from stagerl.store import SampleStore
+from stagerl.train.online_prior import SeededEstimator, policy_seeds
+
+from test_online import make_trainer, problem, slot_batch  # tests/train is on the path: conftest.py
+from test_resume_exact import STAGE, check_same_decisions, straight_and_resumed
+
+
+def write_store(run_dir: Path, model_name: str, model: str, rewards: dict[str, list[float]]) -> None:
+    """``rewards``: problem id -> stored rewards of ``model`` (as scoring writes them, with its meta)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with SampleStore(run_dir / "samples.sqlite") as store:
+        store.add({"problem_id": pid, "model": model_name, "idx": i, "domain": "math", "text": "x", "tokens": 1,
+                   "finish": "stop", "reward": r} for pid, rs in rewards.items() for i, r in enumerate(rs))
+        store.set_meta(f"model/{model_name}", {"model": model})
+
+
+def test_seeds_from_the_store_and_earlier_stages(tmp_path):
+    pool = [problem("a", "math"), problem("b", "math"), problem("c", "math")]
+    run = tmp_path / "run"
+    write_store(run, "policy", "/models/p0", {"a": [0.0] * 8, "b": [1.0, 1.0, 0.0, 1.0]})
+    write_store(run, "other", "/models/q", {"c": [0.0] * 8})  # not the policy: no seed
+    # stage 2 starts from stage 1's checkpoint, trained 5 steps from /models/p0
+    (run / "stages" / "1_s1").mkdir(parents=True)
+    (run / "stages" / "1_s1" / "stage.json").write_text(json.dumps(
+        {"policy": "/models/p0", "checkpoint": "/ck/1", "steps": 5}))
+    assert policy_seeds(run / "stages" / "2_s2", "/ck/1", pool) == {0: [(0.0, 8, 5)], 1: [(0.75, 4, 5)]}
+    assert policy_seeds(run / "stages" / "1_s1", "/models/p0", pool) == {0: [(0.0, 8, 0)], 1: [(0.75, 4, 0)]}
+    assert policy_seeds(tmp_path / "none" / "stages" / "1_s1", "/models/p0", pool) == {}
+    # the stated rule: n samples measured L steps ago weigh n * seed_decay**L
+    est = SeededEstimator(prior=0.5, decay=0.9, seed_decay=0.5, seeds={0: [(0.0, 8, 1)]})
+    assert est.known(0) and not est.known(1) and est.seed_weight(0) == 4.0
+    assert est.mean(0) == pytest.approx(0.5 / 5.0)
+    first = est.p_all_equal(0, 4)
+    est.step = 6
+    assert est.seed_weight(0) == pytest.approx(8 * 0.5 ** 7) and est.p_all_equal(0, 4) < first
+    assert not SeededEstimator(seed_decay=0.0, seeds={0: [(0.0, 8, 0)]}).known(0)
+
+
+@pytest.mark.parametrize("stored", [0.0, 1.0], ids=["never_solved", "always_solved"])
+def test_first_visit_skip_from_the_store(tiny_model_dir, tmp_path, stored):
+    pool = [problem("hard-m1", "math"), problem("ok-m1", "math"), problem("ok-m2", "math")]
+    run = tmp_path / "run"
+    write_store(run, "tiny", str(tiny_model_dir), {"hard-m1": [stored] * 16, "ok-m1": [0.0, 1.0] * 8})
+    seeds = policy_seeds(run / "stages" / "1_s", tiny_model_dir, pool)
+    online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=0.0)
+    trainer, reward, _ = make_trainer(tiny_model_dir, tmp_path, pool, online)
+    trainer.estimator.seeds = seeds
+    trainer.model.train()
+    G = 4
+    trainer._generate_and_score_completions(slot_batch(trainer, pool, ["hard-m1", "ok-m1"], G))
+    assert not trainer.estimator.groups[0]  # hard-m1 was never generated in this stage: a first visit
+    assert "hard-m1" not in reward.calls[-1] and len(reward.calls[-1]) == 2 * G
+    m = trainer._metrics["train"]
+    assert m["groups_skipped"][-1] == m["groups_skipped_seeded"][-1] == 1
+    # the held-out check: every prompt due to be skipped is let through, counted, its signal recorded
+    trainer.online.explore = 1.0
+    trainer._generate_and_score_completions(slot_batch(trainer, pool, ["hard-m1", "ok-m1"], G))
+    assert reward.calls[-1][:G] == ["hard-m1"] * G and m["groups_skipped"][-1] == 0
+    assert m["groups_explored"][-1] == 1 and m["groups_explored_signal"][-1] == 0  # hard*: always 0
+    # without seeds (seed_decay 0) the first visit is generated, as before
+    trainer2, reward2, _ = make_trainer(tiny_model_dir, tmp_path / "b", pool,
+                                        OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=0.0,
+                                                     seed_decay=0.0), )
+    trainer2.estimator.seeds = seeds
+    trainer2.model.train()
+    trainer2._generate_and_score_completions(slot_batch(trainer2, pool, ["hard-m1", "ok-m1"], G))
+    assert reward2.calls[-1][:G] == ["hard-m1"] * G
+
+
+def test_saved_state_gives_the_same_seeded_decisions(tiny_model_dir, tmp_path):
+    """online_state carries the seeds: a trainer built without them (the store gone) and restored from
+    the JSON state admits, skips and explores exactly as the one that saved it."""
+    pool = [problem(f"hard-m{i}", "math") for i in range(4)] + [problem(f"ok-m{i}", "math") for i in range(4)]
+    seeds = {i: [(0.0, 16, 0)] for i in range(4)}
+    online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=0.3)
+    a, reward_a, _ = make_trainer(tiny_model_dir, tmp_path / "a", pool, online)
+    a.estimator.seeds = seeds
+    a.model.train()
+    G = 4
+    a._generate_and_score_completions(slot_batch(a, pool, ["hard-m0", "ok-m0"], G))
+    state = json.loads(json.dumps(a.online_state()))
+    b, _, _ = make_trainer(tiny_model_dir, tmp_path / "b", pool, online)
+    b.load_online_state(state)
+    for t in (a, b):
+        t.state.global_step = 3
+        t.estimator.step = 3
+    ids = ["hard-m1", "hard-m2", "hard-m3", "ok-m1"]
+    decide = [[t._admit(row, Counter())["problem_id"]
+               for row in slot_batch(t, pool, ids, 1) * 5] for t in (a, b)]
+    assert decide[0] == decide[1] and set(decide[0]) != set(ids)  # some seeded problems were skipped
+    assert b.estimator.seeds == a.estimator.seeds == {k: [tuple(v[0])] for k, v in seeds.items()}
+
+
+@pytest.mark.slow
+def test_killed_seeded_stage_makes_the_same_decisions_tiny(kit, make_run, tiny_model_dir):
+    """test_resume_exact's SIGKILL reproduction with the run's store holding the policy's samples
+    (the recipe's scoring model ``tiny`` is the policy): seeded first-visit skips, same decisions
+    (about 2-4 min on 2 cores, hence slow; the fast check of the saved state is the test above)."""
+    math = demo_math(n=10, seed=0)
+
+    def seeded_run(*args, **kw):
+        recipe, run_dir = make_run(*args, **kw)
+        write_store(run_dir, "tiny", str(tiny_model_dir), {p.id: [0.0] * 8 for p in math[:6]})
+        return recipe, run_dir
+
+    a, b = straight_and_resumed(kit, seeded_run, tiny_model_dir)
+    check_same_decisions(kit, a, b, Path(a["checkpoint"]).parents[2], Path(b["checkpoint"]).parents[2])
+    assert a["online"]["groups_skipped_seeded"] > 0 and b["online"] == a["online"]
+    rows = [r for r in map(json.loads, kit.metric_lines(Path(a["checkpoint"]).parents[2])) if "groups_generated" in r]
+    assert rows[0]["step"] == 1 and rows[0]["groups_skipped_seeded"] > 0  # before any group of the stage
+    assert STAGE["online"]["predictive_skip"]
