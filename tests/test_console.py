@@ -60,7 +60,11 @@ def test_step_and_switch_lines_say_it_in_words():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("STAGERL_VERBOSE", "PYTHONWARNINGS")}
+    # what console.setup() puts in the environment: an earlier in-process CLI test in this pytest process
+    # may have set it, and the --verbose run must not inherit it
+    quiet = ("STAGERL_VERBOSE", "PYTHONWARNINGS", "TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS",
+             "HF_DATASETS_DISABLE_PROGRESS_BARS", "VLLM_LOGGING_LEVEL", "TOKENIZERS_PARALLELISM")
+    env = {k: v for k, v in os.environ.items() if k not in quiet}
     return subprocess.run([sys.executable, "-m", "stagerl.cli", *args], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, env=env, timeout=1800)
 
