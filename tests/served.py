@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -82,6 +83,10 @@ def vllm_server_command(model_dir: str, port: int) -> list[str]:
 
     cmd = build_command(ScriptArguments(model=model_dir, host="127.0.0.1", port=port, dtype="float32",
                                         enforce_eager=True, max_model_len=2048))
+    # the weights a CPU trainer pushes come through files: stagerl's weight-transfer backend (a vLLM
+    # plugin the package declares; NCCL, TRL's choice, needs CUDA)
+    wt = cmd.index("--weight-transfer-config")
+    cmd[wt + 1] = json.dumps({"backend": "stagerl_file"})
     at = cmd.index("vllm.entrypoints.cli.main")
     assert cmd[at + 1:at + 3] == ["serve", model_dir], cmd
     return [*cmd[:at], "vllm.entrypoints.openai.api_server", "--model", model_dir, *cmd[at + 3:],

@@ -65,6 +65,7 @@ checkpoint and ``stage.json`` before going on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
@@ -267,10 +268,15 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     callback = StageMetricsCallback(out_dir / "metrics.jsonl", stage.plateau)
     seeds = policy_seeds(out_dir, policy, pool) if stage.online and stage.online.predictive_skip else None
     trainer_cls, online = trainer_for(stage, pool, messages, seeds)  # GRPOTrainer unless stage.online is set
+    build = contextlib.nullcontext()
     if args.use_vllm:  # logs the share the vLLM importance-sampling correction masks or clips per step
         trainer_cls = with_is_share(trainer_cls)
-    trainer = trainer_cls(model=str(policy), reward_funcs=[make_reward(pool, rewards, stage.num_generations)],
-                          args=args, train_dataset=dataset, callbacks=[callback], **online)
+        from .vllm_client import file_sync_client  # server mode without CUDA: weights go through a file
+
+        build = file_sync_client(args)
+    with build:
+        trainer = trainer_cls(model=str(policy), reward_funcs=[make_reward(pool, rewards, stage.num_generations)],
+                              args=args, train_dataset=dataset, callbacks=[callback], **online)
     dev = observe(trainer, stage, out_dir, dev_problems, messages, rewards)
     trainer.add_callback(ResumeStateCallback(trainer, dev, resume))  # online state, dev record: saved, restored
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)

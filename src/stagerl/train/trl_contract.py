@@ -118,6 +118,59 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 """``GRPOConfig`` defaults the adapter leaves alone and relies on."""
 
 
+VLLM_CLIENT_METHODS: dict[str, tuple[str, ...]] = {
+    "init_communicator": ("self", "device"),
+    "update_named_params": ("self", "metadata", "named_params"),
+    "_start_weight_update": ("self",),
+    "_finish_weight_update": ("self",),
+    "_post": ("self", "url", "kwargs"),
+    "get_server_info": ("self",),
+    "close_communicator": ("self",),
+}
+"""``trl.generation.vllm_client.VLLMClient`` methods ``train/vllm_client.FileSyncClient`` overrides or
+calls (server mode on a trainer without CUDA: the weights go through a file)."""
+
+VLLM_FACTS: tuple[tuple[str, str, str], ...] = (
+    ("VLLMGeneration._init_vllm", "self.vllm_client = VLLMClient(",
+     "the server-mode client is built from the module's VLLMClient name (vllm_client.file_sync_client swaps it)"),
+    ("VLLMGeneration._init_vllm", "self.vllm_client.init_communicator(device=accelerator.device)",
+     "the weight transport is set up through init_communicator (FileSyncClient's)"),
+    ("VLLMGeneration.sync_weights",
+     "self.vllm_client.update_named_params(self._weight_metadata, self._iter_named_params())",
+     "each sync sends all weights through update_named_params (FileSyncClient writes them to a file)"),
+    ("VLLMClient.__init__", "self._updating_weights = False", "FileSyncClient follows TRL's weight_update grouping"),
+)
+"""(class.method of ``trl.generation``, code it must contain, why)."""
+
+
+def check_vllm_client() -> list[str]:
+    """What moved in TRL's vLLM client and generation classes (see ``VLLM_CLIENT_METHODS``)."""
+    try:
+        from trl.generation import vllm_client, vllm_generation
+    except ImportError as e:  # no vLLM stage can run either; nothing stagerl relies on here
+        return [] if "vllm" in str(e).lower() else [f"trl.generation is not importable: {e}"]
+    moved: list[str] = []
+    classes = {"VLLMClient": vllm_client.VLLMClient, "VLLMGeneration": getattr(vllm_generation, "VLLMGeneration", None)}
+    if getattr(vllm_generation, "VLLMClient", None) is not vllm_client.VLLMClient:
+        moved.append("trl.generation.vllm_generation no longer uses the name VLLMClient (vllm_client.py swaps it)")
+    for name, params in VLLM_CLIENT_METHODS.items():
+        fn = getattr(vllm_client.VLLMClient, name, None)
+        if fn is None:
+            moved.append(f"VLLMClient.{name} is gone (train/vllm_client.py overrides or calls it)")
+        elif _params(fn) != params:
+            moved.append(f"VLLMClient.{name} signature changed: ({', '.join(_params(fn))}), expected ({', '.join(params)})")
+    for where, code, why in VLLM_FACTS:
+        cls_name, method = where.split(".")
+        fn = getattr(classes.get(cls_name), method, None)
+        try:
+            text = inspect.getsource(fn) if fn is not None else ""
+        except (OSError, TypeError):
+            text = ""
+        if _squash(code) not in _squash(text):
+            moved.append(f"trl.generation {where} no longer contains `{code}` ({why})")
+    return moved
+
+
 def _squash(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
@@ -189,7 +242,7 @@ def check_contract(trainer_cls: Any = None, config_cls: Any = None) -> list[str]
     for name, value in CONFIG_DEFAULTS.items():
         if name in fields and fields[name].default != value:
             moved.append(f"GRPOConfig.{name} defaults to {fields[name].default!r}, stagerl relies on {value!r}")
-    return moved
+    return moved + check_vllm_client()
 
 
 def trl_minor(version: str | None) -> str | None:
