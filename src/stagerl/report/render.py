@@ -131,13 +131,21 @@ def _training_section(page: Page, stages: list[dict], palette: plots.Palette) ->
     page.table(["stage", "levels", "steps", "ended because", "first reward", "last reward", "first dev score",
                 "last dev score", "loss"], rows, "training")
     for s in stages:
+        loss = s["info"].get("loss") if isinstance(s["info"].get("loss"), dict) else {}
+        if loss.get("beta") == 0:
+            page.text(f"{s['name']} trained with beta = 0: no reference model and no KL penalty (the recipe's "
+                      "choice; the KL term it drops is in the stage's settings).")
         rows = [m for m in s["metrics"] if m.get("groups_generated") is not None]
         if rows:
-            total = {k: int(sum(m.get(k) or 0 for m in rows)) for k in ("groups_generated", "groups_dropped",
-                                                                         "groups_skipped", "groups_signal")}
+            total = {k: int(sum(m.get(k) or 0 for m in rows)) for k in (
+                "groups_generated", "groups_dropped", "groups_skipped", "groups_signal", "groups_skipped_seeded",
+                "groups_explored", "groups_explored_signal")}
             page.text(f"Online filtering in {s['name']}: {total['groups_generated']} groups generated, "
                       f"{total['groups_dropped']} dropped (all rewards equal), {total['groups_skipped']} prompts "
-                      f"skipped as predicted all-equal; {total['groups_signal']} trained groups carried signal.")
+                      f"skipped as predicted all-equal ({total['groups_skipped_seeded']} of them on an estimate seeded "
+                      f"from the run's own samples of the policy); {total['groups_signal']} trained groups carried "
+                      f"signal. Held-out check of the skip rule: {total['groups_explored']} would-be skips generated "
+                      f"anyway, {total['groups_explored_signal']} of them carried signal.")
         for key, what in (("sampling/is_masked_share", "masked (weight 0)"), ("sampling/is_clipped_share", "clipped")):
             shares = [m[key] for m in s["metrics"] if isinstance(m.get(key), (int, float))]
             if shares:
