@@ -8,7 +8,7 @@ CORE   := $(VENV)/.stagerl-core
 STAMP  := $(VENV)/.stagerl-setup
 # on a CPU-only torch the one environment also serves vLLM's CPU build, which bounds transformers;
 # the core install takes the same bound, so `make demo` and `make test` share one set of versions
-CPU_TORCH := $(PY) -c 'import sys, torch; sys.exit(torch.version.cuda is not None or torch.version.hip is not None)'
+CPU_TORCH := $(PY) -W ignore -c 'import sys, torch; sys.exit(torch.version.cuda is not None or torch.version.hip is not None)'
 CPU_PINS  := "transformers>=5.16.1,<5.20"
 
 .PHONY: setup demo test test-slow benchmarks clean
