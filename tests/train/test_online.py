@@ -147,7 +147,7 @@ def test_online_stage_through_train_stages_writes_group_counts(tiny_model_dir, t
     problems = [Problem(id=f"add{i}", domain="math", prompt=f"What is {i} + {i + 1}?", answer=str(2 * i + 1))
                 for i in range(4)]
     stage = StageConfig(name="s1", levels=["L1"], learning_rate=1e-3, num_generations=2, prompts_per_step=2,
-                        max_completion_length=6, max_steps=2, plateau=None, math_code_ratio=None, seed=0,
+                        max_completion_length=6, max_steps=2, plateau=None, math_code_ratio=None, seed=0, beta=0.0,
                         online=OnlineConfig(max_extra_rounds=1, predictive_skip=True))
     [info] = train_stages(tiny_model_dir, {"L1": problems}, [stage], tmp_path)
     rows = [json.loads(x) for x in (tmp_path / "stages" / "1_s1" / "metrics.jsonl").read_text().splitlines()]
@@ -160,7 +160,13 @@ def test_online_stage_through_train_stages_writes_group_counts(tiny_model_dir, t
     from stagerl.report import build_report
 
     build_report(tmp_path)
-    assert "Online filtering in s1: 8 groups generated, 4 dropped" in (tmp_path / "report" / "report.md").read_text()
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "Online filtering in s1: 8 groups generated, 4 dropped" in md
+    seeded, explored, explored_signal = (int(sum(r[k] for r in rows)) for k in (
+        "groups_skipped_seeded", "groups_explored", "groups_explored_signal"))
+    assert f"({seeded} of them on an estimate seeded" in md
+    assert f"{explored} would-be skips generated anyway, {explored_signal} of them carried signal" in md
+    assert info["loss"]["beta"] == 0 and "s1 trained with beta = 0: no reference model" in md
 
 
 def test_recipe_keys_for_online_and_relevel():
