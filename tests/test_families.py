@@ -40,8 +40,9 @@ def test_chain_answers_are_the_prompts_arithmetic_and_graded_by_length():
     for p in problems:
         assert p.answer == str(_recompute(p.prompt)), p.prompt
         assert math_reward(f"so the result is \\boxed{{{p.answer}}}", p.answer) == 1.0
-        assert p.prompt.count(", then ") == p.meta["ops"] - 1 and p.meta["level"] == p.meta["ops"] - 1
-    assert {p.meta["level"] for p in problems} == {1, 2, 3, 4, 5}
+        assert p.prompt.count(", then ") == p.meta["ops"] - 1 and p.meta["level"] == p.meta["ops"]
+    assert {p.meta["level"] for p in problems} == {1, 2, 3, 4}
+    assert {p.meta["ops"] for p in problems} == {1, 2, 3, 4}
     with pytest.raises(ValueError, match="min_ops"):
         chain_math(n=2, min_ops=3, max_ops=2)
 

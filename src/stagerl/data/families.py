@@ -4,8 +4,10 @@
 ``meta["level"] + 1`` operations (add, subtract, multiply by a small number); the prompt asks for every
 intermediate result, so a worked answer grows with the chain: long chains do not fit a short completion
 limit, which is what claim B's longer stage-2 limit is about. The answer is computed exactly
-(``chain_value``), never typed. Pilot (docs/next-run.md): with 2-6 operations SmolLM2-135M-Instruct
-truncates 24% of samples at 64 tokens but solves almost none (0.4%): too hard for it as set.
+(``chain_value``), never typed. First pilot (docs/next-run.md): with 2-6 operations on numbers up to
+19 SmolLM2-135M-Instruct truncated 24% of samples at 64 tokens but solved almost none (0.4%), so the
+family now has 1-4 operations on one-digit numbers, and its prompts show a worked chain first
+(``prompts.FEWSHOT_BY_SOURCE``) instead of the one-line sums.
 
 ``gen_code``: stdin/stdout and function-call problems from parameterised templates (constants, characters
 and thresholds drawn from the seed), with tests in the APPS/TACO ``input_output`` form computed by a
@@ -36,17 +38,17 @@ def chain_value(start: int, steps: list[tuple[str, int]]) -> int:
 
 
 def _chain(r: random.Random, n_ops: int) -> tuple[int, list[tuple[str, int]]]:
-    start = r.randint(2, 20)
+    start = r.randint(2, 9)
     steps, x = [], start
     for _ in range(n_ops):
-        op = r.choice(OPS if abs(x) <= 60 else OPS[:2])   # keep values small enough to multiply by hand
-        v = r.randint(2, 5) if op == "multiply" else r.randint(2, 19)
+        op = r.choice(OPS if abs(x) <= 30 else OPS[:2])   # keep values small enough to multiply by hand
+        v = r.randint(2, 5) if op == "multiply" else r.randint(2, 9)
         steps.append((op, v))
         x = chain_value(x, [(op, v)])
     return start, steps
 
 
-def chain_math(n: int = 200, seed: int = 0, min_ops: int = 2, max_ops: int = 6) -> list[Problem]:
+def chain_math(n: int = 200, seed: int = 0, min_ops: int = 1, max_ops: int = 4) -> list[Problem]:
     """``n`` chains cycling through ``min_ops..max_ops`` operations (level 1 = ``min_ops``)."""
     if not 1 <= min_ops <= max_ops:
         raise ValueError(f"chain_math: need 1 <= min_ops <= max_ops, got {min_ops}, {max_ops}")

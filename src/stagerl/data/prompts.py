@@ -53,11 +53,21 @@ example, 11 of 12 with it; the word-problem example lifted one-step word problem
 about 0.3 pass rate (T=0.8, k=4)."""
 
 
+FEWSHOT_BY_SOURCE: dict[str, list[tuple[Problem, str]]] = {
+    "chain_math": [(Problem("fewshot-chain", "math", "Start with 4, add 3, then multiply by 2. Compute it step by step, "
+                            "writing the result after each operation. What is the final result?", answer="14"),
+                    "4 + 3 = 7.\n7 * 2 = 14.\nThe answer is \\boxed{14}.")],
+}
+"""Worked exchanges for one generated family (``Problem.source``), used instead of the domain's: the
+one-line sums of ``FEWSHOT["math"]`` taught one-line guesses on multi-step chains (issue #24 pilot)."""
+
+
 def to_messages(problem: Problem, system: str | None = None, fewshot: bool = False) -> list[dict]:
     """Chat messages for ``problem``: an optional system message, optional worked exchanges of the
-    same domain (``FEWSHOT``) as earlier user/assistant turns, then the problem."""
+    same domain (``FEWSHOT``; a generated family's own, ``FEWSHOT_BY_SOURCE``) as earlier
+    user/assistant turns, then the problem."""
     messages = [{"role": "system", "content": system}] if system else []
     if fewshot:
-        for example, answer in FEWSHOT[problem.domain]:
+        for example, answer in FEWSHOT_BY_SOURCE.get(problem.source) or FEWSHOT[problem.domain]:
             messages += [{"role": "user", "content": to_text(example)}, {"role": "assistant", "content": answer}]
     return messages + [{"role": "user", "content": to_text(problem)}]
