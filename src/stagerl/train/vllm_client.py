@@ -66,8 +66,13 @@ class FileSyncClient(VLLMClient):
         if self.sync_dir is None:
             raise RuntimeError("FileSyncClient: init_communicator first")
         tensors: dict[str, torch.Tensor] = {}
+        seen: set[int] = set()
         for name, tensor in named_params:
-            tensors[name] = tensor.detach().to("cpu").contiguous()
+            t = tensor.detach().to("cpu").contiguous()
+            if t.data_ptr() in seen:  # safetensors refuses tensors that share memory (a tied head sent twice)
+                t = t.clone()
+            seen.add(t.data_ptr())
+            tensors[name] = t
         names = [name for name, _, _ in metadata]
         if sorted(names) != sorted(tensors):
             raise RuntimeError(f"FileSyncClient: announced {len(names)} tensors, got {len(tensors)}")
