@@ -28,3 +28,11 @@ scores = reward(completions=[[{"role": "assistant", "content": texts[i]}] for i,
                 problem_index=[i for i, _ in local], completion_ids=[[1] * (state.process_index + 2)] * 3,
                 log_metric=logged.__setitem__)
 Path(sys.argv[1], f"rank{state.process_index}.json").write_text(json.dumps({"scores": scores, "logged": logged}))
+
+# leave the gloo group before exit: tearing it down in interpreter shutdown can abort rank 0 (it hosts
+# the rendezvous store) with "terminate called without an active exception" (seen once in CI)
+import torch.distributed as dist  # noqa: E402
+
+if dist.is_initialized():
+    dist.barrier()
+    dist.destroy_process_group()

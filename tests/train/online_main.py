@@ -34,3 +34,11 @@ trainer.train()
 rank = trainer.accelerator.process_index
 rounds = [{"step": step, "ids": ids} for step, ids in zip(reward.steps, reward.calls)]
 (out / f"rank{rank}.json").write_text(json.dumps({"rounds": rounds, "world": trainer.accelerator.num_processes}))
+
+# leave the gloo group before exit: tearing it down in interpreter shutdown can abort rank 0 (it hosts
+# the rendezvous store) with "terminate called without an active exception" (seen once in CI)
+import torch.distributed as dist  # noqa: E402
+
+if dist.is_initialized():
+    dist.barrier()
+    dist.destroy_process_group()
