@@ -16,10 +16,9 @@ from stagerl.data.problem import Problem  # noqa: E402
 from stagerl.engines import make_engine  # noqa: E402
 from stagerl.engines.hf import TransformersEngine  # noqa: E402
 from stagerl.evaluate import evaluate_checkpoint  # noqa: E402
-from stagerl.levels.rules import bind, load_rules  # noqa: E402
 from stagerl.scoring import score  # noqa: E402
-from stagerl.scoring.run import sample_seed  # noqa: E402
 from stagerl.store import SampleStore  # noqa: E402
+from seeded import draw_rounds, together_alone_other  # noqa: E402
 
 K = 4
 PROBLEMS = [Problem(id="short", domain="math", prompt="1+1?", answer="2"),
@@ -58,10 +57,6 @@ def engine(smollm2_dir):
         assert not gone_soon(started), "vLLM processes outlived close()"
 
 
-def _texts(store: SampleStore) -> dict[tuple[str, int], str]:
-    return {(r["problem_id"], r["idx"]): r["text"] for r in store.samples()}
-
-
 def test_engine_runs_in_child_processes_that_close_ends(engine):
     _, started = engine
     assert started, "vLLM's engine core was expected in a child process"
@@ -72,17 +67,7 @@ def test_rounds_of_1_and_4_draw_exactly_the_fixed_runs_samples(tmp_path, engine)
     eng, _ = engine
     # the demo's L1 rule stays open while SmolLM2 mostly fails these, so rounds of 1 and 4 ask for the
     # samples in other calls than the fixed protocol; every drawn sample must be the fixed run's
-    rules = bind(load_rules("demo"), {"policy": "m"})
-    ladder = [ModelRef(name="m", temperature=1.0)]
-    sampling = SamplingConfig(max_tokens=10, seed=3)
-    runs = {}
-    for name, adaptive, round_size, call_size in (("fixed", False, K, 12), ("r1", True, 1, 2), ("r4", True, 4, 5)):
-        store = SampleStore(tmp_path / f"{name}.sqlite")
-        cfg = ScoringConfig(models=ladder, k=K, adaptive=adaptive, round_size=round_size, sampling=sampling,
-                            call_size=call_size)
-        score(PROBLEMS, store, cfg, rules=rules, rewards=RewardsConfig(workers=1), progress=False,
-              engine_factory=lambda ref: nullcontext(eng))
-        runs[name] = _texts(store)
+    runs = draw_rounds(PROBLEMS, eng, tmp_path, K, (("fixed", False, K, 12), ("r1", True, 1, 2), ("r4", True, 4, 5)))
     assert len(runs["fixed"]) == len(PROBLEMS) * K
     for name in ("r1", "r4"):
         assert runs[name] and all(runs["fixed"][key] == text for key, text in runs[name].items()), name
@@ -91,13 +76,8 @@ def test_rounds_of_1_and_4_draw_exactly_the_fixed_runs_samples(tmp_path, engine)
 
 def test_a_sample_depends_on_its_seed_not_on_its_call(engine):
     eng, _ = engine
-    prompts = [p.prompt for p in PROBLEMS]
-    seeds = [[sample_seed(0, "m", p.id, j) for j in range(3)] for p in PROBLEMS]
-    together = eng.generate(prompts, n=3, temperature=1.0, max_tokens=10, seeds=seeds)
-    alone = [[eng.generate([prompts[i]], n=1, temperature=1.0, max_tokens=10, seeds=[[s]])[0][0]
-              for s in row] for i, row in enumerate(seeds)]
+    _, together, alone, other = together_alone_other(PROBLEMS, eng)
     assert [[c.text for c in r] for r in together] == [[c.text for c in r] for r in alone]
-    other = eng.generate(prompts[:1], n=1, temperature=1.0, max_tokens=10, seeds=[[seeds[0][0] + 1]])
     assert other[0][0].text != together[0][0].text
     assert all(1 <= c.tokens <= 10 and c.finish in ("stop", "length") for r in together for c in r)
 

@@ -9,10 +9,9 @@ from contextlib import nullcontext
 from stagerl.config import ModelRef, RewardsConfig, SamplingConfig, ScoringConfig
 from stagerl.data.problem import Problem
 from stagerl.engines.hf import TransformersEngine
-from stagerl.levels.rules import bind, load_rules
 from stagerl.scoring import score
-from stagerl.scoring.run import sample_seed
 from stagerl.store import SampleStore
+from seeded import draw_rounds, together_alone_other
 
 K = 8
 PROBLEMS = [Problem(id="short", domain="math", prompt="1+1?", answer="2"),
@@ -27,24 +26,10 @@ def engine(tiny_model_dir):
         yield eng
 
 
-def _texts(store: SampleStore) -> dict[tuple[str, int], str]:
-    return {(r["problem_id"], r["idx"]): r["text"] for r in store.samples()}
-
-
 def test_rounds_of_1_and_4_draw_exactly_the_fixed_runs_samples(tmp_path, engine):
     # the tiny random model never answers right, so L1 = "m in (0,1)" stays open until all k are
     # drawn: every round size ends with all K samples of every problem, drawn in other calls
-    rules = bind(load_rules("demo"), {"policy": "m"})
-    ladder = [ModelRef(name="m", temperature=1.0)]
-    sampling = SamplingConfig(max_tokens=10, seed=3)
-    runs = {}
-    for name, adaptive, round_size, call_size in (("fixed", False, K, 24), ("r1", True, 1, 2), ("r4", True, 4, 7)):
-        store = SampleStore(tmp_path / f"{name}.sqlite")
-        cfg = ScoringConfig(models=ladder, k=K, adaptive=adaptive, round_size=round_size, sampling=sampling,
-                            call_size=call_size)
-        score(PROBLEMS, store, cfg, rules=rules, rewards=RewardsConfig(workers=1), progress=False,
-              engine_factory=lambda ref: nullcontext(engine))
-        runs[name] = _texts(store)
+    runs = draw_rounds(PROBLEMS, engine, tmp_path, K, (("fixed", False, K, 24), ("r1", True, 1, 2), ("r4", True, 4, 7)))
     assert len(runs["fixed"]) == len(PROBLEMS) * K
     assert runs["r1"] == runs["fixed"] and runs["r4"] == runs["fixed"]
     assert len(set(runs["fixed"].values())) > len(PROBLEMS)  # real sampling: samples differ
@@ -52,12 +37,8 @@ def test_rounds_of_1_and_4_draw_exactly_the_fixed_runs_samples(tmp_path, engine)
 
 def test_engine_sample_depends_on_its_seed_not_on_its_call(engine):
     prompts = [p.prompt for p in PROBLEMS]
-    seeds = [[sample_seed(0, "m", p.id, j) for j in range(3)] for p in PROBLEMS]
-    together = engine.generate(prompts, n=3, temperature=1.0, max_tokens=10, seeds=seeds)
-    alone = [[engine.generate([prompts[i]], n=1, temperature=1.0, max_tokens=10, seeds=[[s]])[0][0]
-              for s in row] for i, row in enumerate(seeds)]
+    seeds, together, alone, other = together_alone_other(PROBLEMS, engine)
     assert [[c.text for c in r] for r in together] == [[c.text for c in r] for r in alone]
-    other = engine.generate(prompts[:1], n=1, temperature=1.0, max_tokens=10, seeds=[[seeds[0][0] + 1]])
     assert other[0][0].text != together[0][0].text
     with pytest.raises(ValueError, match="seeds must hold"):
         engine.generate(prompts, n=2, max_tokens=4, seeds=seeds)
