@@ -149,7 +149,6 @@ def _training_section(page: Page, stages: list[dict], palette: plots.Palette) ->
         for key, what in (("sampling/is_masked_share", "masked (weight 0)"), ("sampling/is_clipped_share", "clipped")):
             shares = [m[key] for m in s["metrics"] if isinstance(m.get(key), (int, float))]
             if shares:
-                loss = s["info"].get("loss") or {}
                 page.text(f"vLLM importance-sampling correction in {s['name']} ({loss.get('vllm_is_mode') or '?'}, "
                           f"bounds {loss.get('vllm_is_bounds') or '?'}): share {what} per step mean "
                           f"{fmt(sum(shares) / len(shares))}, max {fmt(max(shares))}, last {fmt(shares[-1])} "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -28,9 +29,10 @@ import torch
 from trl.generation import vllm_generation
 from trl.generation.vllm_client import VLLMClient
 
-BACKEND = "stagerl_file"  # stagerl.engines.vllm_weights.BACKEND (not imported: that module is the server's)
+from ..engines.vllm_weights import BACKEND  # the server side's name (vLLM is imported by TRL's client already)
+
 RESTART = ("VLLM_SERVER_DEV_MODE=1 python -m vllm.entrypoints.openai.api_server --model MODEL "
-           "--weight-transfer-config '{\"backend\": \"stagerl_file\"}' --logprobs-mode processed_logprobs "
+           f"--weight-transfer-config '{json.dumps({'backend': BACKEND})}' --logprobs-mode processed_logprobs "
            "--max-logprobs -1 (docs/vllm.md)")
 
 
