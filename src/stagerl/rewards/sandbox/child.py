@@ -119,15 +119,18 @@ _PREPARED = {}
 """The ``__main__`` module every test starts from (``prepare``), built once in the supervisor."""
 
 
-def prepare(streams=None):
+def prepare(streams=None, workdir=None):
     """Build, once in the supervisor, the ``__main__`` module a program runs in: builtins and the
     LiveCodeBench header already executed. Each test's child is a fresh fork, so it gets its own
     copy-on-write copy: what one program does to it (or to any module) dies with that child and
     never reaches the supervisor or the next test. Then freeze the collector's view of everything
     built so far, so a program's garbage collections do not walk (and copy) the supervisor's heap.
-    ``streams``: ``_streams()`` made while fds 0, 1 and 2 were pipes (as a test's are), never used
-    here; each child takes its own copy. Also clears the supervisor's own environment to ``_ENV``
-    (only ever call it in the supervisor).
+    ``streams``: ``_streams()`` made while fds 0, 1 and 2 were pipes (as a test's are), never read or
+    written here; they are bound here, once, as ``sys.stdin``/``stdout``/``stderr`` (and the header's
+    names), ``sys.argv`` and ``sys.modules["__main__"]`` are set, and each child takes its own copy of
+    all of it. ``workdir``: the fixed path every test's work dir has (``HOME``, ``TMPDIR``). Also clears
+    the supervisor's own environment to ``_ENV`` (only ever call it in the supervisor, which must then
+    never print: a byte it buffered in ``sys.stdout`` would reach every later test's output).
 
     Why: each page of the supervisor's memory a child writes is copied for it (copy-on-write); the
     less the child's own set-up writes, the cheaper a test."""
@@ -135,15 +138,18 @@ def prepare(streams=None):
 
     os.environ.clear()
     os.environ.update(_ENV)
-    for _ in range(10):  # run the child's environment code here, so that its code objects are warm
-        os.environ["HOME"] = os.environ["TMPDIR"] = "/"
-        del os.environ["HOME"], os.environ["TMPDIR"]
-    if streams is not None:
-        _PREPARED["streams"] = streams
+    if workdir is not None:
+        os.environ["HOME"] = os.environ["TMPDIR"] = _PREPARED["workdir"] = workdir
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
     exec(_PRELUDE_CODE, main.__dict__)
     _PREPARED["main"] = main
+    if streams is not None:
+        sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
+        sys.argv = ["solution.py"]
+        sys.modules["__main__"] = main
+        main.__dict__.update(stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr, argv=sys.argv)
+        _PREPARED["streams"] = streams
     gc.collect()
     gc.freeze()
 
@@ -159,7 +165,7 @@ def child(cfg, req, workdir, fds):
     """In the forked child: isolate, drop privileges, run the program; never returns."""
     status = 126
     try:
-        os.setsid()
+        os.setpgid(0, 0)  # its own group (killed as one); not a session: setsid costs a scheduler autogroup per test
         mode, lim = req["mode"], req["limits"]
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(fds["in_r"] if mode == "stdin" else devnull, 0)
@@ -187,17 +193,18 @@ def child(cfg, req, workdir, fds):
         if "main" not in _PREPARED:  # prepared: the supervisor's environment is already just _ENV
             os.environ.clear()
             os.environ.update(_ENV)
-        os.environ["HOME"] = os.environ["TMPDIR"] = workdir
-        sys.stdin, sys.stdout, sys.stderr = _PREPARED.get("streams") or _streams()
-        sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
-        sys.argv = ["solution.py"]
+        if _PREPARED.get("workdir") != workdir:
+            os.environ["HOME"] = os.environ["TMPDIR"] = workdir
         main = _PREPARED.get("main")
-        if main is None:  # not prepared (a supervisor always prepares): run the header with the program
-            main = types.ModuleType("__main__")
-            main.__dict__["__builtins__"] = builtins
-        sys.modules["__main__"] = main
-        if "main" in _PREPARED:  # the header's `from sys import *` bound the supervisor's: rebind to this test's
-            main.__dict__.update(stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr, argv=sys.argv)
+        if main is None or "streams" not in _PREPARED:  # not prepared (a supervisor always prepares)
+            sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = _streams()
+            sys.argv = ["solution.py"]
+            if main is None:  # run the header with the program
+                main = types.ModuleType("__main__")
+                main.__dict__["__builtins__"] = builtins
+            else:  # the header's `from sys import *` bound the supervisor's: rebind to this test's
+                main.__dict__.update(stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr, argv=sys.argv)
+            sys.modules["__main__"] = main
         args = req.get("input") if mode == "call" else None
         fn_name = req.get("fn_name")
         # Captured before untrusted code runs: it can patch modules, not these local references.

@@ -31,6 +31,10 @@ if "child" not in globals():  # imported in the project; in the sandbox the chil
                                                install_seccomp, prepare, seccomp_filter)
 
 _MAX_MSG = 1 << 28
+WORKDIR = "w"
+"""The name of every test's work dir in the slot's work root (made before the test, wiped after)."""
+PIPE_BUF = 4096
+"""Bytes that fit any empty pipe (even one the kernel shrank to a page): written to a test's stdin at once."""
 
 
 def _read_exact(fd, n):
@@ -180,42 +184,51 @@ def empty_dir(path):
 
 def run_one(cfg, ctl_in, req, n):
     """Run one test in a fresh child; return what the program did (no verdict)."""
-    lim = req["limits"]
-    workdir = os.path.join(cfg["workroot"], f"t{n}")
+    lim, stdin_mode = req["limits"], req["mode"] == "stdin"
+    workdir = os.path.join(cfg["workroot"], WORKDIR)  # one name for every test: the wipe after each removes it
     os.mkdir(workdir, 0o700)
     if cfg.get("uid") is not None:
         os.chown(workdir, cfg["uid"], cfg["uid"])
+    reads = ("out_r", "err_r") if stdin_mode else ("err_r", "res_r")  # call mode: stdin/stdout are /dev/null
     fds = {}
-    fds["in_r"], fds["in_w"] = os.pipe()
-    fds["out_r"], fds["out_w"] = os.pipe()
-    fds["err_r"], fds["err_w"] = os.pipe()
-    fds["ready_r"], fds["ready_w"] = os.pipe()
-    fds["res_r"], fds["res_w"] = os.pipe()
+    if stdin_mode:
+        fds["in_r"], fds["in_w"] = os.pipe()
+    for k in reads:
+        fds[k], fds[k[:-1] + "w"] = os.pipe()
+    fds["ready_r"], fds["ready_w"] = os.pipe2(os.O_NONBLOCK)  # the child writes one byte; we read after it ends
     t0 = time.monotonic()
     pid = os.fork()
     if pid == 0:
         child(cfg, req, workdir, fds)
-    for k in ("in_r", "out_w", "err_w", "ready_w", "res_w"):
-        os.close(fds[k])
-    data = req["input"].encode() if req["mode"] == "stdin" else b""
-    if not data:
-        os.close(fds["in_w"])
+    for k in fds:
+        if k.endswith("_w") and k != "in_w" or k == "in_r":
+            os.close(fds[k])
+    data = req["input"].encode() if stdin_mode else b""
     pidfd = os.pidfd_open(pid)
     sel = Poll()
-    os.set_blocking(fds["ready_r"], False)
-    for k in ("out_r", "err_r", "res_r"):
-        os.set_blocking(fds[k], False)
+    for k in reads:  # no O_NONBLOCK needed: each is read once per readiness, and read() returns what is there
         sel.register(fds[k], k)
-    if data:
+    if len(data) <= PIPE_BUF:  # fits an empty pipe whatever its size: one write that cannot block
+        if data:
+            try:
+                os.write(fds["in_w"], data)
+            except BrokenPipeError:
+                pass
+        if stdin_mode:
+            os.close(fds["in_w"])
+        off = len(data)
+    else:
         os.set_blocking(fds["in_w"], False)
         sel.register(fds["in_w"], "in_w", write=True)
+        off = 0
     sel.register(pidfd, "exit")
     sel.register(ctl_in, "ctl")
-    bufs = {"out_r": bytearray(), "err_r": bytearray(), "res_r": bytearray()}
-    caps = {"out_r": int(lim["output_mb"]) << 20, "err_r": 4096, "res_r": int(lim["output_mb"]) << 20}
-    flood = {"out_r": caps["out_r"], "err_r": caps["out_r"], "res_r": caps["res_r"]}
-    seen = {"out_r": 0, "err_r": 0, "res_r": 0}
-    open_reads, off, exited, status = {"out_r", "err_r", "res_r"}, 0, False, "ok"
+    big = int(lim["output_mb"]) << 20
+    bufs = {k: bytearray() for k in reads}
+    caps = {"out_r": big, "err_r": 4096, "res_r": big}
+    flood = {"out_r": big, "err_r": big, "res_r": big}
+    seen = dict.fromkeys(reads, 0)
+    open_reads, exited, status = set(reads), False, "ok"
     deadline = t0 + float(lim["timeout_s"])
     grace = None
     while True:
@@ -269,9 +282,9 @@ def run_one(cfg, ctl_in, req, n):
         ready = os.read(fds["ready_r"], 1) == b"R"
     except OSError:
         ready = False
-    for k in ("out_r", "err_r", "res_r", "ready_r"):
+    for k in (*reads, "ready_r"):
         os.close(fds[k])
-    if data and off < len(data):
+    if off < len(data):
         try:
             os.close(fds["in_w"])
         except OSError:
@@ -303,7 +316,7 @@ def main():
     prog = seccomp_filter()
     if prog is not None:  # once, here: every test's child inherits it (none of this process's needs are denied)
         install_seccomp(prog)
-    prepare(streams)  # the __main__ every test's child starts from (header run once, here)
+    prepare(streams, os.path.join(cfg["workroot"], WORKDIR))  # the __main__ every test's child starts from (header run once, here)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     send(ctl_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})
     n = 0
