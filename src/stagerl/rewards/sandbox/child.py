@@ -147,6 +147,7 @@ def prepare(streams=None, workdir=None):
     if streams is not None:
         sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
         sys.argv = ["solution.py"]
+        _PREPARED["own_main"] = sys.modules.get("__main__")  # the supervisor's own module stays referenced
         sys.modules["__main__"] = main
         main.__dict__.update(stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr, argv=sys.argv)
         _PREPARED["streams"] = streams
