@@ -6,6 +6,7 @@ for every seed, in sequence; resumable; then compare the arms.
     python experiments/run.py staging mixing --seeds 0 1 2
     python experiments/run.py all --dry-run              # print the plan and commands, run nothing
     python experiments/run.py staging --seeds 0 --smoke --runs-dir /tmp/smoke   # plumbing check
+    python experiments/run.py all --engine vllm          # scoring and evaluation on vLLM (needs the vllm extra)
 
 Experiments and their arms are listed in ``experiments/experiments.yaml``; each arm is a complete
 recipe ``experiments/<arm>.yaml`` (``stagerl run experiments/<arm>.yaml`` runs it alone). All arms
@@ -93,6 +94,20 @@ def with_seed(recipe: dict, seed: int, folder: Path = HERE) -> dict:
     rules = d.get("levels", {}).get("rules")
     if isinstance(rules, str) and rules.endswith((".yaml", ".yml")) and not Path(rules).is_absolute():
         d["levels"]["rules"] = str((folder / rules).resolve())
+    return d
+
+
+def with_engine(recipe: dict, engine: str | None) -> dict:
+    """A copy whose scoring models and evaluation generate with ``engine`` (``None``: as written).
+    Only the engine changes: the model, sampling settings and seeds stay, so the samples answer the
+    same question, drawn by another sampler (use one engine per runs folder: a resumed run reuses
+    what is stored). Training (TRL) and its dev scores are not affected."""
+    d = copy.deepcopy(recipe)
+    if engine:
+        for m in d.get("scoring", {}).get("models", []):
+            m["engine"] = engine
+        if "eval" in d:
+            d["eval"]["engine"] = engine
     return d
 
 
@@ -346,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", default="runs/experiments", help="where the run folders go (default: runs/experiments)")
     p.add_argument("--dry-run", action="store_true", help="check the recipes and print the plan and commands; run nothing")
     p.add_argument("--smoke", action="store_true", help="tiny sizes for a plumbing check (meaningless numbers)")
+    p.add_argument("--engine", default=None, choices=("transformers", "vllm"),
+                   help="generate scoring and evaluation samples with this engine (default: as the recipes say)")
     args = p.parse_args(argv)
     names = list(manifest["experiments"]) if args.experiments == ["all"] else args.experiments
     arms = check(manifest, names)
@@ -356,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     shared_done: set[int] = set()
     t0 = time.time()
     for seed, arm in plan:
-        recipe = with_seed(arms[arm], seed)
+        recipe = with_engine(with_seed(arms[arm], seed), args.engine)
         if args.smoke:
             recipe = smoke(recipe)
         total = 3 if args.smoke and total_of[arm] else total_of[arm]

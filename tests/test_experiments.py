@@ -92,6 +92,22 @@ def test_seed_applies_to_training_data_scoring_and_stages_not_eval(run):
     assert tiny["train"]["stages"][0]["dev"]["source"]["n"] == 4
 
 
+def test_engine_switches_scoring_and_evaluation_only(run):
+    base = run.with_seed(run.arm_dict("staging-staged"), 3)
+    v = run.with_engine(base, "vllm")
+    assert [m["engine"] for m in v["scoring"]["models"]] == ["vllm"] and v["eval"]["engine"] == "vllm"
+    assert [m["engine"] for m in base["scoring"]["models"]] == ["transformers"]  # the input is not changed
+    strip = lambda d: {**d, "scoring": {**d["scoring"], "models": [{k: x for k, x in m.items() if k != "engine"}
+                                                                   for m in d["scoring"]["models"]]},
+                       "eval": {k: x for k, x in d["eval"].items() if k != "engine"}}
+    assert strip(v) == strip(base)  # models, sampling, seeds, data, training: all as they were
+    assert run.with_engine(base, None) == base
+    load_recipe(v)
+    # every arm of an experiment still shares one scoring run under the switch
+    arms = {a: run.with_engine(run.with_seed(run.arm_dict(a), 0), "vllm") for a in run.load_manifest()["experiments"]["staging"]["arms"]}
+    assert len({json.dumps(run.shared_part(d), sort_keys=True) for d in arms.values()}) == 1
+
+
 def test_expand_runs_a_shared_arm_once_per_seed(run):
     manifest = run.load_manifest()
     plan = run.expand(manifest, ["difficulty", "mixing"], [0, 1, 2])
