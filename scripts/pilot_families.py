@@ -9,6 +9,7 @@ Prints one line per limit and ends with
     PILOT <family> n=<n> k=<k> partial=<share of problems with rate in (0,1)> ... s_per_sample=<x>
 
     OMP_NUM_THREADS=1 python scripts/pilot_families.py chain_math --n 60 --k 4 --limits 64 96
+    python scripts/pilot_families.py chain_math --n 200 --engine vllm      # vLLM's CPU build (the vllm extra)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections import defaultdict
 
 from stagerl.data import load_builtin, to_messages
-from stagerl.engines.hf import TransformersEngine
+from stagerl.engines import make_engine
 from stagerl.rewards import code_rewards, math_rewards
 
 
@@ -33,14 +34,15 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument("--limits", type=int, nargs="+", default=[64, 96])
     ap.add_argument("--json", help="write per-problem rows here")
+    ap.add_argument("--engine", default="transformers", choices=("transformers", "vllm"))
     args = ap.parse_args()
 
     problems = load_builtin(args.family, n=args.n, seed=args.seed)
-    engine = TransformersEngine("smollm2-135m")
-    t0 = time.perf_counter()
-    outs = engine.generate([to_messages(p, fewshot=True) for p in problems], n=args.k, temperature=args.temperature,
-                           top_p=0.95, max_tokens=args.max_tokens, seed=args.seed)
-    gen_s = time.perf_counter() - t0
+    with make_engine(args.engine, "smollm2-135m") as engine:
+        t0 = time.perf_counter()  # after the engine is up: vLLM's start-up (about a minute) is not timed
+        outs = engine.generate([to_messages(p, fewshot=True) for p in problems], n=args.k, temperature=args.temperature,
+                               top_p=0.95, max_tokens=args.max_tokens, seed=args.seed)
+        gen_s = time.perf_counter() - t0
     texts = [c.text for cs in outs for c in cs]
     if problems[0].domain == "math":
         rewards = math_rewards(texts, [p.answer for p in problems for _ in range(args.k)])
@@ -65,7 +67,7 @@ def main() -> None:
               f"by level (mean/partial): {lv}")
     done = [t for t in toks if t < 10**9]
     n_tok = sum(c.tokens for cs in outs for c in cs)
-    print(f"PILOT {args.family} n={args.n} k={args.k} gen_s={gen_s:.0f} s_per_sample={gen_s / len(toks):.2f} "
+    print(f"PILOT {args.family} engine={args.engine} n={args.n} k={args.k} gen_s={gen_s:.0f} s_per_sample={gen_s / len(toks):.2f} "
           f"tokens={n_tok} tok_per_s={n_tok / gen_s:.1f} median_finished_len={sorted(done)[len(done) // 2] if done else '-'}")
     if args.json:
         with open(args.json, "w") as f:
