@@ -336,3 +336,13 @@ def test_large_inputs_go_in_several_requests_and_every_test_gets_its_own_report_
     assert slots.BATCH_BYTES < sizes[0] + sizes[1] + sizes[2]
     reps = sb.run_tests("import sys\nprint(len(sys.stdin.read()))", ["x" * (n - 1) + "\n" for n in sizes])
     assert [r["stdout"] for r in reps] == [f"{n}\n" for n in sizes], [r["status"] for r in reps]
+
+
+def test_stdin_at_the_direct_write_boundary_and_a_program_that_never_reads_it():
+    from stagerl.rewards.sandbox.supervisor import PIPE_BUF
+
+    sizes = [PIPE_BUF - 1, PIPE_BUF, PIPE_BUF + 1, 300_000]  # written at once up to PIPE_BUF, through the poll loop past it
+    reps = sb.run_tests("import sys\nprint(len(sys.stdin.read()))", ["x" * (n - 1) + "\n" for n in sizes])
+    assert [r["stdout"] for r in reps] == [f"{n}\n" for n in sizes], [r["status"] for r in reps]
+    reps = sb.run_tests("print('done')", ["y" * n for n in (10, PIPE_BUF + 1, 300_000)])  # exits without reading
+    assert [(r["status"], r["stdout"]) for r in reps] == [("ok", "done\n")] * 3, reps
