@@ -14,7 +14,8 @@ or both partial; L3 = strong = 0 plus 50% of the rest.
    fixed ones.
 3. Labels: the fixed table labelled with ``label`` vs the adaptive table with ``decide`` over its
    bounds (every verdict must be decided) and with ``label`` over its point estimates.
-4. The statistical rule (``scoring.stop: {rule: bayes, error: --error}``, default prior) the same
+4. The statistical rule (``scoring.stop: {rule: --rule, error: --error}``: ``bayes`` with the default
+   prior, or ``joint`` with its prior fitted to a calibration share of the run) the same
    way, on the same replayed samples: tokens and the share of problems whose labels equal the fixed
    run's (goal: <= 0.40 of the tokens with >= 99% of the labels identical).
 5. The same two rules on a larger simulated pool (``--sim-problems``, the paper's four-model ladder
@@ -24,6 +25,7 @@ or both partial; L3 = strong = 0 plus 50% of the rest.
 
     .venv/bin/python benchmarks/scoring.py    # 20 problems, k=16, max_tokens 64, rounds of 4, strongest first
     .venv/bin/python benchmarks/scoring.py --sim-only --error 0.1    # the simulated pool alone (seconds)
+    .venv/bin/python benchmarks/scoring.py --sim-only --rule joint --round-size 1    # the joint rule, rounds of 1
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ def main() -> None:
     ap.add_argument("--order", default="strongest-first", choices=ORDERS)
     ap.add_argument("--run", default="runs/bench-scoring")
     ap.add_argument("--error", type=float, default=0.01, help="budget of the statistical rule")
+    ap.add_argument("--rule", default="bayes", choices=("bayes", "joint"),
+                    help="the statistical rule: bayes (independent published prior) or joint (fitted to the run)")
     ap.add_argument("--sim-problems", type=int, default=2000, help="problems in the simulated pool (0: skip)")
     ap.add_argument("--sim-only", action="store_true", help="only the simulated pool (no model runs)")
     args = ap.parse_args()
@@ -133,9 +137,9 @@ def main() -> None:
 
     prompt_ids = {json.dumps(prompt.messages(p)): p.id for p in problems}
     results = {}
-    arms = [(order, "exact") for order in ORDERS] + [(args.order, "bayes")]
+    arms = [(order, "exact") for order in ORDERS] + [(args.order, args.rule)]
     for order, rule in arms:
-        name = f"adaptive-{order}" + ("-bayes" if rule == "bayes" else "")
+        name = f"adaptive-{order}" + ("" if rule == "exact" else f"-{rule}")
         path = run / f"{name}.sqlite"
         for f in run.glob(f"{name}.sqlite*"):
             f.unlink()
@@ -164,7 +168,7 @@ def main() -> None:
         same_d = sum(decided[p] == want[p] for p in want)
         same_p = sum(point[p] == want[p] for p in want)
         same[(order, rule)] = min(same_d, same_p) / len(want)
-        label = f"{'adaptive' if rule == 'exact' else f'bayes {args.error:g}'} {order}"
+        label = f"{'adaptive' if rule == 'exact' else f'{rule} {args.error:g}'} {order}"
         print(f"{label:<26}{samples:>8}{tokens:>8}{tokens / fixed_tokens:>7.2f}  "
               f"{same_d}/{len(want)} / {same_p}/{len(want)}")
     _, tokens, _ = results[(args.order, "exact")]
@@ -172,9 +176,9 @@ def main() -> None:
     ok = ratio <= 0.5 and same[(args.order, "exact")] == 1.0
     print(f"RESULT scoring_tokens ours={tokens} anchor={fixed_tokens} ratio={ratio:.3f} goal=<=0.5 "
           f"ok={'yes' if ok else 'no'}")
-    _, tokens, _ = results[(args.order, "bayes")]
-    ratio, share = tokens / fixed_tokens, same[(args.order, "bayes")]
-    print(f"statistical rule (budget {args.error:g}): labels identical {share:.1%} (side condition: >= 99%)")
+    _, tokens, _ = results[(args.order, args.rule)]
+    ratio, share = tokens / fixed_tokens, same[(args.order, args.rule)]
+    print(f"statistical rule ({args.rule}, budget {args.error:g}): labels identical {share:.1%} (side condition: >= 99%)")
     print(f"RESULT scoring_tokens_bayes ours={tokens} anchor={fixed_tokens} ratio={ratio:.3f} goal=<=0.40 "
           f"ok={'yes' if ratio <= 0.40 and share >= 0.99 else 'no'}")
     if args.sim_problems:
@@ -185,7 +189,7 @@ def simulated(args: argparse.Namespace) -> None:
     """Both rules on the simulated pool (the paper's ladder and rules, published pass-rate histograms)."""
     from stagerl.config import PriorConfig
     from stagerl.levels.rules import bind, load_rules
-    from stagerl.scoring.simulate import published_pool, simulate, stop_of
+    from stagerl.scoring.simulate import joint_stop_of, published_pool, simulate, stop_of
 
     ladder = ["small", "medium", "large", "strongest"]
     rules = bind(load_rules("paper"), {a: (a if a != "policy" else "small") for a in ["policy", *ladder]})
@@ -193,11 +197,12 @@ def simulated(args: argparse.Namespace) -> None:
                           args.sim_problems, seed=0)
     order = ladder if args.order == "weakest-first" else ladder[::-1]
     exact = simulate(rules, pool, args.k, order=order, round_size=args.round_size, seed=0)
-    bayes = simulate(rules, pool, args.k, order=order, round_size=args.round_size, seed=0,
-                     stop=stop_of(args.error, PriorConfig()))
-    print(f"simulated pool: {args.sim_problems} problems, paper rules, k={args.k}, {args.order}; pass rates from "
+    stop = stop_of(args.error, PriorConfig()) if args.rule == "bayes" else joint_stop_of(args.error)
+    bayes = simulate(rules, pool, args.k, order=order, round_size=args.round_size, seed=0, stop=stop)
+    print(f"simulated pool: {args.sim_problems} problems, paper rules, k={args.k}, rounds of {args.round_size}, "
+          f"{args.order}; pass rates from "
           "SwS's published histograms (1.5B <- SwS-3B, 7B <- SwS-7B, 32B and R1 <- SwS-32B), one latent difficulty")
-    for name, res in (("exact", exact), (f"bayes {args.error:g}", bayes)):
+    for name, res in (("exact", exact), (f"{args.rule} {args.error:g}", bayes)):
         print(f"  {name:<12} samples {res.samples:>7} of {res.fixed_samples} ({res.ratio:.3f}), "
               f"labels identical {res.share_same:.2%}, error spent per problem {res.spent / res.problems:.4f}")
     print(f"RESULT scoring_samples_bayes_sim ours={bayes.samples} anchor={bayes.fixed_samples} ratio={bayes.ratio:.3f} "

@@ -21,6 +21,7 @@ pass@1 (DeepSeek-R1 report): MATH-500 for the math problems, LiveCodeBench for t
     python scripts/scale_scoring.py                 # 9001 problems (math_train + lcb_train), k=16
     python scripts/scale_scoring.py --spread 1.5 --scale 0.2
     python scripts/scale_scoring.py --pool published --error 0.01 0.1
+    python scripts/scale_scoring.py --rule joint --round-size 1 --scale 0.2   # the joint rule (joint_stop)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import random
 
 from stagerl.config import PriorConfig
 from stagerl.levels.rules import bind, load_rules
-from stagerl.scoring.simulate import published_pool, simulate as run_rules, stop_of
+from stagerl.scoring.simulate import joint_stop_of, published_pool, simulate as run_rules, stop_of
 
 MODELS = ["r1-distill-qwen-1.5b", "r1-distill-qwen-7b", "r1-distill-qwen-32b", "deepseek-r1"]  # weakest first
 # published pass@1 (DeepSeek-R1 report, tables 4-5): MATH-500 and LiveCodeBench
@@ -106,18 +107,26 @@ def main() -> None:
     ap.add_argument("--error", type=float, nargs="*", default=[0.01],
                     help="budgets of the statistical rule to show beside the exact one")
     ap.add_argument("--orders", nargs="+", default=["strongest-first", "weakest-first"])
+    ap.add_argument("--rule", default="bayes", choices=("bayes", "joint"),
+                    help="the statistical rule: bayes (independent published prior) or joint (fitted to the run)")
     a = ap.parse_args()
     prior = PriorConfig()
     n = int(8421 * a.scale) + int(580 * a.scale)
     print(f"pool={a.pool} k={a.k} round_size={a.round_size} spread={a.spread} problems={n} "
           f"prior=(a={prior.a}, b={prior.b}, zero={prior.zero}, one={prior.one})")
     print(f"{'rule':<12}{'order':<17}" + "".join(f"{m:>22}" for m in MODELS) + f"{'total':>8}{'same labels':>13}")
+    results = []
     for order in a.orders:
-        for stop in [None, *(stop_of(e, prior) for e in a.error)]:
+        for stop in [None, *((stop_of(e, prior) if a.rule == "bayes" else joint_stop_of(e)) for e in a.error)]:
             res = run(order, a.k, a.round_size, a.spread, a.scale, a.seed, stop, a.pool)
-            name = "exact" if stop is None else f"bayes {stop.error:g}"
+            name = "exact" if stop is None else f"{a.rule} {stop.error:g}"
             print(f"{name:<12}{order:<17}" + "".join(f"{res.per_model[m] / (a.k * res.problems):22.3f}" for m in MODELS)
                   + f"{res.ratio:8.3f}{res.share_same:13.4f}", flush=True)
+            results.append((order, stop, res))
+    for order, stop, res in results:  # the goal of issue 21: <= 0.40 of the samples, >= 99% labels identical
+        if stop is not None and stop.error == a.error[0]:
+            print(f"RESULT scale_scoring_{a.pool}_{order}_{a.rule} ours={res.samples} anchor={res.fixed_samples} "
+                  f"ratio={res.ratio:.3f} goal=<=0.40 ok={'yes' if res.ratio <= 0.40 and res.share_same >= 0.99 else 'no'}")
 
 
 if __name__ == "__main__":

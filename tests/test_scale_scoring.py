@@ -35,6 +35,8 @@ def test_strong_models_stop_at_the_round_floor_and_weakest_first_skips_the_7b(si
     strongest = sim.simulate("strongest-first", k=16, round_size=4, spread=2.5, scale=0.03, seed=0)
     weakest = sim.simulate("weakest-first", k=16, round_size=4, spread=2.5, scale=0.03, seed=0)
     for share in (strongest, weakest):
-        assert 0.25 <= share["deepseek-r1"] < 0.35 and 0.25 <= share["r1-distill-qwen-32b"] < 0.35
-        assert share["r1-distill-qwen-1.5b"] > 0.5
+        assert 0.25 <= share["deepseek-r1"] < 0.35 and share["r1-distill-qwen-1.5b"] > 0.5
+        # the 32B decides only L3, and only where the problem is outside L3's retained share (about
+        # half the math problems): the retained ones draw none of its samples (levels/box.py)
+        assert 0.1 <= share["r1-distill-qwen-32b"] < 0.2
     assert weakest["r1-distill-qwen-7b"] < strongest["r1-distill-qwen-7b"] - 0.2

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..valid import _at_least, _need
 
-STOP_RULES = ("exact", "bayes")
+STOP_RULES = ("exact", "bayes", "joint")
 
 
 @dataclass
@@ -33,14 +33,28 @@ class StopConfig:
     """When adaptive scoring stops a pair. ``exact`` (default): once no label can change, whatever
     the samples not drawn turn out to be (labels identical to all k samples). ``bayes``: once the
     chance that the problem's labels differ from the k-sample labels is at most ``error``, under
-    ``prior`` (``stagerl.scoring.bayes_stop``)."""
+    ``prior`` (``stagerl.scoring.bayes_stop``). ``joint``: the same, under a prior across the ladder
+    fitted to a ``calibration`` share of the run's own problems, scored first with the exact rule
+    (``stagerl.scoring.joint_stop``)."""
 
     rule: str = "exact"
     error: float = 0.01
     """The statistical rule's budget per problem: the chance its labels differ from all k samples'."""
     prior: PriorConfig = field(default_factory=PriorConfig)
+    """The ``bayes`` rule's prior on one pair's pass rate (each model alike, independent)."""
+    calibration: float = 0.1
+    """``joint``: the share of problems (a seeded hash of the id) scored first with the exact rule and fitted."""
+    classes: int = 12
+    """``joint``: latent classes of the joint prior (each a pass rate per model)."""
+    draws: int = 8
+    """``joint``: Bayesian-bootstrap fits whose predictives are averaged (the fit's uncertainty); 1: one fit."""
+    seed: int = 0
+    """``joint``: seed of the calibration draw and of the bootstrap weights."""
 
     def __post_init__(self) -> None:
         _need(self.rule in STOP_RULES, "rule", f"must be one of {', '.join(STOP_RULES)}, got {self.rule!r}")
         _need(isinstance(self.error, (int, float)) and not isinstance(self.error, bool) and 0 <= self.error < 1,
               "error", f"must be a probability in [0, 1), got {self.error!r}")
+        _need(isinstance(self.calibration, (int, float)) and not isinstance(self.calibration, bool)
+              and 0 < self.calibration <= 1, "calibration", f"must be a share in (0, 1], got {self.calibration!r}")
+        _at_least(self, 1, "classes", "draws")

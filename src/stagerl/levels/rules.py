@@ -317,11 +317,19 @@ def _and(a: bool | None, b: bool | None) -> bool | None:
 def decide(rules: Rules, bounds: Bounds, problem_id: str, domain: str) -> dict[str, bool | None]:
     """Three-valued verdicts ("keep" and each level) given the closed range of each model's final
     pass rate (a model missing from ``bounds`` may be anywhere in [0, 1]). A verdict is True/False
-    only when it holds for every rate inside the bounds; a dropped problem is in no level."""
+    exactly when it holds (fails) for every rate inside the bounds; a dropped problem is in no level.
+    Kleene logic first, then ``box.exact`` for what it leaves open."""
+    from .box import exact
+
     keep = True if rules.keep is None else _eval(rules.keep, rules, bounds, "keep", problem_id, domain)
+    if keep is None:
+        keep = exact(rules, [(rules.keep, "keep")], bounds, problem_id, domain)
     out: dict[str, bool | None] = {"keep": keep}
     for name, cond in rules.levels.items():
         out[name] = _and(keep, _eval(cond, rules, bounds, name, problem_id, domain))
+        if out[name] is None:
+            parts = [(cond, name)] if rules.keep is None else [(rules.keep, "keep"), (cond, name)]
+            out[name] = exact(rules, parts, bounds, problem_id, domain)
     return out
 
 
@@ -350,15 +358,25 @@ def _open_models(node: Any, rules: Rules, bounds: Bounds, level: str, pid: str, 
 
 
 def relevant_models(rules: Rules, bounds: Bounds, problem_id: str, domain: str) -> set[str]:
-    """Model names whose rate could still change an undecided verdict of this problem: those in an
-    undecided atom under undecided connectives (sound: a model left out cannot change any verdict;
-    empty exactly when every verdict is decided)."""
+    """Model names whose rate could still change an undecided verdict of this problem: those on
+    which the verdict depends inside the bounds (``box.relevant``; with too many pieces, those in an
+    undecided atom under undecided connectives). Sound: a model left out cannot change any verdict;
+    empty exactly when every verdict is decided."""
+    from .box import relevant
+
     out: set[str] = set()
     verdicts = decide(rules, bounds, problem_id, domain)
     if verdicts["keep"] is None:
-        _open_models(rules.keep, rules, bounds, "keep", problem_id, domain, out)
+        got = relevant(rules, [(rules.keep, "keep")], bounds, problem_id, domain)
+        _open_models(rules.keep, rules, bounds, "keep", problem_id, domain, out) if got is None else out.update(got)
     if verdicts["keep"] is not False:
         for name, cond in rules.levels.items():
             if verdicts[name] is None:
-                _open_models(cond, rules, bounds, name, problem_id, domain, out)
+                parts = [(cond, name)] if rules.keep is None else [(rules.keep, "keep"), (cond, name)]
+                got = relevant(rules, parts, bounds, problem_id, domain)
+                if got is None:
+                    _open_models(cond, rules, bounds, name, problem_id, domain, out)
+                    if verdicts["keep"] is None:
+                        _open_models(rules.keep, rules, bounds, "keep", problem_id, domain, out)
+                out.update(got or ())
     return out

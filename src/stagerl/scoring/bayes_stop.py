@@ -90,7 +90,9 @@ def stop_error(rules: Any, stats: Stats, models: Sequence[str], k: int, problem_
                model: str, prior: Any, settled: Iterable[str] = ()) -> float:
     """The probability (under ``prior``) that stopping ``model`` now, at ``s/m``, labels its problem
     otherwise than all k samples would (see the module docstring). ``settled``: the other models
-    whose sampling is over. 1.0 before ``MIN_SAMPLES`` samples."""
+    whose sampling is over. 1.0 before ``MIN_SAMPLES`` samples. ``prior``: a zero-one-inflated Beta
+    for this pair alone, or anything with ``predict(stats, model, k)`` (a joint prior: ``stats`` then
+    holds what every model drew of the problem when this one is scored)."""
     from ..levels.rules import relevant_models
 
     s, m = stats.get(model, (0, 0))
@@ -100,7 +102,9 @@ def stop_error(rules: Any, stats: Stats, models: Sequence[str], k: int, problem_
         return 1.0
     base = _box(stats, models, k, set(settled) - {model})
     point, err = s / m, 0.0
-    for x, px in enumerate(predictive(prior, s, m, k - m)):
+    # a joint prior (``joint_stop.JointPrior``) conditions on every model's samples of the problem
+    probs = prior.predict(stats, model, k) if hasattr(prior, "predict") else predictive(prior, s, m, k - m)
+    for x, px in enumerate(probs):
         if px <= 0.0:
             continue
         q = (s + x) / k

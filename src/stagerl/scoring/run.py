@@ -143,6 +143,7 @@ class _Run:
     bar: Any
     adaptive: bool
     stopped: set = field(default_factory=set)  # (problem, model) pairs stopped early
+    joint: Any = None  # the joint rule's prior, once its calibration share is scored
     totals: dict = field(default_factory=lambda: {"generated": 0, "stored": 0, "tokens": 0,
                                                   "start": time.perf_counter()})
 
@@ -198,8 +199,12 @@ def score(
                adaptive=bool(config.adaptive and rules is not None))
     try:
         models = config.models if config.order == "weakest-first" else config.models[::-1]
-        for ref in models:
-            _score_model(run, ref, problems, engine_factory or default_engine)
+        parts = _parts(run, problems)
+        for i, part in enumerate(parts):
+            if i:  # the joint rule: the rest, with the prior fitted to the calibration share (parts[0])
+                run.joint = _fit_joint(run, parts[0])
+            for ref in models:
+                _score_model(run, ref, part, engine_factory or default_engine)
     finally:
         bar.close()
     if run.totals["generated"]:
@@ -236,20 +241,39 @@ def stop_meta(config: ScoringConfig) -> dict[str, Any]:
     """What the store records of the stopping rule: nothing for the exact rule (its labels are the
     k-sample labels); the statistical rule's settings otherwise (the table then takes a pair stopped
     early at its point estimate, see ``table.py``)."""
-    if not config.adaptive or config.stop.rule == "exact":
-        return {}
     from ..config import to_dict
 
-    return {"stop": to_dict(config.stop)}
+    return {} if not config.adaptive or config.stop.rule == "exact" else {"stop": to_dict(config.stop)}
+
+
+def _parts(run: _Run, problems: list[Problem]) -> list[list[Problem]]:
+    """The problems in scoring order: all at once, or (``joint``) the calibration share, then the rest."""
+    stop = run.cfg.stop
+    if not run.adaptive or stop.rule != "joint":
+        return [problems]
+    from .joint_stop import in_calibration
+
+    cal = {p.id for p in problems if in_calibration(p.id, stop.calibration, stop.seed)}
+    return [[p for p in problems if p.id in cal], [p for p in problems if p.id not in cal]]
+
+
+def _fit_joint(run: _Run, calibration: list[Problem]) -> Any:
+    """The joint prior, fitted to the calibration problems' stored samples (every model)."""
+    from .joint_stop import fit_joint_prior
+
+    stop, records = run.cfg.stop, [{m: stats_of(run.stored[m].get(p.id, {}), run.cfg.k) for m in run.names}
+                                   for p in calibration]
+    return fit_joint_prior(records, run.names, classes=stop.classes, draws=stop.draws, seed=stop.seed)
 
 
 def _bayes_stops(run: _Run, stats: dict, model: str, problem: Problem) -> bool:
-    """Whether the statistical rule (``scoring.stop.rule: bayes``) stops this pair now."""
+    """Whether the statistical rule (``bayes``, or ``joint`` once fitted) stops this pair now."""
     stop = run.cfg.stop
-    if stop.rule != "bayes":
+    prior = stop.prior if stop.rule == "bayes" else run.joint if stop.rule == "joint" else None
+    if prior is None:
         return False
     order = run.names if run.cfg.order == "weakest-first" else run.names[::-1]
-    return may_stop(run.rules, stats, order, run.cfg.k, problem.id, problem.domain, model, stop.prior, stop.error)
+    return may_stop(run.rules, stats, order, run.cfg.k, problem.id, problem.domain, model, prior, stop.error)
 
 
 def _score_model(run: _Run, ref: ModelRef, problems: list[Problem], factory: EngineFactory) -> None:
@@ -336,8 +360,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--round-size", type=int, default=4)
     ap.add_argument("--fixed", action="store_true", help="all k samples for every pair")
     ap.add_argument("--rules", default=None, help="level rules (preset or YAML) for adaptive scoring")
-    ap.add_argument("--stop", default="exact", choices=("exact", "bayes"), help="stopping rule (scoring.stop.rule)")
-    ap.add_argument("--stop-error", type=float, default=0.01, help="budget of the bayes rule (scoring.stop.error)")
+    ap.add_argument("--stop", default="exact", choices=("exact", "bayes", "joint"), help="stopping rule (scoring.stop.rule)")
+    ap.add_argument("--stop-error", type=float, default=0.01, help="budget of the statistical rule (scoring.stop.error)")
     ap.add_argument("--bind", type=_kv, action="append", default=[], help="rules alias=model name")
     ap.add_argument("--temperature", type=float, default=0.6)
     ap.add_argument("--top-p", type=float, default=0.95)
@@ -353,9 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     rules = None
     if a.rules and not a.fixed:
         from ..levels.rules import bind, load_rules
-
-        rules = load_rules(a.rules)
-        rules = bind(rules, dict(a.bind)) if a.bind else rules
+        rules = bind(load_rules(a.rules), dict(a.bind)) if a.bind else load_rules(a.rules)
     store = SampleStore(a.store)
     cfg = ScoringConfig(models=models, k=a.k, adaptive=not a.fixed, round_size=a.round_size,
                         sampling=SamplingConfig(a.temperature, a.top_p, a.max_tokens, a.seed), call_size=a.call_size,

@@ -113,49 +113,72 @@ def simulate(rules: Any, rates: Sequence[Mapping[str, float]], k: int, *, order:
              seed: int = 0, rng: random.Random | None = None) -> SimResult:
     """Score problems with pass rates ``rates`` (``{model: p}`` each, every model of ``order``) and
     compare their labels with the k-sample labels. ``stop``: ``None`` or ``rule == "exact"`` for the
-    exact rule, else anything with ``rule == "bayes"``, ``error`` and ``prior`` (``a, b, zero, one``).
+    exact rule, ``rule == "bayes"`` with ``error`` and ``prior`` (``a, b, zero, one``), or
+    ``rule == "joint"`` with ``error``, ``calibration``, ``classes``, ``draws`` and ``seed``
+    (``joint_stop``: the calibration problems are scored first with the exact rule, the joint prior
+    is fitted to their samples, then the rest are scored with it, as ``stagerl.scoring.run`` does).
     ``domain``: one for all problems or one per problem. Samples are drawn from ``rng`` (default
     ``Random(seed)``) as the run asks for them, round by round; the samples a stopped pair never drew
     (needed only for the k-sample labels) come from a second generator."""
     from ..levels.rules import decide
+    from .bayes_stop import spent
 
     rng = rng or random.Random(seed)
     fill = random.Random(f"{seed}-fill")
-    bayes = stop is not None and getattr(stop, "rule", "exact") == "bayes"
+    rule = "exact" if stop is None else getattr(stop, "rule", "exact")
     order = list(order)
-    drawn = same = 0
-    spent_total = 0.0
     per_model = {m: 0 for m in order}
     domains = [domain] * len(rates) if isinstance(domain, str) else list(domain)
-    for n, probs in enumerate(rates):
-        pid, domain = f"sim-{n}", domains[n]
+
+    def score_one(n: int, prior: Any) -> tuple[dict, dict]:
+        pid, probs = f"sim-{n}", rates[n]
         draws: dict[str, list[bool]] = {m: [] for m in order}
         stats = {m: (0, 0) for m in order}
-        for pos, m in enumerate(order):
+        for m in order:
             while stats[m][1] < k:
-                if m not in needs_samples(rules, stats, order, k, pid, domain):
+                if m not in needs_samples(rules, stats, order, k, pid, domains[n]):
                     break
-                if bayes and may_stop(rules, stats, order, k, pid, domain, m, stop.prior, stop.error):
+                if prior is not None and may_stop(rules, stats, order, k, pid, domains[n], m, prior, stop.error):
                     break
                 got = stats[m][1]
                 take = min(round_size, k - got)
                 new = [rng.random() < probs[m] for _ in range(take)]
                 draws[m] += new
                 stats[m] = (stats[m][0] + sum(new), got + take)
-                drawn += take
                 per_model[m] += take
+        return stats, draws
+
+    scored: dict[int, tuple[dict, dict, Any]] = {}
+    if rule == "joint":
+        from .joint_stop import fit_joint_prior, in_calibration
+
+        cal = [n for n in range(len(rates)) if in_calibration(f"sim-{n}", stop.calibration, stop.seed)]
+        for n in cal:
+            scored[n] = (*score_one(n, None), None)
+        prior = fit_joint_prior([scored[n][0] for n in cal], order, classes=stop.classes, draws=stop.draws,
+                                seed=stop.seed)
+        for n in range(len(rates)):
+            if n not in scored:
+                scored[n] = (*score_one(n, prior), prior)
+    else:
+        prior = stop.prior if rule == "bayes" else None
+        for n in range(len(rates)):
+            scored[n] = (*score_one(n, prior), prior)
+    same = 0
+    spent_total = 0.0
+    for n in range(len(rates)):
+        pid, (stats, draws, prior) = f"sim-{n}", scored[n]
         for m in order:
-            draws[m] += [fill.random() < probs[m] for _ in range(k - len(draws[m]))]
+            draws[m] += [fill.random() < rates[n][m] for _ in range(k - len(draws[m]))]
         full = {m: (float(sum(draws[m])) / k,) * 2 for m in order}
-        want = decide(rules, full, pid, domain)
-        got_labels = decide(rules, point_rates(stats, k), pid, domain)
+        want = decide(rules, full, pid, domains[n])
+        got_labels = decide(rules, point_rates(stats, k), pid, domains[n])
         if None in got_labels.values():
             raise AssertionError(f"{pid}: labels left open by the stopping rule: {got_labels} {stats}")
         same += got_labels == want
-        if bayes:
-            from .bayes_stop import spent
-
-            spent_total += spent(rules, stats, order + ["\0end"], k, pid, domain, "\0end", stop.prior)
+        if prior is not None:
+            spent_total += spent(rules, stats, order + ["\0end"], k, pid, domains[n], "\0end", prior)
+    drawn = sum(per_model.values())
     return SimResult(drawn, k * len(order) * len(rates), len(rates), same, spent_total, per_model)
 
 
@@ -164,4 +187,10 @@ def stop_of(error: float, prior: Any) -> SimpleNamespace:
     return SimpleNamespace(rule="bayes", error=error, prior=prior)
 
 
-__all__ = ["PUBLISHED", "SWS_URL", "SimResult", "published_pool", "simulate", "prior_of", "stop_of", "count_probs"]
+def joint_stop_of(error: float, calibration: float = 0.1, classes: int = 12, draws: int = 8,
+                  seed: int = 0) -> SimpleNamespace:
+    """A ``stop`` for ``simulate``: the joint rule (``joint_stop``) with budget ``error``."""
+    return SimpleNamespace(rule="joint", error=error, calibration=calibration, classes=classes, draws=draws, seed=seed)
+
+
+__all__ = ["PUBLISHED", "SWS_URL", "SimResult", "published_pool", "simulate", "prior_of", "stop_of", "joint_stop_of", "count_probs"]

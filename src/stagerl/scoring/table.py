@@ -10,7 +10,7 @@ samples             samples actually drawn (< k when adaptive scoring stopped th
 successes           samples with reward >= 1 - 1e-9
 pass_rate           successes / samples (NaN when the pair drew nothing)
 rate_lo, rate_hi    bounds of the k-sample rate: [s/k, (s+k-m)/k]; equal when samples == k. Under the
-                    statistical stopping rule (``scoring.stop.rule: bayes``, recorded in the store)
+                    statistical stopping rule (``scoring.stop.rule: bayes`` or ``joint``, recorded in the store)
                     a pair stopped early is taken at its point estimate: both equal s/m
 decided_early       samples < k: the pair's outcome under the level rules was settled sooner
 mean_reward         mean reward of the drawn samples (partial credit for code)
@@ -65,7 +65,7 @@ def pass_rate_table(
         models += sorted({m for _, m in agg} - set(models))
     if not problems:  # nothing registered: list the sampled problems
         problems = sorted({(r[0], r[8]) for r in db_rows})
-    at_point = (meta.get("stop") or {}).get("rule") == "bayes"  # statistical stops: labels at s/m
+    at_point = (meta.get("stop") or {}).get("rule") in ("bayes", "joint")  # statistical stops: labels at s/m
     out = []
     for pid, domain in problems:
         for model in models:
