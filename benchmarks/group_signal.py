@@ -18,16 +18,29 @@ step holds when the policy is one of the scored models); ours then seeds its pas
 from it (``online.seed_decay``, ``train/online_prior.py``). Those scoring tokens are the run's
 scoring cost, paid whether or not training reads them: printed, not counted in either arm.
 
-The RESULT line reports the best setting (lowest tokens per useful group among those reaching 90%;
-else the lowest overall); every setting is printed.
+``--seeds 0,1,2``: one whole run per seed ``s`` (both arms, in ``--out``/seed<s>). The seed sets the
+pool (``demo_math(n, seed=s)``: the ``--math`` problems cycle through levels 1-5), the batch order,
+TRL's sampling, the scoring samples and the online filter's draws (``online.seed``). Every seed's
+figures are printed (none is dropped), with the mean ± 95% Student-t interval and the min-max of the
+per-seed ratios. **The rule for ``ok``:** pooled over the seeds (Σ tokens / Σ useful groups, per
+arm) ours ≤ 0.6 × the anchor, and Σ our trained groups with signal / Σ our trained groups ≥ 0.9.
+With several settings (``--settings``, each a name of ``SETTINGS`` with optional ``@key=value``
+overrides, e.g. ``dynamic+skip@seed_decay=0.97``; all share one anchor per seed), the RESULT line
+reports the best one on that pooled figure (lowest ratio among those reaching 90%; else the lowest
+overall): a choice made on the reported seeds, so say so when more than one setting ran; every
+setting is printed.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/group_signal.py    # 6 math problems, 6 steps × 2 prompts × G=4, 40 tokens
+    ... --math 40 --steps 20 --seed-k 8 --seeds 0,1,2 --out /tmp/signal --only anchor   # arms side by side,
+    ... --math 40 --steps 20 --seed-k 8 --seeds 0,1,2 --out /tmp/signal --only ours     # then without --only
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -47,13 +60,31 @@ SETTINGS = {
     "skip": OnlineConfig(dynamic_sampling=False, predictive_skip=True),
     "dynamic+skip": OnlineConfig(dynamic_sampling=True, max_extra_rounds=3, predictive_skip=True),
 }
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131)
+"""Student t 0.975 quantiles for 1..15 degrees of freedom (1.96 beyond)."""
+TUNABLE = ("skip_threshold", "explore", "decay", "seed_decay", "max_extra_rounds")
 
 
-def stage(name: str, args: argparse.Namespace, online: OnlineConfig | None) -> StageConfig:
+def stage(name: str, args: argparse.Namespace, online: OnlineConfig | None, seed: int) -> StageConfig:
     return StageConfig(name=name, levels=["pool"], learning_rate=args.lr, num_generations=args.G,
                        prompts_per_step=args.prompts, beta=0.0, entropy_coef=0.0,
                        max_completion_length=args.max_tokens, temperature=0.8, max_steps=args.steps, plateau=None,
-                       math_code_ratio=args.ratio if args.code else None, seed=args.seed, online=online)
+                       math_code_ratio=args.ratio if args.code else None, seed=seed, online=online)
+
+
+def setting(spec: str, seed: int) -> OnlineConfig:
+    """The setting ``spec``: a name of ``SETTINGS``, then any ``@key=value`` overrides of ``TUNABLE``
+    (``dynamic+skip@seed_decay=0.97@explore=0.05``), with the run's seed."""
+    name, *over = spec.split("@")
+    kv = dict(o.split("=", 1) for o in over)
+    if name not in SETTINGS or not set(kv) <= set(TUNABLE):
+        raise SystemExit(f"bad setting {spec!r}: a name of {', '.join(SETTINGS)}, then @key=value of {', '.join(TUNABLE)}")
+    return dataclasses.replace(SETTINGS[name], seed=seed, **{k: int(v) if k == "max_extra_rounds" else float(v)
+                                                              for k, v in kv.items()})
+
+
+def folder_name(spec: str) -> str:
+    return spec.replace("+", "_").replace("@", "_").replace("=", "").replace(".", "")
 
 
 def measure(rows: list[dict], prompts: int, G: int, online: bool) -> dict:
@@ -72,25 +103,122 @@ def measure(rows: list[dict], prompts: int, G: int, online: bool) -> dict:
             "seconds": rows[-1]["seconds"] if rows else 0.0}
 
 
-def seed_store(args: argparse.Namespace, problems: list, policy: str, messages, out: Path) -> Path:
-    """The pool scored with the policy (``--seed-k`` samples each, no early stop) in ``out/scoring``."""
+def interval(xs: list[float]) -> tuple[float, float | None]:
+    """Mean and the half-width of its 95% Student-t interval (None for a single value)."""
+    n = len(xs)
+    mean = sum(xs) / n
+    if n < 2:
+        return mean, None
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+    return mean, (T975[n - 2] if n - 1 <= len(T975) else 1.96) * sd / math.sqrt(n)
+
+
+def pooled(ms: list[dict]) -> dict:
+    """Σ over seeds of one arm's tokens, useful and trained groups."""
+    tokens, useful, groups = (sum(m[k] for m in ms) for k in ("tokens", "useful_groups", "trained_groups"))
+    return {"tokens": tokens, "useful_groups": round(useful, 2), "trained_groups": groups,
+            "signal_share": round(useful / groups, 3), "tokens_per_useful_group": round(tokens / max(useful, 1e-9), 1)}
+
+
+def seed_store(args: argparse.Namespace, problems: list, policy: str, seed: int, folder: Path) -> Path:
+    """The pool scored with the policy (``--seed-k`` samples each, no early stop) in ``folder/scoring``
+    (reused when a run with the same pool, K, length and seed made it)."""
     from stagerl.config import ModelRef, SamplingConfig, ScoringConfig
     from stagerl.scoring import score
     from stagerl.store import SampleStore
 
-    path = out / "scoring" / "samples.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path, done = folder / "scoring" / "samples.sqlite", folder / "scoring" / "done.json"
+    key = {k: getattr(args, k) for k in ("math", "code", "seed_k", "max_tokens")} | {"seed": seed}
+    if done.is_file() and json.loads(done.read_text())["key"] == key:
+        print(f"  scoring (seeds, made before): {json.loads(done.read_text())['report']}", flush=True)
+        return path
+    shutil.rmtree(path.parent, ignore_errors=True)
+    path.parent.mkdir(parents=True)
     t0 = time.time()
     config = ScoringConfig(models=[ModelRef(name="policy", model=str(policy), engine="transformers")], k=args.seed_k,
                            adaptive=False, sampling=SamplingConfig(temperature=0.8, max_tokens=args.max_tokens,
-                                                                   seed=args.seed))
+                                                                   seed=seed))
     with SampleStore(path) as store:
         table = score(problems, store, config, prompt=PromptConfig(fewshot=True), progress=False)
         tokens = sum(t for _, _, t, _, _ in store.model_totals())
-    print(f"scoring (seeds): {len(problems)} problems × {args.seed_k} samples, {tokens} tokens (the run's scoring "
-          f"cost, not counted), {time.time() - t0:.0f} s; pass rates {[round(x, 2) for x in table['pass_rate']]}",
-          flush=True)
+    rates = [round(x, 2) for x in table["pass_rate"]]
+    report = (f"{len(problems)} problems × {args.seed_k} samples, {tokens} tokens (the run's scoring cost, not "
+              f"counted), {time.time() - t0:.0f} s; {sum(0 < x < 1 for x in rates)} in (0, 1); pass rates {rates}")
+    done.write_text(json.dumps({"key": key, "report": report}))
+    print(f"  scoring (seeds): {report}", flush=True)
     return path
+
+
+def run_seed(args: argparse.Namespace, seed: int, policy: str, messages, out: Path) -> dict[str, dict]:
+    """Both arms (or ``--only`` one) of the run with seed ``seed``; name -> measure."""
+    code = demo_code(seed=0)
+    problems = demo_math(n=args.math, seed=seed) + [code[i] for i in EASIEST_CODE][:args.code]
+    folder = out / f"seed{seed}"
+    key = {k: v for k, v in vars(args).items() if k not in ("only", "seeds", "out", "settings")} | {"seed": seed}
+    store: list[Path] = []
+
+    def run(name: str, online: OnlineConfig | None) -> dict:
+        kept = folder / f"{name}.json"
+        if kept.is_file() and json.loads(kept.read_text())["args"] == key:
+            m = json.loads(kept.read_text())["measure"]
+            print(f"  {name} (measured before, {kept}): {json.dumps(m)}", flush=True)
+            return m
+        t0 = time.time()
+        shutil.rmtree(folder / name, ignore_errors=True)
+        (folder / name).mkdir(parents=True)
+        if online is not None and args.seed_k:
+            store[:] = store or [seed_store(args, problems, policy, seed, folder)]
+            shutil.copy(store[0], folder / name / "samples.sqlite")
+        [info] = train_stages(policy, {"pool": problems}, [stage(name, args, online, seed)], folder / name,
+                              messages=messages)
+        rows = [json.loads(x) for x in (folder / name / "stages" / f"1_{name}" / "metrics.jsonl").read_text().splitlines()]
+        m = measure(rows, args.prompts, args.G, online is not None)
+        m["wall_s"] = round(time.time() - t0, 1)
+        print(f"  {name}: {json.dumps(m)}", flush=True)
+        kept.write_text(json.dumps({"args": key, "measure": m}))
+        return m
+
+    arms = {} if args.only == "ours" else {"anchor": run("anchor", None)}
+    if args.only != "anchor":
+        arms |= {n: run(folder_name(n), setting(n, seed)) for n in args.settings.split(",")}
+    return arms
+
+
+def report(args: argparse.Namespace, seeds: list[int], runs: dict[int, dict[str, dict]]) -> None:
+    """Per-seed table, pooled figures and interval for each setting; the RESULT line."""
+    anchors = [runs[s]["anchor"] for s in seeds]
+    anchor = pooled(anchors)
+    print(f"anchor pooled over {len(seeds)} seed(s): {json.dumps(anchor)}")
+    summary = {}
+    for name in args.settings.split(","):
+        ours = [runs[s][name] for s in seeds]
+        ratios = [o["tokens_per_useful_group"] / a["tokens_per_useful_group"] for o, a in zip(ours, anchors)]
+        print(f"\n{name}: {setting(name, 0)} (online.seed: the run seed)")
+        print("| seed | anchor tokens | anchor useful/trained | anchor tok/useful | ours tokens | ours generated "
+              "| skipped (seeded) | explored (signal) | ours useful/trained | ours tok/useful | ratio |")
+        for s, a, o, r in zip(seeds, anchors, ours, ratios):
+            print(f"| {s} | {a['tokens']} | {a['useful_groups']:g}/{a['trained_groups']} | {a['tokens_per_useful_group']} "
+                  f"| {o['tokens']} | {o['generated_groups']} | {o['skipped_groups']} ({o['skipped_seeded']}) "
+                  f"| {o['explored']} ({o['explored_signal']}) | {o['useful_groups']:g}/{o['trained_groups']} "
+                  f"| {o['tokens_per_useful_group']} | {r:.3f} |")
+        p = pooled(ours)
+        mean, half = interval(ratios)
+        ci = f"{mean:.3f} ± {half:.3f} (95% t, n={len(ratios)})" if half is not None else f"{mean:.3f} (n=1)"
+        ratio = p["tokens_per_useful_group"] / anchor["tokens_per_useful_group"]
+        summary[name] = (ratio, p, ci, ratios)
+        print(f"pooled: ours {p['tokens_per_useful_group']} vs anchor {anchor['tokens_per_useful_group']} tokens per "
+              f"useful group, ratio {ratio:.3f}; signal share {p['signal_share']} (anchor {anchor['signal_share']}); "
+              f"per-seed ratio mean {ci}, min-max {min(ratios):.3f}-{max(ratios):.3f}; "
+              f"seeds meeting both goals {sum(r <= 0.6 and o['signal_share'] >= 0.9 for r, o in zip(ratios, ours))}"
+              f"/{len(seeds)}")
+    ok_share = {n: v for n, v in summary.items() if v[1]["signal_share"] >= 0.9}
+    best, (ratio, p, ci, ratios) = min((ok_share or summary).items(), key=lambda kv: kv[1][0])
+    ok = ratio <= 0.6 and p["signal_share"] >= 0.9
+    print(f"\nbest setting: {best}; steps {args.steps}, seeds {','.join(map(str, seeds))}")
+    print(f"RESULT signal_tokens_per_useful_group ours={p['tokens_per_useful_group']} "
+          f"anchor={anchor['tokens_per_useful_group']} ratio={ratio:.3f} share={p['signal_share']} "
+          f"seed_ratios={','.join(f'{r:.3f}' for r in ratios)} mean={ci.split(' (')[0].replace(' ', '')} "
+          f"goal=<=0.6,share>=0.9 ok={'yes' if ok else 'no'}")
 
 
 def main() -> None:
@@ -103,8 +231,10 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=40)
     ap.add_argument("--ratio", type=float, default=3.0, help="math:code prompts per batch (with --code)")
     ap.add_argument("--lr", type=float, default=5e-6)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--settings", default="dynamic+skip", help=f"comma-separated, of {', '.join(SETTINGS)}")
+    ap.add_argument("--seeds", default="0", help="comma-separated run seeds (pool, order, sampling, online draws)")
+    ap.add_argument("--settings", default="dynamic+skip",
+                    help=f"comma-separated, each a name of {', '.join(SETTINGS)} with optional @key=value "
+                         f"overrides of {', '.join(TUNABLE)} (e.g. dynamic+skip@seed_decay=0.97)")
     ap.add_argument("--seed-k", type=int, default=0, help="score the pool with the policy first (K samples each) "
                     "and seed ours from it (0: no seeding store)")
     ap.add_argument("--only", choices=("anchor", "ours"), default=None,
@@ -113,48 +243,19 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="keep the run folders here (default: a temp folder)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    code = demo_code(seed=0)
-    problems = demo_math(n=args.math, seed=0) + [code[i] for i in EASIEST_CODE][:args.code]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    [setting(spec, 0) for spec in args.settings.split(",")]  # a bad spec fails before any run
     messages = PromptConfig(fewshot=True).messages
     policy = resolve_model("smollm2-135m")
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="signal-"))
     print(f"pool: {args.math} math + {args.code} code; {args.steps} steps × {args.prompts} prompts × G={args.G}, "
-          f"{args.max_tokens} tokens; runs in {out}", flush=True)
-
-    store = seed_store(args, problems, policy, messages, out) if args.seed_k and args.only != "anchor" else None
-
-    def run(name: str, online: OnlineConfig | None) -> dict:
-        kept = out / f"{name}.json"
-        if kept.is_file() and json.loads(kept.read_text())["args"] == vars(args) | {"only": None}:
-            m = json.loads(kept.read_text())["measure"]
-            print(f"{name} (measured before, {kept}): {json.dumps(m)}", flush=True)
-            return m
-        t0 = time.time()
-        if store is not None:
-            (out / name).mkdir(parents=True, exist_ok=True)
-            shutil.copy(store, out / name / "samples.sqlite")
-        [info] = train_stages(policy, {"pool": problems}, [stage(name, args, online)], out / name, messages=messages)
-        rows = [json.loads(x) for x in (out / name / "stages" / f"1_{name}" / "metrics.jsonl").read_text().splitlines()]
-        m = measure(rows, args.prompts, args.G, online is not None)
-        m["wall_s"] = round(time.time() - t0, 1)
-        print(f"{name}: {json.dumps(m)}", flush=True)
-        kept.write_text(json.dumps({"args": vars(args) | {"only": None}, "measure": m}))
-        return m
-
-    if args.only == "ours":
-        [run(name.replace("+", "_"), SETTINGS[name]) for name in args.settings.split(",")]
-        return
-    anchor = run("anchor", None)
-    if args.only == "anchor":
-        return
-    ours = {name: run(name.replace("+", "_"), SETTINGS[name]) for name in args.settings.split(",")}
-    ok_share = {n: m for n, m in ours.items() if m["signal_share"] >= 0.9}
-    best_name, best = min((ok_share or ours).items(), key=lambda kv: kv[1]["tokens_per_useful_group"])
-    ratio = best["tokens_per_useful_group"] / anchor["tokens_per_useful_group"]
-    ok = ratio <= 0.6 and best["signal_share"] >= 0.9
-    print(f"best setting: {best_name} (signal share {best['signal_share']}, anchor's {anchor['signal_share']})")
-    print(f"RESULT signal_tokens_per_useful_group ours={best['tokens_per_useful_group']} "
-          f"anchor={anchor['tokens_per_useful_group']} ratio={ratio:.3f} goal=<=0.6 ok={'yes' if ok else 'no'}")
+          f"{args.max_tokens} tokens; seeds {seeds}; runs in {out}", flush=True)
+    runs = {}
+    for s in seeds:
+        print(f"seed {s}:", flush=True)
+        runs[s] = run_seed(args, s, policy, messages, out)
+    if args.only is None:
+        report(args, seeds, runs)
     if not args.out:
         shutil.rmtree(out, ignore_errors=True)
 
