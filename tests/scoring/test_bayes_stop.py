@@ -15,6 +15,7 @@ from stagerl.scoring import needs_samples, score
 from stagerl.scoring.bayes_stop import fit_prior, may_stop, predictive, stop_error
 from stagerl.scoring.simulate import PUBLISHED, published_pool, simulate, stop_of
 from stagerl.store import SampleStore
+from scripted import Script
 
 L1 = load_rules({"models": {"policy": "m"}, "levels": {"L1": "policy in (0,1)"}})
 PAPER = ["small", "medium", "large", "strongest"]
@@ -111,36 +112,6 @@ def test_simulation_under_the_rules_own_model_matches_its_spent_error():
     differ, spent = 1 - res.share_same, res.spent / res.problems
     assert res.samples < simulate(L1, pool, 16, order=["m"], seed=1).samples and 0 < differ <= 0.05
     assert abs(differ - spent) < 3 * math.sqrt(spent / res.problems) + 0.005
-
-
-class Script:
-    """Answers problem p's sample i with SCRIPT[p][i] ('1': right, '0': wrong)."""
-
-    name = "script"
-
-    def __init__(self, script, problems):
-        import json
-
-        from stagerl.scoring.run import _messages
-
-        self.script, self.ids = script, {json.dumps(_messages(p)): p for p in problems}
-        self.next = {p.id: 0 for p in problems}
-
-    def generate(self, prompts, n=1, seeds=None, **kw):
-        import json
-
-        from stagerl.engines.base import Completion
-
-        out = []
-        for prompt in prompts:
-            p = self.ids[json.dumps(prompt)]
-            i, self.next[p.id] = self.next[p.id], self.next[p.id] + n
-            out.append([Completion(f"\\boxed{{{p.answer if c == '1' else 'no'}}}", 3, "stop")
-                        for c in self.script[p.id][i:i + n]])
-        return out
-
-    def close(self):
-        pass
 
 
 def test_a_scoring_run_with_the_statistical_rule(tmp_path):

@@ -16,6 +16,7 @@ from stagerl.scoring.bayes_stop import predictive, stop_error
 from stagerl.scoring.joint_stop import fit_classes, fit_joint_prior, in_calibration
 from stagerl.scoring.simulate import joint_stop_of, published_pool, simulate
 from stagerl.store import SampleStore
+from scripted import Script
 
 PAPER = ["small", "medium", "large", "strongest"]
 # a population of the model's own form: classes with pass rates per model (weakest first), some exactly 0 or 1
@@ -111,36 +112,6 @@ def test_simulation_on_a_misspecified_pool_stays_within_the_budget():
     assert joint.samples < exact.samples
     assert 0 < 1 - joint.share_same <= 0.1
     assert joint.spent / joint.problems <= 0.1
-
-
-class Script:
-    """Answers every prompt of problem p with SCRIPT[p] in index order ('1': right, '0': wrong)."""
-
-    name = "script"
-
-    def __init__(self, script, problems):
-        import json
-
-        from stagerl.scoring.run import _messages
-
-        self.script, self.ids = script, {json.dumps(_messages(p)): p for p in problems}
-        self.next = {p.id: 0 for p in problems}
-
-    def generate(self, prompts, n=1, seeds=None, **kw):
-        import json
-
-        from stagerl.engines.base import Completion
-
-        out = []
-        for prompt in prompts:
-            p = self.ids[json.dumps(prompt)]
-            i, self.next[p.id] = self.next[p.id], self.next[p.id] + n
-            out.append([Completion(f"\\boxed{{{p.answer if c == '1' else 'no'}}}", 3, "stop")
-                        for c in self.script[p.id][i:i + n]])
-        return out
-
-    def close(self):
-        pass
 
 
 def test_a_scoring_run_with_the_joint_rule(tmp_path):
