@@ -220,7 +220,7 @@ def main() -> None:
     print(f"{len(problems)} problems, {len(items)} submissions, {n_tests} test runs, workers={args.workers}; "
           f"ours times {args.passes} passes ({args.passes * n_tests} test runs)")
     t0 = time.perf_counter()
-    code_rewards([f"{r}#warm" for r, _, _ in items[:args.workers]], [t for _, t, _ in items[:args.workers]], workers=args.workers)
+    code_rewards([r for r, _, _ in items[:args.workers]], [t for _, t, _ in items[:args.workers]], workers=args.workers)
     print(f"slot start-up (once per process, not timed below): {time.perf_counter() - t0:.2f} s")
 
     cpu0, slots0 = _cpu_s(resource.RUSAGE_SELF), slots_cpu_s()
