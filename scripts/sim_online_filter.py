@@ -1,0 +1,148 @@
+"""Offline simulation of online filtering's decisions, to choose its settings before a real run.
+
+`benchmarks/group_signal.py` trains a real model for an hour per seed; this replays the decisions of
+``OnlineGRPOTrainer`` (``train/online.py``: predictive skipping with the exploration draw, refills
+from shuffled passes over the pool, up to ``max_extra_rounds`` extra rounds, one group of G per slot)
+with the library's own estimator (``SeededEstimator``) against simulated problems, thousands of runs
+a minute. It is a model, not a measurement: every group costs the same tokens and the policy's
+learning is a fixed drift of the in-band pass rates. Use it to rank settings, then measure the chosen
+one with the benchmark.
+
+Pool (per run): ``--zero`` of the problems at a pass rate drawn in [0, ``--zero-max``] (0: never
+solved), ``--one`` at 1, the rest uniform in [0.05, 0.95]; each problem seeded with ``--seed-k``
+samples as the run's scoring would. After each step every pass rate in (0.02, 1) rises by
+``--drift`` (the policy learns). The anchor (plain GRPO) draws the same prompts in the same order.
+
+    python scripts/sim_online_filter.py --settings "seed_decay=0.9" "seed_decay=0.97" --drift 0.015 0.04
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+from stagerl.train.online import has_signal
+from stagerl.train.online_prior import SeededEstimator
+
+DEFAULTS = {"skip_threshold": 0.7, "explore": 0.1, "decay": 0.9, "seed_decay": 0.9, "max_extra_rounds": 3}
+
+
+def pool(rng: random.Random, args: argparse.Namespace) -> list[float]:
+    out = []
+    for _ in range(args.problems):
+        u = rng.random()
+        out.append(rng.uniform(0, args.zero_max) if u < args.zero else 1.0 if u < args.zero + args.one
+                   else rng.uniform(0.05, 0.95))
+    return out
+
+
+def learn(p: list[float], drift: float) -> list[float]:
+    return [min(1.0, x + drift) if 0.02 < x < 1 else x for x in p]
+
+
+def group(rng: random.Random, p: float, G: int) -> list[float]:
+    return [float(rng.random() < p) for _ in range(G)]
+
+
+def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None) -> tuple[int, int]:
+    """(groups generated, trained groups with signal) of one run; ``cfg`` None = the anchor."""
+    rng = random.Random(seed)
+    p = pool(rng, args)
+    n, G, P = len(p), args.G, args.prompts
+    seeds = {i: [(sum(rng.random() < p[i] for _ in range(args.seed_k)) / args.seed_k, args.seed_k, 0)]
+             for i in range(n)}
+    order = list(range(n))
+    rng.shuffle(order)
+    draws = random.Random(f"{seed}:groups")  # the same sampling noise for the anchor and every setting
+    if cfg is None:
+        useful = 0
+        for step in range(args.steps):
+            useful += sum(has_signal(group(draws, p[order[(step * P + k) % n]], G)) for k in range(P))
+            p = learn(p, drift)
+        return args.steps * P, useful
+    est = SeededEstimator(0.5, cfg["decay"], cfg["seed_decay"], seeds)
+    filt = random.Random(f"{seed}:explore")
+    queue: list[int] = []
+
+    def skip(i: int) -> bool:
+        if not est.known(i) or est.p_all_equal(i, G) <= cfg["skip_threshold"]:
+            return False
+        return filt.random() >= cfg["explore"]
+
+    def nxt() -> int:
+        if not queue:
+            queue.extend(range(n))
+            filt.shuffle(queue)
+        return queue.pop()
+
+    def fresh() -> int:
+        for _ in range(n):
+            i = nxt()
+            if not skip(i):
+                return i
+        return nxt()
+
+    generated = useful = 0
+    for step in range(args.steps):
+        est.step = step
+        rows = [fresh() if skip(i) else i for i in (order[(step * P + k) % n] for k in range(P))]
+        todo, rounds = P, 0
+        while True:
+            filled = 0
+            for i in rows:
+                rewards = group(draws, p[i], G)
+                est.update(i, rewards)
+                filled += has_signal(rewards)
+            generated += len(rows)
+            todo -= filled
+            useful += filled
+            if todo == 0 or rounds >= cfg["max_extra_rounds"]:
+                break
+            rounds += 1
+            rows = [fresh() for _ in range(todo)]
+        p = learn(p, drift)
+    return generated, useful
+
+
+def parse(spec: str) -> dict:
+    cfg = dict(DEFAULTS)
+    for part in filter(None, spec.split("@")):
+        key, value = part.split("=", 1)
+        if key not in DEFAULTS:
+            raise SystemExit(f"unknown setting {key!r} in {spec!r}; known: {', '.join(DEFAULTS)}")
+        cfg[key] = int(value) if key == "max_extra_rounds" else float(value)
+    return cfg
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--settings", nargs="+", default=["", "seed_decay=0.97"],
+                    help="each '@'-joined key=value overrides of the library defaults ('' = the defaults)")
+    ap.add_argument("--drift", type=float, nargs="+", default=[0.015, 0.04])
+    ap.add_argument("--zero-max", type=float, nargs="+", default=[0.0, 0.1])
+    ap.add_argument("--zero", type=float, default=0.5)
+    ap.add_argument("--one", type=float, default=0.08)
+    ap.add_argument("--problems", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--prompts", type=int, default=2)
+    ap.add_argument("--G", type=int, default=4)
+    ap.add_argument("--seed-k", type=int, default=8)
+    ap.add_argument("--runs", type=int, default=40)
+    args = ap.parse_args()
+    print("ratio = (ours generated / ours useful) / (anchor generated / anchor useful); share = ours useful / slots")
+    for zero_max in args.zero_max:
+        args.zero_max = zero_max
+        for drift in args.drift:
+            anchor = [one_run(s, args, drift, None) for s in range(args.runs)]
+            a_gen, a_useful = sum(g for g, _ in anchor), sum(u for _, u in anchor)
+            print(f"zero-max {zero_max}, drift {drift}: anchor share {a_useful / a_gen:.3f}")
+            for spec in args.settings:
+                runs = [one_run(s, args, drift, parse(spec)) for s in range(args.runs)]
+                gen, useful = sum(g for g, _ in runs), sum(u for _, u in runs)
+                ratio = (gen / max(1, useful)) / (a_gen / max(1, a_useful))
+                share = useful / (args.runs * args.steps * args.prompts)
+                print(f"  {spec or 'defaults':40s} ratio {ratio:.3f}  share {share:.3f}")
+
+
+if __name__ == "__main__":
+    main()
