@@ -4,8 +4,10 @@ what it shows: every image's natural size, every table's cell texts, the section
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -34,8 +36,12 @@ def read_page(html: Path, profile: Path, timeout: float = 90.0) -> dict:
     import websocket
 
     profile.mkdir(parents=True, exist_ok=True)
+    # Chromium's scratch folders (and its sockets: a short path, under the 108 bytes of a socket name),
+    # else left behind in /tmp by every run
+    scratch = Path(tempfile.mkdtemp(prefix="stagerl-chromium-"))
     proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "TMPDIR": str(scratch)})
     try:
         port_file, deadline = profile / "DevToolsActivePort", time.monotonic() + timeout
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -79,6 +85,7 @@ def read_page(html: Path, profile: Path, timeout: float = 90.0) -> dict:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
