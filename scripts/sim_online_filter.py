@@ -24,7 +24,10 @@ import random
 from stagerl.train.online import has_signal
 from stagerl.train.online_prior import SeededEstimator
 
-DEFAULTS = {"skip_threshold": 0.7, "explore": 0.1, "decay": 0.9, "seed_decay": 0.9, "max_extra_rounds": 3}
+DEFAULTS = {"skip_threshold": 0.7, "explore": 0.1, "decay": 0.9, "seed_decay": 0.9, "max_extra_rounds": 3,
+            "scan_explore": 1}
+"""The library's defaults; ``scan_explore`` 0 is a variant the trainer does not have: the exploration draw
+only for a slot's own prompt, none while a refill scans past skipped problems."""
 
 
 def pool(rng: random.Random, args: argparse.Namespace) -> list[float]:
@@ -64,9 +67,11 @@ def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None)
     filt = random.Random(f"{seed}:explore")
     queue: list[int] = []
 
-    def skip(i: int) -> bool:
+    def skip(i: int, scan: bool = False) -> bool:
         if not est.known(i) or est.p_all_equal(i, G) <= cfg["skip_threshold"]:
             return False
+        if scan and not cfg["scan_explore"]:
+            return True
         return filt.random() >= cfg["explore"]
 
     def nxt() -> int:
@@ -78,7 +83,7 @@ def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None)
     def fresh() -> int:
         for _ in range(n):
             i = nxt()
-            if not skip(i):
+            if not skip(i, scan=True):
                 return i
         return nxt()
 
@@ -110,7 +115,7 @@ def parse(spec: str) -> dict:
         key, value = part.split("=", 1)
         if key not in DEFAULTS:
             raise SystemExit(f"unknown setting {key!r} in {spec!r}; known: {', '.join(DEFAULTS)}")
-        cfg[key] = int(value) if key == "max_extra_rounds" else float(value)
+        cfg[key] = int(value) if key in ("max_extra_rounds", "scan_explore") else float(value)
     return cfg
 
 
