@@ -2,13 +2,14 @@
 arguments parse (a renamed helper once broke benchmarks/training.py unnoticed). The measurements
 themselves take minutes to hours and are run by hand (docs/benchmarks.md)."""
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from repo_files import load  # tests/ is on the path: conftest.py
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "benchmarks").glob("*.py"))
@@ -31,9 +32,7 @@ def test_benchmark_script_starts(script):
 def test_training_benchmark_interval_resamples_whole_rounds():
     """The training benchmark's noise is per run, so its interval resamples rounds, not steps: two
     rounds with ratios 0.9 and 1.1 give an interval reaching both (steps resampled would give ~1.0 ± 0.04)."""
-    spec = importlib.util.spec_from_file_location("bench_training", ROOT / "benchmarks" / "training.py")
-    training = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(training)
+    training = load("benchmarks/training.py")
     assert training.ratio_ci([[(11.0, 10.0)] * 11] * 3) == pytest.approx((1.1, 1.1))
     lo, hi = training.ratio_ci([[(9.0, 10.0)] * 11, [(11.0, 10.0)] * 11])
     assert lo == pytest.approx(0.9) and hi == pytest.approx(1.1)

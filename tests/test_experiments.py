@@ -4,7 +4,6 @@ summary reads run-folder files. No model runs here (the experiments themselves t
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -15,16 +14,15 @@ import yaml
 from stagerl.config import load_recipe
 from stagerl.levels.rules import label, load_rules
 
+from repo_files import load  # tests/ is on the path: conftest.py
+
 ROOT = Path(__file__).resolve().parents[1]
 EXP = ROOT / "experiments"
 
 
 @pytest.fixture(scope="module")
 def run():
-    spec = importlib.util.spec_from_file_location("experiments_run", EXP / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("experiments/run.py")
 
 
 def test_every_arm_loads_and_experiments_check(run):
@@ -172,9 +170,7 @@ def test_compare_command_matches_the_cli(run):
 
 def test_tables_print_the_run_folders_numbers(tmp_path):
     """experiments/tables.py (docs/results.md's tables) reads each number from the file that holds it."""
-    spec = importlib.util.spec_from_file_location("experiments_tables", EXP / "tables.py")
-    tables = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tables)
+    tables = load("experiments/tables.py")
     root = tmp_path / "runs"
     arm = root / "seed0" / "staging-staged"
     for i, (name, steps, rows) in enumerate([("1_stage1", 2, [0.0, 0.2, 0.4]), ("2_stage2", 1, [0.6, 0.8])]):

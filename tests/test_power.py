@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location("experiments_power", Path(__file__).parents[1] / "experiments" / "power.py")
-power = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(power)
+from repo_files import load  # tests/ is on the path: conftest.py
+
+power = load("experiments/power.py")
 
 
 def test_mdd_matches_the_textbook_formula_and_inverts():

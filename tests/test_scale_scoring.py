@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from repo_files import load  # tests/ is on the path: conftest.py
 
 
 @pytest.fixture(scope="module")
 def sim():
-    spec = importlib.util.spec_from_file_location("scale_scoring", ROOT / "scripts" / "scale_scoring.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("scripts/scale_scoring.py")
 
 
 def test_fitted_offsets_hit_the_published_pass_rates(sim):

@@ -4,20 +4,15 @@ settings (docs/benchmarks.md, issue 21 part 1)."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from repo_files import load  # tests/ is on the path: conftest.py
 
 
 @pytest.fixture(scope="module")
 def sim():
-    spec = importlib.util.spec_from_file_location("sim_online_filter", ROOT / "scripts" / "sim_online_filter.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("scripts/sim_online_filter.py")
 
 
 def pool_args(**kw) -> argparse.Namespace:
