@@ -55,10 +55,10 @@ def main() -> None:
             share = sum(in_band(x, lv) for x in rs) / len(rs)
             print(f"  {name} {lv}: share {share:.3f} -> about {share * total:.0f} of {total} problems")
     l2 = [row for row, x in zip(math_rows, mr) if in_band(x, "L2")]
-    limits = [st["max_completion_length"] for st in recipe["train"]["stages"]]  # claim B's stage limits
     toks = [t for row in l2 for t in row["tokens"]]
-    for i, (name, lim) in enumerate(zip((st["name"] for st in recipe["train"]["stages"]), limits)):
-        print(f"  {name} limit {lim}: truncated share of the pilot's L2-band math answers "
+    for i, st in enumerate(recipe["train"]["stages"]):  # claim B's stage limits
+        lim = st["max_completion_length"]
+        print(f"  {st['name']} limit {lim}: truncated share of the pilot's L2-band math answers "
               f"{sum(t > lim for t in toks) / max(1, len(toks)):.3f}" + (" (issue 24: > 0.20)" if i == 0 else ""))
     bench = {b["name"]: b for b in recipe["eval"]["benchmarks"]}
     for name, rs in (("heldout_math", mr), ("heldout_code", cr)):

@@ -21,13 +21,14 @@ from __future__ import annotations
 import argparse
 import random
 
+from stagerl.config import OnlineConfig
 from stagerl.train.online import has_signal
 from stagerl.train.online_prior import SeededEstimator
 
-DEFAULTS = {"skip_threshold": 0.7, "explore": 0.1, "decay": 0.9, "seed_decay": 0.9, "max_extra_rounds": 3,
-            "scan_explore": 1}
-"""The library's defaults; ``scan_explore`` 0 is a variant the trainer does not have: the exploration draw
-only for a slot's own prompt, none while a refill scans past skipped problems."""
+DEFAULTS = {k: getattr(OnlineConfig(), k) for k in ("skip_threshold", "explore", "decay", "seed_decay",
+                                                     "max_extra_rounds")} | {"scan_explore": 1}
+"""The library's defaults (``OnlineConfig``); ``scan_explore`` 0 is a variant the trainer does not have: the
+exploration draw only for a slot's own prompt, none while a refill scans past skipped problems."""
 
 
 def pool(rng: random.Random, args: argparse.Namespace) -> list[float]:
@@ -115,7 +116,7 @@ def parse(spec: str) -> dict:
         key, value = part.split("=", 1)
         if key not in DEFAULTS:
             raise SystemExit(f"unknown setting {key!r} in {spec!r}; known: {', '.join(DEFAULTS)}")
-        cfg[key] = int(value) if key in ("max_extra_rounds", "scan_explore") else float(value)
+        cfg[key] = type(DEFAULTS[key])(value)
     return cfg
 
 
@@ -136,13 +137,13 @@ def main() -> None:
     args = ap.parse_args()
     print("ratio = (ours generated / ours useful) / (anchor generated / anchor useful); share = ours useful / slots")
     for zero_max in args.zero_max:
-        args.zero_max = zero_max
+        pool_args = argparse.Namespace(**{**vars(args), "zero_max": zero_max})  # this scenario's pool
         for drift in args.drift:
-            anchor = [one_run(s, args, drift, None) for s in range(args.runs)]
+            anchor = [one_run(s, pool_args, drift, None) for s in range(args.runs)]
             a_gen, a_useful = sum(g for g, _ in anchor), sum(u for _, u in anchor)
             print(f"zero-max {zero_max}, drift {drift}: anchor share {a_useful / a_gen:.3f}")
             for spec in args.settings:
-                runs = [one_run(s, args, drift, parse(spec)) for s in range(args.runs)]
+                runs = [one_run(s, pool_args, drift, parse(spec)) for s in range(args.runs)]
                 gen, useful = sum(g for g, _ in runs), sum(u for _, u in runs)
                 ratio = (gen / max(1, useful)) / (a_gen / max(1, a_useful))
                 share = useful / (args.runs * args.steps * args.prompts)
