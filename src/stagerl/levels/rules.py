@@ -314,6 +314,11 @@ def _and(a: bool | None, b: bool | None) -> bool | None:
     return False if a is False or b is False else (True if a and b else None)
 
 
+def _level_parts(rules: Rules, cond: Any, name: str) -> list[tuple[Any, str]]:
+    """What a level's verdict is the conjunction of, for ``box``: its condition, and ``keep`` if any."""
+    return [(cond, name)] if rules.keep is None else [(rules.keep, "keep"), (cond, name)]
+
+
 def decide(rules: Rules, bounds: Bounds, problem_id: str, domain: str) -> dict[str, bool | None]:
     """Three-valued verdicts ("keep" and each level) given the closed range of each model's final
     pass rate (a model missing from ``bounds`` may be anywhere in [0, 1]). A verdict is True/False
@@ -328,8 +333,7 @@ def decide(rules: Rules, bounds: Bounds, problem_id: str, domain: str) -> dict[s
     for name, cond in rules.levels.items():
         out[name] = _and(keep, _eval(cond, rules, bounds, name, problem_id, domain))
         if out[name] is None:
-            parts = [(cond, name)] if rules.keep is None else [(rules.keep, "keep"), (cond, name)]
-            out[name] = exact(rules, parts, bounds, problem_id, domain)
+            out[name] = exact(rules, _level_parts(rules, cond, name), bounds, problem_id, domain)
     return out
 
 
@@ -372,8 +376,7 @@ def relevant_models(rules: Rules, bounds: Bounds, problem_id: str, domain: str) 
     if verdicts["keep"] is not False:
         for name, cond in rules.levels.items():
             if verdicts[name] is None:
-                parts = [(cond, name)] if rules.keep is None else [(rules.keep, "keep"), (cond, name)]
-                got = relevant(rules, parts, bounds, problem_id, domain)
+                got = relevant(rules, _level_parts(rules, cond, name), bounds, problem_id, domain)
                 if got is None:
                     _open_models(cond, rules, bounds, name, problem_id, domain, out)
                     if verdicts["keep"] is None:
