@@ -62,7 +62,7 @@ SETTINGS = {
 }
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131)
 """Student t 0.975 quantiles for 1..15 degrees of freedom (1.96 beyond)."""
-TUNABLE = ("skip_threshold", "explore", "decay", "seed_decay", "max_extra_rounds")
+TUNABLE = ("skip_threshold", "explore", "explore_refills", "decay", "seed_decay", "max_extra_rounds")
 
 
 def stage(name: str, args: argparse.Namespace, online: OnlineConfig | None, seed: int) -> StageConfig:
@@ -79,7 +79,8 @@ def setting(spec: str, seed: int) -> OnlineConfig:
     kv = dict(o.split("=", 1) for o in over)
     if name not in SETTINGS or not set(kv) <= set(TUNABLE):
         raise SystemExit(f"bad setting {spec!r}: a name of {', '.join(SETTINGS)}, then @key=value of {', '.join(TUNABLE)}")
-    return dataclasses.replace(SETTINGS[name], seed=seed, **{k: int(v) if k == "max_extra_rounds" else float(v)
+    kinds = {f.name: type(getattr(OnlineConfig(), f.name)) for f in dataclasses.fields(OnlineConfig)}
+    return dataclasses.replace(SETTINGS[name], seed=seed, **{k: bool(int(v)) if kinds[k] is bool else kinds[k](v)
                                                               for k, v in kv.items()})
 
 

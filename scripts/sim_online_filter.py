@@ -25,10 +25,9 @@ from stagerl.config import OnlineConfig
 from stagerl.train.online import has_signal
 from stagerl.train.online_prior import SeededEstimator
 
-DEFAULTS = {k: getattr(OnlineConfig(), k) for k in ("skip_threshold", "explore", "decay", "seed_decay",
-                                                     "max_extra_rounds")} | {"scan_explore": 1}
-"""The library's defaults (``OnlineConfig``); ``scan_explore`` 0 is a variant the trainer does not have: the
-exploration draw only for a slot's own prompt, none while a refill scans past skipped problems."""
+DEFAULTS = {k: getattr(OnlineConfig(), k) for k in ("skip_threshold", "explore", "explore_refills", "decay",
+                                                     "seed_decay", "max_extra_rounds")}
+"""The library's defaults (``OnlineConfig``); a bool is given as 0 or 1 (``explore_refills=1``)."""
 
 
 def pool(rng: random.Random, args: argparse.Namespace) -> list[float]:
@@ -71,7 +70,7 @@ def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None)
     def skip(i: int, scan: bool = False) -> bool:
         if not est.known(i) or est.p_all_equal(i, G) <= cfg["skip_threshold"]:
             return False
-        if scan and not cfg["scan_explore"]:
+        if scan and not cfg["explore_refills"]:
             return True
         return filt.random() >= cfg["explore"]
 
@@ -116,7 +115,8 @@ def parse(spec: str) -> dict:
         key, value = part.split("=", 1)
         if key not in DEFAULTS:
             raise SystemExit(f"unknown setting {key!r} in {spec!r}; known: {', '.join(DEFAULTS)}")
-        cfg[key] = type(DEFAULTS[key])(value)
+        kind = type(DEFAULTS[key])
+        cfg[key] = bool(int(value)) if kind is bool else kind(value)
     return cfg
 
 

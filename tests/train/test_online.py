@@ -3,6 +3,7 @@ groups and refills them (same domain), within the round bound; predictive skippi
 
 import json
 import math
+from collections import Counter
 
 import pytest
 
@@ -140,6 +141,31 @@ def test_predictive_skipping_skips_and_explores(tiny_model_dir, tmp_path):
     trainer.online.explore = 1.0
     trainer._generate_and_score_completions(batch)
     assert reward.calls[-1][:G] == ["hard-m1"] * G and trainer._metrics["train"]["groups_skipped"][-1] == 0
+
+
+@pytest.mark.parametrize("refills", [False, True], ids=["own_prompt_only", "refills_too"])
+def test_exploration_draw_in_refill_scans(tiny_model_dir, tmp_path, refills):
+    """explore_refills off (default): a refill scans past skipped problems without drawing, so the
+    held-out check is paid per slot, not per problem scanned; on: every scanned problem draws."""
+    pool = [problem(f"hard-m{i}", "math") for i in range(6)] + [problem("ok-m1", "math")]
+    online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=1.0, explore_refills=refills)
+    trainer, _, _ = make_trainer(tiny_model_dir, tmp_path, pool, online)
+    for i in range(6):
+        trainer.estimator.update(i, [0.0] * 4)
+        trainer.estimator.update(i, [0.0] * 4)
+    stats = Counter()
+    picked = [trainer._fresh("math", stats)["problem_id"] for _ in range(7)]
+    if refills:  # explore = 1: each scanned problem is let through, none is skipped
+        assert sorted(picked) == sorted(p.id for p in pool) and trainer._flags.count(True) == 6
+        assert stats["groups_skipped"] == 0
+    else:  # a refill scans on to the one problem not predicted all-equal (or, after a pool's length of
+        # skips, takes the next one anyway), and no scanned problem is let through by the draw
+        assert picked[0] == "ok-m1" and picked.count("ok-m1") >= 4 and not any(trainer._flags)
+        assert stats["groups_skipped"] >= 6
+    # a slot's own prompt due to be skipped still draws (explore = 1: let through)
+    trainer._flags = []
+    assert trainer._admit(dict(trainer._pool["math"][0]), Counter())["problem_id"] == "hard-m0"
+    assert trainer._flags == [True]
 
 
 def test_online_stage_through_train_stages_writes_group_counts(tiny_model_dir, tmp_path):

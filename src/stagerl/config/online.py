@@ -31,6 +31,10 @@ class OnlineConfig:
     """Skip a prompt when its predicted probability of an all-equal group exceeds this."""
     explore: float = 0.1
     """Probability that a prompt due to be skipped is generated anyway, so none is skipped for ever."""
+    explore_refills: bool = False
+    """Also draw ``explore`` for each problem a refill scans past (off: only a slot's own prompt draws, so
+    the held-out check costs at most ``explore`` × the batch's slots; a refill scan that passes many
+    skipped problems would otherwise let one through every ~1/explore of them)."""
     prior: float = 0.5
     """Beta(prior, prior) prior of each problem's pass rate (0.5: Jeffreys)."""
     decay: float = 0.9

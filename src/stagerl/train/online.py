@@ -12,7 +12,8 @@ handed over (math:code at the stage's ratio). Each slot is filled with one group
   predicted to give an all-equal group (probability above ``skip_threshold`` under the problem's
   pass-rate estimate; a problem with neither a group of its own nor a seed is never skipped) gets a
   fresh problem of the same domain from the stage's pool instead. A problem due to be skipped is
-  still generated with probability ``explore``, so none is skipped for ever. Every skipped prompt
+  still generated with probability ``explore``, so none is skipped for ever (by default only a slot's own
+  prompt draws; ``explore_refills`` also draws for each problem a refill scans past). Every skipped prompt
   counts in ``groups_skipped``; those skipped on a seed alone (``online_prior.py``: the run's
   stored samples of the policy, before the stage's own first group of the problem) also in
   ``groups_skipped_seeded``. The prompts the exploration draw lets through are the held-out check
@@ -242,14 +243,17 @@ class OnlineGRPOTrainer(GRPOTrainer):
                 raise ValueError("online filtering needs each process's rows to hold whole groups of one prompt")
         return slots
 
-    def _skip(self, row: dict) -> bool:
-        """Whether predictive skipping drops this prompt now (the exploration draw lets it through)."""
+    def _skip(self, row: dict, refill: bool = False) -> bool:
+        """Whether predictive skipping drops this prompt now (the exploration draw lets it through;
+        a refill's scan draws only with ``explore_refills``)."""
         self._explored = False
         if not self.online.predictive_skip or not self.estimator.known(row["problem_index"]):
             return False  # a problem with neither a group nor a seed is never skipped
         if self.estimator.p_all_equal(row["problem_index"], self.num_generations) <= self.online.skip_threshold:
             return False
         self._seeded = not self.estimator.groups[row["problem_index"]]
+        if refill and not self.online.explore_refills:
+            return True
         self._explored = self._rng.random() < self.online.explore
         return not self._explored
 
@@ -273,7 +277,7 @@ class OnlineGRPOTrainer(GRPOTrainer):
         pool = self._pool.get(domain) or [r for rows in self._pool.values() for r in rows]
         for _ in range(len(pool)):
             row = self._next(domain, pool)
-            if not self._skip(row):
+            if not self._skip(row, refill=True):
                 self._flags.append(self._explored)
                 return row
             self._count_skip(stats)
