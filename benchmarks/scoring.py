@@ -179,7 +179,7 @@ def main() -> None:
     _, tokens, _ = results[(args.order, args.rule)]
     ratio, share = tokens / fixed_tokens, same[(args.order, args.rule)]
     print(f"statistical rule ({args.rule}, budget {args.error:g}): labels identical {share:.1%} (side condition: >= 99%)")
-    print(f"RESULT scoring_tokens_bayes ours={tokens} anchor={fixed_tokens} ratio={ratio:.3f} goal=<=0.40 "
+    print(f"RESULT scoring_tokens_{args.rule} ours={tokens} anchor={fixed_tokens} ratio={ratio:.3f} goal=<=0.40 "
           f"ok={'yes' if ratio <= 0.40 and share >= 0.99 else 'no'}")
     if args.sim_problems:
         simulated(args)
@@ -198,15 +198,15 @@ def simulated(args: argparse.Namespace) -> None:
     order = ladder if args.order == "weakest-first" else ladder[::-1]
     exact = simulate(rules, pool, args.k, order=order, round_size=args.round_size, seed=0)
     stop = stop_of(args.error, PriorConfig()) if args.rule == "bayes" else joint_stop_of(args.error)
-    bayes = simulate(rules, pool, args.k, order=order, round_size=args.round_size, seed=0, stop=stop)
+    stat = simulate(rules, pool, args.k, order=order, round_size=args.round_size, seed=0, stop=stop)
     print(f"simulated pool: {args.sim_problems} problems, paper rules, k={args.k}, rounds of {args.round_size}, "
           f"{args.order}; pass rates from "
           "SwS's published histograms (1.5B <- SwS-3B, 7B <- SwS-7B, 32B and R1 <- SwS-32B), one latent difficulty")
-    for name, res in (("exact", exact), (f"{args.rule} {args.error:g}", bayes)):
+    for name, res in (("exact", exact), (f"{args.rule} {args.error:g}", stat)):
         print(f"  {name:<12} samples {res.samples:>7} of {res.fixed_samples} ({res.ratio:.3f}), "
               f"labels identical {res.share_same:.2%}, error spent per problem {res.spent / res.problems:.4f}")
-    print(f"RESULT scoring_samples_bayes_sim ours={bayes.samples} anchor={bayes.fixed_samples} ratio={bayes.ratio:.3f} "
-          f"goal=<=0.40 ok={'yes' if bayes.ratio <= 0.40 and bayes.share_same >= 0.99 else 'no'}")
+    print(f"RESULT scoring_samples_{args.rule}_sim ours={stat.samples} anchor={stat.fixed_samples} ratio={stat.ratio:.3f} "
+          f"goal=<=0.40 ok={'yes' if stat.ratio <= 0.40 and stat.share_same >= 0.99 else 'no'}")
 
 
 if __name__ == "__main__":
