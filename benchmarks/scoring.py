@@ -24,6 +24,7 @@ or both partial; L3 = strong = 0 plus 50% of the rest.
    share of labels equal to the k-sample labels.
 
     .venv/bin/python benchmarks/scoring.py    # 20 problems, k=16, max_tokens 64, rounds of 4, strongest first
+    .venv/bin/python benchmarks/scoring.py --problems 300 --rule joint --round-size 1   # a pool the joint rule can fit
     .venv/bin/python benchmarks/scoring.py --sim-only --error 0.1    # the simulated pool alone (seconds)
     .venv/bin/python benchmarks/scoring.py --sim-only --rule joint --round-size 1    # the joint rule, rounds of 1
 """
@@ -116,10 +117,10 @@ def main() -> None:
     if args.sim_only:
         return simulated(args)
 
-    from stagerl.data import load_builtin
+    from stagerl.data.generated import demo_math
     from stagerl.levels.rules import bind, load_rules
 
-    problems = load_builtin("demo_math")[: args.problems]
+    problems = demo_math(args.problems, seed=0)  # its first 40 are the built-in demo_math set
     prompt = PromptConfig(fewshot=True)  # the demo's prompt: the 135M model keeps the format
     rules = bind(load_rules(RULES), BIND)
     ladder = [ModelRef(name="hot", model="smollm2-135m", temperature=1.0, options={"batch_size": args.batch_size}),

@@ -12,6 +12,8 @@ Pool (per run): ``--zero`` of the problems at a pass rate drawn in [0, ``--zero-
 solved), ``--one`` at 1, the rest uniform in [0.05, 0.95]; each problem seeded with ``--seed-k``
 samples as the run's scoring would. After each step every pass rate in (0.02, 1) rises by
 ``--drift`` (the policy learns). The anchor (plain GRPO) draws the same prompts in the same order.
+``--rates FILE`` (a JSON list of pass rates, e.g. the policy's scoring rates measured before training)
+draws the pool's problems from those rates instead.
 
     python scripts/sim_online_filter.py --settings "seed_decay=0.9" "seed_decay=0.97" --drift 0.015 0.04
 """
@@ -19,7 +21,9 @@ samples as the run's scoring would. After each step every pass rate in (0.02, 1)
 from __future__ import annotations
 
 import argparse
+import json
 import random
+from pathlib import Path
 
 from stagerl.config import OnlineConfig
 from stagerl.train.online import has_signal
@@ -31,6 +35,8 @@ DEFAULTS = {k: getattr(OnlineConfig(), k) for k in ("skip_threshold", "explore",
 
 
 def pool(rng: random.Random, args: argparse.Namespace) -> list[float]:
+    if getattr(args, "rates", None):  # the run's own scoring pass rates, drawn with replacement
+        return [rng.choice(args.rates) for _ in range(args.problems)]
     out = []
     for _ in range(args.problems):
         u = rng.random()
@@ -134,7 +140,12 @@ def main() -> None:
     ap.add_argument("--G", type=int, default=4)
     ap.add_argument("--seed-k", type=int, default=8)
     ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--rates", type=Path, default=None, help="JSON list of pass rates to draw the pool from")
     args = ap.parse_args()
+    if args.rates:
+        path, args.rates = args.rates, [float(x) for x in json.loads(args.rates.read_text())]
+        if not args.rates or not all(0.0 <= x <= 1.0 for x in args.rates):
+            raise SystemExit(f"{path}: need a non-empty JSON list of pass rates in [0, 1]")
     print("ratio = (ours generated / ours useful) / (anchor generated / anchor useful); share = ours useful / slots")
     for zero_max in args.zero_max:
         pool_args = argparse.Namespace(**{**vars(args), "zero_max": zero_max})  # this scenario's pool

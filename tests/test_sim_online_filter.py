@@ -4,6 +4,9 @@ settings (docs/benchmarks.md, issue 21 part 1)."""
 from __future__ import annotations
 
 import argparse
+import random
+import subprocess
+import sys
 
 import pytest
 
@@ -41,3 +44,17 @@ def test_skipping_a_pool_of_never_solved_problems_saves(sim):
 def test_unknown_setting_is_named(sim):
     with pytest.raises(SystemExit, match="seed_dacay"):
         sim.parse("seed_dacay=0.9")
+
+
+def test_pool_from_measured_rates(sim, tmp_path):
+    # --rates: the pool's problems are drawn from the given pass rates (here only 0 and 1: never any signal)
+    args = pool_args(rates=[0.0, 1.0], problems=30)
+    p = sim.pool(random.Random(0), args)
+    assert len(p) == 30 and set(p) == {0.0, 1.0}
+    generated, useful = sim.one_run(0, args, 0.0, None)
+    assert (generated, useful) == (20 * 2, 0)
+    bad = tmp_path / "rates.json"
+    bad.write_text("[0.5, 1.5]")
+    out = subprocess.run([sys.executable, str(sim.__file__), "--rates", str(bad), "--runs", "1"],
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "rates.json: need a non-empty JSON list" in out.stderr
