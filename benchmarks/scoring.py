@@ -121,6 +121,12 @@ def main() -> None:
     from stagerl.levels.rules import bind, load_rules
 
     problems = demo_math(args.problems, seed=0)  # its first 40 are the built-in demo_math set
+    first = {}
+    for p in problems:  # the replay engine tells problems apart by their prompt: keep one of each
+        first.setdefault(p.prompt, p)
+    if len(first) < len(problems):
+        print(f"{len(problems) - len(first)} of {len(problems)} generated problems repeat an earlier prompt: dropped")
+        problems = list(first.values())
     prompt = PromptConfig(fewshot=True)  # the demo's prompt: the 135M model keeps the format
     rules = bind(load_rules(RULES), BIND)
     ladder = [ModelRef(name="hot", model="smollm2-135m", temperature=1.0, options={"batch_size": args.batch_size}),
@@ -156,13 +162,14 @@ def main() -> None:
         results[(order, rule)] = (table, tokens, len(store))
 
     want = labels_from_rates(rules, fixed, point=True)
-    fixed_tokens = sum(int(t) for _, _, t, _, _ in fixed_store.model_totals())
+    kept = fixed_store.samples(problem_ids=[p.id for p in problems])  # the store may hold dropped problems too
+    fixed_tokens, fixed_samples = sum(int(r["tokens"]) for r in kept), len(kept)
     print(f"problems {len(problems)}, k={args.k}, round_size={args.round_size}, max_tokens={args.max_tokens}")
     print("pass rates (fixed):", {m: round(float(g['pass_rate'].mean()), 3) for m, g in fixed.groupby('model')},
           "| problems with hot in (0,1):", int(((fixed.model == 'hot') & (fixed.pass_rate > 0) & (fixed.pass_rate < 1)).sum()),
           "| cold > 0:", int(((fixed.model == 'cold') & (fixed.pass_rate > 0)).sum()))
     print(f"{'protocol':<26}{'samples':>8}{'tokens':>8}{'ratio':>7}  labels (decide / label)")
-    print(f"{'fixed':<26}{len(fixed_store):>8}{fixed_tokens:>8}{1.0:>7.2f}")
+    print(f"{'fixed':<26}{fixed_samples:>8}{fixed_tokens:>8}{1.0:>7.2f}")
     same = {}
     for (order, rule), (table, tokens, samples) in results.items():
         decided, point = labels_from_rates(rules, table, point=False), labels_from_rates(rules, table, point=True)
