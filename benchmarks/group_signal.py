@@ -49,6 +49,7 @@ from pathlib import Path
 import torch
 
 from stagerl.config import OnlineConfig, PromptConfig, StageConfig
+from stagerl.config.online import online_field
 from stagerl.data.generated import demo_code, demo_math
 from stagerl.models import resolve_model
 from stagerl.train import train_stages
@@ -79,9 +80,7 @@ def setting(spec: str, seed: int) -> OnlineConfig:
     kv = dict(o.split("=", 1) for o in over)
     if name not in SETTINGS or not set(kv) <= set(TUNABLE):
         raise SystemExit(f"bad setting {spec!r}: a name of {', '.join(SETTINGS)}, then @key=value of {', '.join(TUNABLE)}")
-    kinds = {f.name: type(getattr(OnlineConfig(), f.name)) for f in dataclasses.fields(OnlineConfig)}
-    return dataclasses.replace(SETTINGS[name], seed=seed, **{k: bool(int(v)) if kinds[k] is bool else kinds[k](v)
-                                                              for k, v in kv.items()})
+    return dataclasses.replace(SETTINGS[name], seed=seed, **{k: online_field(k, v) for k, v in kv.items()})
 
 
 def folder_name(spec: str) -> str:

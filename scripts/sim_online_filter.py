@@ -26,6 +26,7 @@ import random
 from pathlib import Path
 
 from stagerl.config import OnlineConfig
+from stagerl.config.online import online_field
 from stagerl.train.online import has_signal
 from stagerl.train.online_prior import SeededEstimator
 
@@ -121,8 +122,7 @@ def parse(spec: str) -> dict:
         key, value = part.split("=", 1)
         if key not in DEFAULTS:
             raise SystemExit(f"unknown setting {key!r} in {spec!r}; known: {', '.join(DEFAULTS)}")
-        kind = type(DEFAULTS[key])
-        cfg[key] = bool(int(value)) if kind is bool else kind(value)
+        cfg[key] = online_field(key, value)
     return cfg
 
 

@@ -60,6 +60,12 @@ class OnlineConfig:
             raise _error("online: enable dynamic_sampling or predictive_skip (or remove the online section)")
 
 
+def online_field(name: str, text: str) -> Any:
+    """``text`` (a script's ``key=value`` override) as the type of ``OnlineConfig.<name>``; a bool as 0 or 1."""
+    kind = type(getattr(OnlineConfig(), name))
+    return bool(int(text)) if kind is bool else kind(text)
+
+
 @dataclass
 class RelevelConfig:
     """Re-levelling before a stage (``curriculum/relevel.py``): its candidates are scored again with
