@@ -13,7 +13,8 @@ A group *carries signal* when its rewards are not all equal (GRPO's advantage is
   signal must be ≥ 90%.
 
 ``--seed-k K``: before training, the pool is scored with the policy itself, K samples per problem at
-the stage's temperature and length, into the run's ``samples.sqlite`` (what the pipeline's scoring
+the stage's temperature and length and with the top-p TRL trains with (1.0; 0.95, the scoring
+default, before the sixth session), into the run's ``samples.sqlite`` (what the pipeline's scoring
 step holds when the policy is one of the scored models); ours then seeds its pass-rate estimates
 from it (``online.seed_decay``, ``train/online_prior.py``). Those scoring tokens are the run's
 scoring cost, paid whether or not training reads them: printed, not counted in either arm.
@@ -63,6 +64,9 @@ SETTINGS = {
 }
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131)
 """Student t 0.975 quantiles for 1..15 degrees of freedom (1.96 beyond)."""
+TRAIN_TOP_P = 1.0
+"""The nucleus threshold TRL's ``GRPOTrainer`` samples training groups with (``GRPOConfig.top_p``'s default,
+which ``train/grpo.py`` leaves): the seeds are scored with it so they measure the sampler that trains."""
 TUNABLE = ("skip_threshold", "explore", "explore_refills", "decay", "seed_decay", "max_extra_rounds")
 
 
@@ -128,7 +132,7 @@ def seed_store(args: argparse.Namespace, problems: list, policy: str, seed: int,
     from stagerl.store import SampleStore
 
     path, done = folder / "scoring" / "samples.sqlite", folder / "scoring" / "done.json"
-    key = {k: getattr(args, k) for k in ("math", "code", "seed_k", "max_tokens")} | {"seed": seed}
+    key = {k: getattr(args, k) for k in ("math", "code", "seed_k", "max_tokens")} | {"seed": seed, "top_p": TRAIN_TOP_P}
     if done.is_file() and json.loads(done.read_text())["key"] == key:
         print(f"  scoring (seeds, made before): {json.loads(done.read_text())['report']}", flush=True)
         return path
@@ -136,8 +140,8 @@ def seed_store(args: argparse.Namespace, problems: list, policy: str, seed: int,
     path.parent.mkdir(parents=True)
     t0 = time.time()
     config = ScoringConfig(models=[ModelRef(name="policy", model=str(policy), engine="transformers")], k=args.seed_k,
-                           adaptive=False, sampling=SamplingConfig(temperature=0.8, max_tokens=args.max_tokens,
-                                                                   seed=seed))
+                           adaptive=False, sampling=SamplingConfig(temperature=0.8, top_p=TRAIN_TOP_P,
+                                                                   max_tokens=args.max_tokens, seed=seed))
     with SampleStore(path) as store:
         table = score(problems, store, config, prompt=PromptConfig(fewshot=True), progress=False)
         tokens = sum(t for _, _, t, _, _ in store.model_totals())
