@@ -17,13 +17,29 @@ from test_online import make_trainer, problem, slot_batch  # tests/train is on t
 from test_resume_exact import STAGE, check_same_decisions, straight_and_resumed
 
 
-def write_store(run_dir: Path, model_name: str, model: str, rewards: dict[str, list[float]]) -> None:
-    """``rewards``: problem id -> stored rewards of ``model`` (as scoring writes them, with its meta)."""
+def write_store(run_dir: Path, model_name: str, model: str, rewards: dict[str, list[float]], **sampling) -> None:
+    """``rewards``: problem id -> stored rewards of ``model`` (as scoring writes them, with its meta;
+    ``sampling``: the temperature and top_p it records, if any)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with SampleStore(run_dir / "samples.sqlite") as store:
         store.add({"problem_id": pid, "model": model_name, "idx": i, "domain": "math", "text": "x", "tokens": 1,
                    "finish": "stop", "reward": r} for pid, rs in rewards.items() for i, r in enumerate(rs))
-        store.set_meta(f"model/{model_name}", {"model": model})
+        store.set_meta(f"model/{model_name}", {"model": model, **sampling})
+
+
+def test_seeds_only_from_the_trainers_sampler(tmp_path, capsys):
+    """Scoring's samples at T=0.6, top-p 0.95 are not seeds of a stage that samples at T=1.0, top-p 1.0;
+    re-levelling's at the stage's own sampler are."""
+    pool = [problem("a", "math"), problem("b", "math")]
+    run = tmp_path / "run"
+    write_store(run, "policy", "/models/p0", {"a": [1.0] * 8}, temperature=0.6, top_p=0.95)
+    write_store(run, "policy-1_s1", "/models/p0", {"b": [0.0, 1.0] * 2}, temperature=1.0, top_p=1.0)
+    stage = run / "stages" / "1_s1"
+    assert policy_seeds(stage, "/models/p0", pool, sampler=(1.0, 1.0)) == {1: [(0.5, 4, 0)]}
+    err = capsys.readouterr().err
+    assert "'policy'" in err and "temperature 0.6, top-p 0.95" in err and "'policy-1_s1'" not in err
+    assert policy_seeds(stage, "/models/p0", pool, sampler=(0.6, 0.95)) == {0: [(1.0, 8, 0)]}
+    assert policy_seeds(stage, "/models/p0", pool) == {0: [(1.0, 8, 0)], 1: [(0.5, 4, 0)]}  # no sampler given
 
 
 def test_seeds_from_the_store_and_earlier_stages(tmp_path):

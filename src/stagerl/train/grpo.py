@@ -266,7 +266,8 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     plan_warnings(dataset["domain"], pool, stage.max_steps, stage.prompts_per_step)
     resume = latest_checkpoint(args.output_dir)
     callback = StageMetricsCallback(out_dir / "metrics.jsonl", stage.plateau)
-    seeds = policy_seeds(out_dir, policy, pool) if stage.online and stage.online.predictive_skip else None
+    seeds = (policy_seeds(out_dir, policy, pool, sampler=(args.temperature, args.top_p))
+             if stage.online and stage.online.predictive_skip else None)
     trainer_cls, online = trainer_for(stage, pool, messages, seeds)  # GRPOTrainer unless stage.online is set
     build = contextlib.nullcontext()
     if args.use_vllm:  # logs the share the vLLM importance-sampling correction masks or clips per step

@@ -18,12 +18,18 @@ posterior: ``a += w·m``, ``b += w·(1 − m)``, on top of the stage's own disco
 seed fades geometrically as the policy moves away from the one that was measured; ``seed_decay = 0``
 turns seeding off. A problem with a seed can be skipped on its first visit; such a skip (the
 problem has no group of its own yet in this stage) counts in ``groups_skipped_seeded``.
+
+**Which sampler.** Only samples drawn at the trainer's temperature and top-p count (the store's meta
+records both). Re-levelling samples at the stage's temperature and ``relevel.top_p`` (1.0 by default,
+as TRL trains); scoring at its own (the paper's T=0.6, top-p 0.95), whose pass rates are not the
+ones training will see, so a stage at T=1.0 takes no seeds from it and says so on stderr.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +92,24 @@ def _same(a: str, b: str) -> bool:
     return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
 
 
-def policy_seeds(stage_dir: str | Path, policy: str | Path, pool: list[Any]) -> dict[int, list[Seed]]:
+def _other_sampler(meta: dict, sampler: tuple[float, float] | None) -> str | None:
+    """Why samples recorded with ``meta`` do not measure the trainer's ``sampler`` (temperature, top-p), or
+    None when they do (or when either side does not say)."""
+    if sampler is None or meta.get("temperature") is None or meta.get("top_p") is None:
+        return None
+    got = (float(meta["temperature"]), float(meta["top_p"]))
+    if all(abs(a - b) < 1e-9 for a, b in zip(got, sampler)):
+        return None
+    return f"drawn at temperature {got[0]:g}, top-p {got[1]:g}; the stage samples at {sampler[0]:g}, {sampler[1]:g}"
+
+
+def policy_seeds(stage_dir: str | Path, policy: str | Path, pool: list[Any],
+                 sampler: tuple[float, float] | None = None) -> dict[int, list[Seed]]:
     """Seeds of the pool's problems (key: pool index) from the run's ``samples.sqlite`` (the run folder
-    is ``stage_dir``'s grandparent); empty when the store or the policy's samples are absent."""
+    is ``stage_dir``'s grandparent); empty when the store or the policy's samples are absent.
+    ``sampler``: the trainer's (temperature, top-p). Samples of the policy recorded at another
+    temperature or top-p measure another pass rate (scoring's T=0.6 solves more than training's T=1.0),
+    so they are not seeds: a note on stderr names them."""
     from ..store import SampleStore
 
     stage_dir = Path(stage_dir)
@@ -101,9 +122,15 @@ def policy_seeds(stage_dir: str | Path, policy: str | Path, pool: list[Any]) -> 
     with SampleStore(path) as store:
         names = [m for (m,) in store.query("SELECT DISTINCT model FROM samples")]
         for name in sorted(names):
-            made_by = (store.get_meta(f"model/{name}") or {}).get("model")
+            meta = store.get_meta(f"model/{name}") or {}
+            made_by = meta.get("model")
             lag = next((v for k, v in lags.items() if made_by is not None and _same(str(made_by), k)), None)
             if lag is None:
+                continue
+            why = _other_sampler(meta, sampler)
+            if why:
+                print(f"[stagerl] note: the stored samples of '{name}' are the policy's but not seeds of predictive "
+                      f"skipping ({why})", file=sys.stderr, flush=True)
                 continue
             for pid, rewards in sorted(store.indices(name).items()):
                 vals = [min(1.0, max(0.0, r)) for r in rewards.values() if r == r]
