@@ -1,6 +1,6 @@
 """Pilot (not a benchmark): pass-rate spread and truncation of the generated families for issue #24.
 
-Samples the embedded SmolLM2-135M-Instruct ``k`` times on the first ``n`` problems of a family (the
+Samples the embedded SmolLM2-135M-Instruct (or ``--model``) ``k`` times on the first ``n`` problems of a family (the
 experiments' prompt: worked exchange first, T=0.8), at one generous limit ``--max-tokens``; a sample
 whose full completion is longer than a limit L would have been truncated at L, so one run gives the
 truncated share (and the pass rate counting such samples as failed) at every limit in ``--limits``.
@@ -35,10 +35,11 @@ def main() -> None:
     ap.add_argument("--limits", type=int, nargs="+", default=[64, 96])
     ap.add_argument("--json", help="write per-problem rows here")
     ap.add_argument("--engine", default="transformers", choices=("transformers", "vllm"))
+    ap.add_argument("--model", default="smollm2-135m", help="an embedded alias or a checkpoint folder")
     args = ap.parse_args()
 
     problems = load_builtin(args.family, n=args.n, seed=args.seed)
-    with make_engine(args.engine, "smollm2-135m") as engine:
+    with make_engine(args.engine, args.model) as engine:
         t0 = time.perf_counter()  # after the engine is up: vLLM's start-up (about a minute) is not timed
         outs = engine.generate([to_messages(p, fewshot=True) for p in problems], n=args.k, temperature=args.temperature,
                                top_p=0.95, max_tokens=args.max_tokens, seed=args.seed)
@@ -67,7 +68,7 @@ def main() -> None:
               f"by level (mean/partial): {lv}")
     done = [t for t in toks if t < 10**9]
     n_tok = sum(c.tokens for cs in outs for c in cs)
-    print(f"PILOT {args.family} engine={args.engine} n={args.n} k={args.k} gen_s={gen_s:.0f} s_per_sample={gen_s / len(toks):.2f} "
+    print(f"PILOT {args.family} model={args.model} engine={args.engine} n={args.n} k={args.k} gen_s={gen_s:.0f} s_per_sample={gen_s / len(toks):.2f} "
           f"tokens={n_tok} tok_per_s={n_tok / gen_s:.1f} median_finished_len={sorted(done)[len(done) // 2] if done else '-'}")
     if args.json:
         with open(args.json, "w") as f:
