@@ -31,7 +31,7 @@ from stagerl.train.online import has_signal
 from stagerl.train.online_prior import SeededEstimator
 
 DEFAULTS = {k: getattr(OnlineConfig(), k) for k in ("skip_threshold", "explore", "explore_refills", "decay",
-                                                     "seed_decay", "max_extra_rounds")}
+                                                     "seed_decay", "seed_drift", "max_extra_rounds")}
 """The library's defaults (``OnlineConfig``); a bool is given as 0 or 1 (``explore_refills=1``)."""
 
 
@@ -70,7 +70,7 @@ def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None)
             useful += sum(has_signal(group(draws, p[order[(step * P + k) % n]], G)) for k in range(P))
             p = learn(p, drift)
         return args.steps * P, useful
-    est = SeededEstimator(0.5, cfg["decay"], cfg["seed_decay"], seeds)
+    est = SeededEstimator(0.5, cfg["decay"], cfg["seed_decay"], seeds, drift=cfg["seed_drift"])
     filt = random.Random(f"{seed}:explore")
     queue: list[int] = []
 

@@ -3,6 +3,8 @@ store says is never solved (or always solved) is skipped on its first visit; the
 since it was measured; a killed and resumed stage makes the same seeded decisions."""
 
 import json
+import math
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from stagerl.config import OnlineConfig
 from stagerl.data.generated import demo_math
 from stagerl.store import SampleStore
-from stagerl.train.online_prior import SeededEstimator, policy_seeds
+from stagerl.train.online_prior import SeededEstimator, fit_shift, policy_seeds
 
 from test_online import make_trainer, problem, slot_batch  # tests/train is on the path: conftest.py
 from test_resume_exact import STAGE, check_same_decisions, straight_and_resumed
@@ -95,12 +97,14 @@ def test_first_visit_skip_from_the_store(tiny_model_dir, tmp_path, stored):
     assert reward2.calls[-1][:G] == ["hard-m1"] * G
 
 
-def test_saved_state_gives_the_same_seeded_decisions(tiny_model_dir, tmp_path):
-    """online_state carries the seeds: a trainer built without them (the store gone) and restored from
-    the JSON state admits, skips and explores exactly as the one that saved it."""
+@pytest.mark.parametrize("drift", [False, True], ids=["fade", "drift"])
+def test_saved_state_gives_the_same_seeded_decisions(tiny_model_dir, tmp_path, drift):
+    """online_state carries the seeds (and the drift's residuals): a trainer built without them (the
+    store gone) and restored from the JSON state admits, skips and explores exactly as the one that
+    saved it."""
     pool = [problem(f"hard-m{i}", "math") for i in range(4)] + [problem(f"ok-m{i}", "math") for i in range(4)]
-    seeds = {i: [(0.0, 16, 0)] for i in range(4)}
-    online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=0.3)
+    seeds = {i: [(0.0, 16, 0)] for i in range(4)} | {4: [(0.5, 8, 0)]}
+    online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=0.3, seed_drift=drift)
     a, reward_a, _ = make_trainer(tiny_model_dir, tmp_path / "a", pool, online)
     a.estimator.seeds = seeds
     a.model.train()
@@ -117,6 +121,48 @@ def test_saved_state_gives_the_same_seeded_decisions(tiny_model_dir, tmp_path):
                for row in slot_batch(t, pool, ids, 1) * 5] for t in (a, b)]
     assert decide[0] == decide[1] and set(decide[0]) != set(ids)  # some seeded problems were skipped
     assert b.estimator.seeds == a.estimator.seeds == {k: [tuple(v[0])] for k, v in seeds.items()}
+    # ok-m0 (seeded 4 of 8) drew a group: with drift it is a residual and the shift moved off 0
+    assert len(a.estimator.residuals) == int(drift) and (a.estimator.shift != 0.0) == drift
+    assert b.estimator.residuals == a.estimator.residuals and b.estimator.shift == a.estimator.shift
+
+
+def test_fit_shift_recovers_a_drift():
+    """Groups drawn at σ(logit + 1) from seeds at logit: the fitted shift is near 1; none: 0; the
+    discount makes old groups count less; the N(0, 1) prior pulls a lone group's shift toward 0."""
+    rng = random.Random(0)
+    records = []
+    for j in range(400):
+        logit = rng.uniform(-2.0, 2.0)
+        p = 1.0 / (1.0 + math.exp(-(logit + 1.0)))
+        records.append((logit, float(sum(rng.random() < p for _ in range(4))), 4, 0))
+    assert fit_shift(records, 0, 0.97) == pytest.approx(1.0, abs=0.2)
+    assert fit_shift([], 5, 0.97) == 0.0
+    lone = [(0.0, 4.0, 4, 0)]  # one all-correct group of a seed at 0.5
+    assert 0.0 < fit_shift(lone, 0, 0.97) < 1.5
+    old_up, new_down = (0.0, 4.0, 4, 0), (0.0, 0.0, 4, 20)  # long ago all correct, now all wrong
+    assert fit_shift([old_up, new_down], 20, 0.9) < 0 < fit_shift([old_up, new_down], 20, 1.0) + 1e-9
+
+
+def test_drift_moves_every_seed():
+    """With drift, groups better than their seeds said raise the estimate of a seeded problem not seen
+    yet (so an easy one is skipped sooner); without drift it only fades."""
+    seeds = {i: [(0.5, 8, 0)] for i in range(10)} | {10: [(0.75, 8, 0)]}
+    fade, drift = SeededEstimator(0.5, 0.9, 0.97, seeds), SeededEstimator(0.5, 0.9, 0.97, seeds, drift=True)
+    for est in (fade, drift):
+        for i in range(10):
+            est.update(i, [1.0, 1.0, 1.0, 1.0 if i % 2 else 0.0])
+    assert fade.shift == 0.0 and not fade.residuals and len(drift.residuals) == 10
+    assert drift.shift > 0.5
+    assert drift.mean(10) > fade.mean(10) and drift.p_all_equal(10, 4) > fade.p_all_equal(10, 4)
+    # a problem without seeds is untouched by the shift
+    for est in (fade, drift):
+        est.update(20, [1.0, 0.0])
+    assert drift.mean(20) == fade.mean(20)
+    # the state round trip keeps the shift and its residuals
+    again = SeededEstimator(0.5, 0.9, 0.97, drift=True)
+    again.load_state(json.loads(json.dumps(drift.state())))
+    assert again.shift == drift.shift and again.residuals == drift.residuals
+    assert again.p_all_equal(10, 4) == drift.p_all_equal(10, 4)
 
 
 @pytest.mark.slow

@@ -43,6 +43,10 @@ class OnlineConfig:
     seed_decay: float = 0.9
     """Seeding from the run's stored samples of the policy (scoring, re-levelling; ``train/online_prior.py``):
     n samples measured L training steps ago count as n * seed_decay**L observations (0 = no seeding)."""
+    seed_drift: bool = False
+    """Move the seeds along the policy: each group of a seeded problem is compared with what its seeds
+    said, one logit shift is fitted to all of them (recent groups weighted by ``seed_decay`` per step),
+    and every seed's mean moves by it (``train/online_prior.py``: ``fit_shift``). Off: seeds only fade."""
     seed: int = 0
     """Seed of refill order and exploration draws."""
 

@@ -46,7 +46,7 @@ groups); the number of extra rounds is agreed across processes, every process ge
 number of groups per round, and the estimate is updated from every process's groups.
 
 **Resume.** ``online_state()`` is what the next steps' decisions depend on beyond TRL's own
-checkpoint: the estimate (its seeds too), the exploration/refill RNG, the refill queues (as pool indices) and the
+checkpoint: the estimate (its seeds and drift residuals too), the exploration/refill RNG, the refill queues (as pool indices) and the
 stage's running totals of the group counts (``totals``, summed over processes; ``stage.json``
 ``online``). ``resume_state.py`` saves it with every checkpoint and ``load_online_state`` restores
 it, so a resumed stage skips, refills and explores exactly as an uninterrupted one.
@@ -139,7 +139,7 @@ class OnlineGRPOTrainer(GRPOTrainer):
         from .online_prior import SeededEstimator
 
         self.online = online
-        self.estimator = SeededEstimator(online.prior, online.decay, online.seed_decay, seeds)
+        self.estimator = SeededEstimator(online.prior, online.decay, online.seed_decay, seeds, drift=online.seed_drift)
         self._flags: list[bool] = []  # per admitted prompt: let through by the exploration draw
         self._explored = self._seeded = False
         self._rng = random.Random(f"{online.seed}:explore:{self.accelerator.process_index}")
@@ -154,22 +154,18 @@ class OnlineGRPOTrainer(GRPOTrainer):
     def online_state(self) -> dict[str, Any]:
         """This process's online-filtering state as JSON-safe data (see the module docstring)."""
         version, internal, gauss = self._rng.getstate()
-        return {"estimator": [[k, a, b, self.estimator.groups[k]] for k, (a, b) in self.estimator.ab.items()],
-                "rng": [version, list(internal), gauss],
+        return {**self.estimator.state(), "rng": [version, list(internal), gauss],
                 "queues": {d: [r["problem_index"] for r in q] for d, q in self._queues.items()},
-                "totals": dict(self.totals),
-                "seeds": [[k, [list(s) for s in v]] for k, v in self.estimator.seeds.items()]}
+                "totals": dict(self.totals)}
 
     def load_online_state(self, state: dict[str, Any]) -> None:
         """Restore what ``online_state`` returned (at the same checkpoint, on the same process)."""
-        self.estimator.ab = {k: (a, b) for k, a, b, _ in state["estimator"]}
-        self.estimator.groups = Counter({k: n for k, _, _, n in state["estimator"]})
+        self.estimator.load_state(state)
         version, internal, gauss = state["rng"]
         self._rng.setstate((version, tuple(internal), gauss))
         rows = {r["problem_index"]: r for pool in self._pool.values() for r in pool}
         self._queues = {d: [rows[i] for i in q] for d, q in state["queues"].items()}
         self.totals = Counter(state["totals"])
-        self.estimator.seeds = {k: [tuple(s) for s in v] for k, v in state.get("seeds", [])}
 
     # ------------------------------------------------------------------ TRL extension points
 

@@ -28,8 +28,10 @@ ones training will see, so a stage at T=1.0 takes no seeds from it and says so o
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -40,28 +42,97 @@ Seed = tuple[float, int, int]
 
 
 class SeededEstimator(PassRateEstimator):
-    """``PassRateEstimator`` whose posterior also holds each problem's seeds, discounted to ``step``."""
+    """``PassRateEstimator`` whose posterior also holds each problem's seeds, discounted to ``step``;
+    with ``drift``, each seed's mean is moved by the logit shift the stage's own groups show (``fit_shift``)."""
 
     def __init__(self, prior: float = 0.5, decay: float = 1.0, seed_decay: float = 0.0,
-                 seeds: dict[Any, list[Seed]] | None = None) -> None:
+                 seeds: dict[Any, list[Seed]] | None = None, drift: bool = False) -> None:
         super().__init__(prior, decay)
         self.seed_decay = seed_decay
         self.seeds: dict[Any, list[Seed]] = {k: [tuple(s) for s in v] for k, v in (seeds or {}).items()}
         self.step = 0
         """The stage's current training step (set by the trainer before each step's decisions)."""
+        self.drift = drift
+        self.residuals: list[tuple[float, float, int, int]] = []
+        """Per group of a seeded problem: (logit of its seeds' mean then, successes, samples, step)."""
+        self.shift = 0.0
+        """The fitted logit shift of the seeds (0 without ``drift``)."""
 
     def seed_weight(self, key: Any) -> float:
         return sum(n * self.seed_decay ** (lag + self.step) for _, n, lag in self.seeds.get(key, ()))
+
+    def _smoothed(self, m: float, n: int) -> float:
+        return (n * m + self.prior) / (n + 2 * self.prior)
+
+    def seed_logit(self, key: Any) -> float | None:
+        """Logit of the partly solved seeds' mean now (each seed's Beta(prior, prior) posterior mean,
+        weighted as in ``_ab``); None when the problem has no partly solved seed that weighs anything.
+        A seed never or always solved is neither measured nor moved: what the partly solved problems'
+        groups show of the policy's drift says nothing of problems out of its reach or mastered."""
+        parts = [(n * self.seed_decay ** (lag + self.step), self._smoothed(m, n)) for m, n, lag in self.seeds.get(key, ())
+                 if 0.0 < m < 1.0]
+        total = sum(w for w, _ in parts)
+        if self.seed_decay <= 0 or total <= 0:
+            return None
+        mean = sum(w * q for w, q in parts) / total
+        return math.log(mean / (1.0 - mean))
+
+    def update(self, key: Any, rewards: list[float]) -> None:
+        vals = [min(1.0, max(0.0, r)) for r in rewards if r == r]
+        logit = self.seed_logit(key) if self.drift and vals else None
+        if logit is not None:
+            self.residuals.append((logit, sum(vals), len(vals), self.step))
+            self.shift = fit_shift(self.residuals, self.step, self.seed_decay)
+        super().update(key, rewards)
 
     def _ab(self, key: Any) -> tuple[float, float]:
         a, b = super()._ab(key)
         for m, n, lag in self.seeds.get(key, ()) if self.seed_decay > 0 else ():
             w = n * self.seed_decay ** (lag + self.step)
+            if self.shift and 0.0 < m < 1.0:  # the smoothed mean moved along the shift, the raw mean by as much
+                q = self._smoothed(m, n)
+                m = min(1.0, max(0.0, m + 1.0 / (1.0 + math.exp(-math.log(q / (1.0 - q)) - self.shift)) - q))
             a, b = a + w * m, b + w * (1.0 - m)
         return a, b
 
     def known(self, key: Any) -> bool:
         return super().known(key) or (self.seed_decay > 0 and self.seed_weight(key) > 0)
+
+    def state(self) -> dict[str, Any]:
+        """The estimate as JSON-safe data (the trainer's ``online_state`` holds it)."""
+        return {"estimator": [[k, a, b, self.groups[k]] for k, (a, b) in self.ab.items()],
+                "seeds": [[k, [list(s) for s in v]] for k, v in self.seeds.items()],
+                "drift": {"residuals": [list(r) for r in self.residuals], "shift": self.shift}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``state`` returned."""
+        self.ab = {k: (a, b) for k, a, b, _ in state["estimator"]}
+        self.groups = Counter({k: n for k, _, _, n in state["estimator"]})
+        self.seeds = {k: [tuple(s) for s in v] for k, v in state.get("seeds", [])}
+        drift = state.get("drift") or {}
+        self.residuals = [tuple(r) for r in drift.get("residuals", [])]
+        self.shift = float(drift.get("shift", 0.0))
+
+
+def fit_shift(residuals: list[tuple[float, float, int, int]], step: int, discount: float, scale: float = 1.0) -> float:
+    """The logit shift δ of the seeds that best explains the stage's groups of seeded problems: the
+    maximum of Σ_j w_j [s_j log σ(l_j + δ) + (n_j − s_j) log σ(−l_j − δ)] − δ² / (2 scale²) (Newton;
+    concave), l_j the logit of the problem's seeds' mean when group j was drawn, s_j of n_j its
+    successes, w_j = discount ** (step − step_j) so that recent groups count most as the policy moves;
+    the N(0, scale²) prior keeps a few groups from moving every seed far."""
+    d = 0.0
+    for _ in range(100):
+        grad, hess = -d / scale ** 2, 1.0 / scale ** 2
+        for logit, s, n, at in residuals:
+            w = discount ** (step - at) if discount > 0 else float(at == step)
+            p = 1.0 / (1.0 + math.exp(-(logit + d)))
+            grad += w * (s - n * p)
+            hess += w * n * p * (1.0 - p)
+        move = grad / hess
+        d += move
+        if abs(move) < 1e-10:
+            break
+    return d
 
 
 def _policy_lags(stage_dir: Path, policy: str) -> dict[str, int]:
