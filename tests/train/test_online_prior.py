@@ -123,6 +123,7 @@ def test_saved_state_gives_the_same_seeded_decisions(tiny_model_dir, tmp_path, d
     assert b.estimator.seeds == a.estimator.seeds == {k: [tuple(v[0])] for k, v in seeds.items()}
     # ok-m0 (seeded 4 of 8) drew a group: with drift it is a residual and the shift moved off 0
     assert len(a.estimator.residuals) == int(drift) and (a.estimator.shift != 0.0) == drift
+    assert a._metrics["train"].get("seed_shift", []) == ([a.estimator.shift] if drift else [])  # logged per step
     assert b.estimator.residuals == a.estimator.residuals and b.estimator.shift == a.estimator.shift
 
 

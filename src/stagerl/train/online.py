@@ -37,7 +37,8 @@ all-equal group of G is the Beta-binomial probability of 0 or G successes.
 **Metrics** (per step, in ``metrics.jsonl`` through TRL's log): ``groups_generated`` (all rounds),
 ``groups_dropped`` (generated, not trained on), ``groups_skipped``, ``groups_filled``,
 ``groups_signal`` (trained groups with non-zero reward variance), ``extra_rounds``,
-``groups_skipped_seeded``, ``groups_explored``, ``groups_explored_signal``. TRL's own
+``groups_skipped_seeded``, ``groups_explored``, ``groups_explored_signal``, ``seed_shift``
+(with ``seed_drift``). TRL's own
 per-step metrics (``reward``, ``completions/mean_length``, ...) describe every completion generated
 in the step, all rounds weighted by size.
 
@@ -46,10 +47,10 @@ groups); the number of extra rounds is agreed across processes, every process ge
 number of groups per round, and the estimate is updated from every process's groups.
 
 **Resume.** ``online_state()`` is what the next steps' decisions depend on beyond TRL's own
-checkpoint: the estimate (its seeds and drift residuals too), the exploration/refill RNG, the refill queues (as pool indices) and the
-stage's running totals of the group counts (``totals``, summed over processes; ``stage.json``
-``online``). ``resume_state.py`` saves it with every checkpoint and ``load_online_state`` restores
-it, so a resumed stage skips, refills and explores exactly as an uninterrupted one.
+checkpoint: the estimate (its seeds and drift too), the exploration/refill RNG, the refill queues
+(pool indices) and the stage's running totals of the group counts (``totals``, summed over
+processes; ``stage.json`` ``online``). ``resume_state.py`` saves it with every checkpoint and
+``load_online_state`` restores it: a resumed stage skips, refills and explores as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -337,13 +338,14 @@ class OnlineGRPOTrainer(GRPOTrainer):
 
     def _log_stats(self, stats: Counter) -> None:
         local = torch.tensor([float(stats[k]) for k in GROUP_KEYS], device=self.accelerator.device)
-        total = self.accelerator.gather(local.unsqueeze(0)).sum(dim=0) if self.accelerator.num_processes > 1 \
-            else local
+        total = self.accelerator.gather(local.unsqueeze(0)).sum(dim=0) if self.accelerator.num_processes > 1 else local
         for key, value in zip(GROUP_KEYS, total.tolist()):
             if key == "extra_rounds" and self.accelerator.num_processes > 1:
                 value /= self.accelerator.num_processes  # every process ran the same rounds
             self._metrics["train"][key].append(value)
             self.totals[key] += int(value)
+        if self.estimator.drift:  # the same on every process (every group updates every estimate)
+            self._metrics["train"]["seed_shift"].append(self.estimator.shift)
 
     # ------------------------------------------------------------------ the step's batch
 

@@ -23,6 +23,16 @@ problem has no group of its own yet in this stage) counts in ``groups_skipped_se
 records both). Re-levelling samples at the stage's temperature and ``relevel.top_p`` (1.0 by default,
 as TRL trains); scoring at its own (the paper's T=0.6, top-p 0.95), whose pass rates are not the
 ones training will see, so a stage at T=1.0 takes no seeds from it and says so on stderr.
+
+**Drift (``online.seed_drift``).** Fading alone says the seeds grow less sure, not that the policy
+got better. With ``seed_drift`` each group of a problem with a partly solved seed (0 < m < 1) is a
+residual: the logit ``l`` of the seeds' mean then (each seed's Beta(prior, prior) posterior mean) and
+the group's ``s`` of ``n``. One logit shift ``δ`` is fitted to all residuals (``fit_shift``: the
+maximum of the binomial likelihood ``σ(l + δ)``, residual j weighted ``seed_decay**(step − step_j)``,
+with a N(0, 1) prior on δ), and every partly solved seed's mean moves with it (its smoothed mean
+goes to ``σ(logit + δ)``, its raw mean by as much). A seed never or always solved is neither measured
+nor moved: the drift of problems in reach says nothing of those out of reach or mastered.
+``metrics.jsonl`` logs ``seed_shift`` per step.
 """
 
 from __future__ import annotations
@@ -69,8 +79,8 @@ class SeededEstimator(PassRateEstimator):
         weighted as in ``_ab``); None when the problem has no partly solved seed that weighs anything.
         A seed never or always solved is neither measured nor moved: what the partly solved problems'
         groups show of the policy's drift says nothing of problems out of its reach or mastered."""
-        parts = [(n * self.seed_decay ** (lag + self.step), self._smoothed(m, n)) for m, n, lag in self.seeds.get(key, ())
-                 if 0.0 < m < 1.0]
+        parts = [(n * self.seed_decay ** (lag + self.step), self._smoothed(m, n))
+                 for m, n, lag in self.seeds.get(key, ()) if 0.0 < m < 1.0]
         total = sum(w for w, _ in parts)
         if self.seed_decay <= 0 or total <= 0:
             return None
