@@ -13,7 +13,9 @@ solved), ``--one`` at 1, the rest uniform in [0.05, 0.95]; each problem seeded w
 samples as the run's scoring would. After each step every pass rate in (0.02, 1) rises by
 ``--drift`` (the policy learns). The anchor (plain GRPO) draws the same prompts in the same order.
 ``--rates FILE`` (a JSON list of pass rates, e.g. the policy's scoring rates measured before training)
-draws the pool's problems from those rates instead.
+draws the pool's problems from those rates instead. Those are estimates from ``--seed-k`` samples, not
+the problems' pass rates: ``--truth fitted`` draws the pool from the distribution of pass rates that
+best explains them (``online_prior.pool_grid`` fitted to the rates × ``--seed-k`` counts) instead.
 
     python scripts/sim_online_filter.py --settings "seed_decay=0.9" "seed_decay=0.97" --drift 0.015 0.04
 """
@@ -22,20 +24,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 from pathlib import Path
 
 from stagerl.config import OnlineConfig
 from stagerl.config.online import online_field
 from stagerl.train.online import has_signal
-from stagerl.train.online_prior import SeededEstimator
+from stagerl.train.online_prior import SeededEstimator, pool_grid
 
 DEFAULTS = {k: getattr(OnlineConfig(), k) for k in ("skip_threshold", "explore", "explore_refills", "decay",
-                                                     "seed_decay", "seed_drift", "max_extra_rounds")}
+                                                     "seed_decay", "seed_drift", "pooled_prior",
+                                                     "max_extra_rounds")}
 """The library's defaults (``OnlineConfig``); a bool is given as 0 or 1 (``explore_refills=1``)."""
 
 
 def pool(rng: random.Random, args: argparse.Namespace) -> list[float]:
+    if getattr(args, "fitted", None):  # the distribution that best explains the scoring pass rates
+        rates, weights = zip(*args.fitted)
+        return rng.choices(rates, weights, k=args.problems)
     if getattr(args, "rates", None):  # the run's own scoring pass rates, drawn with replacement
         return [rng.choice(args.rates) for _ in range(args.problems)]
     out = []
@@ -70,7 +77,8 @@ def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None)
             useful += sum(has_signal(group(draws, p[order[(step * P + k) % n]], G)) for k in range(P))
             p = learn(p, drift)
         return args.steps * P, useful
-    est = SeededEstimator(0.5, cfg["decay"], cfg["seed_decay"], seeds, drift=cfg["seed_drift"])
+    est = SeededEstimator(0.5, cfg["decay"], cfg["seed_decay"], seeds, drift=cfg["seed_drift"],
+                          pooled=cfg["pooled_prior"])
     filt = random.Random(f"{seed}:explore")
     queue: list[int] = []
 
@@ -141,11 +149,20 @@ def main() -> None:
     ap.add_argument("--seed-k", type=int, default=8)
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--rates", type=Path, default=None, help="JSON list of pass rates to draw the pool from")
+    ap.add_argument("--truth", choices=("rates", "fitted"), default="rates",
+                    help="with --rates: draw the pool from the rates themselves, or from the distribution fitted to them")
     args = ap.parse_args()
+    args.fitted = None
     if args.rates:
         path, args.rates = args.rates, [float(x) for x in json.loads(args.rates.read_text())]
         if not args.rates or not all(0.0 <= x <= 1.0 for x in args.rates):
             raise SystemExit(f"{path}: need a non-empty JSON list of pass rates in [0, 1]")
+        if args.truth == "fitted":
+            grid = pool_grid([(x * args.seed_k, args.seed_k) for x in args.rates])
+            args.fitted = [(p, math.exp(w)) for p, w in grid]
+            mass = {name: sum(w for p, w in args.fitted if lo <= p < hi)
+                    for name, lo, hi in (("< 0.05", 0, 0.05), ("0.05-0.95", 0.05, 0.95), ("> 0.95", 0.95, 2))}
+            print("fitted pool: " + ", ".join(f"{k} {v:.2f}" for k, v in mass.items()))
     print("ratio = (ours generated / ours useful) / (anchor generated / anchor useful); share = ours useful / slots")
     for zero_max in args.zero_max:
         pool_args = argparse.Namespace(**{**vars(args), "zero_max": zero_max})  # this scenario's pool

@@ -13,7 +13,7 @@ import pytest
 from stagerl.config import OnlineConfig
 from stagerl.data.generated import demo_math
 from stagerl.store import SampleStore
-from stagerl.train.online_prior import SeededEstimator, fit_shift, policy_seeds
+from stagerl.train.online_prior import SeededEstimator, fit_shift, policy_seeds, pool_grid
 
 from test_online import make_trainer, problem, slot_batch  # tests/train is on the path: conftest.py
 from test_resume_exact import STAGE, check_same_decisions, straight_and_resumed
@@ -97,16 +97,17 @@ def test_first_visit_skip_from_the_store(tiny_model_dir, tmp_path, stored):
     assert reward2.calls[-1][:G] == ["hard-m1"] * G
 
 
-@pytest.mark.parametrize("drift", [False, True], ids=["fade", "drift"])
-def test_saved_state_gives_the_same_seeded_decisions(tiny_model_dir, tmp_path, drift):
+@pytest.mark.parametrize("drift,pooled", [(False, False), (True, False), (False, True)], ids=["fade", "drift", "pooled"])
+def test_saved_state_gives_the_same_seeded_decisions(tiny_model_dir, tmp_path, drift, pooled):
     """online_state carries the seeds (and the drift's residuals): a trainer built without them (the
     store gone) and restored from the JSON state admits, skips and explores exactly as the one that
     saved it."""
     pool = [problem(f"hard-m{i}", "math") for i in range(4)] + [problem(f"ok-m{i}", "math") for i in range(4)]
     seeds = {i: [(0.0, 16, 0)] for i in range(4)} | {4: [(0.5, 8, 0)]}
-    online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=0.3, seed_drift=drift)
+    online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=0.3, seed_drift=drift,
+                          pooled_prior=pooled)
     a, reward_a, _ = make_trainer(tiny_model_dir, tmp_path / "a", pool, online)
-    a.estimator.seeds = seeds
+    a.estimator.set_seeds(seeds)
     a.model.train()
     G = 4
     a._generate_and_score_completions(slot_batch(a, pool, ["hard-m0", "ok-m0"], G))
@@ -125,6 +126,54 @@ def test_saved_state_gives_the_same_seeded_decisions(tiny_model_dir, tmp_path, d
     assert len(a.estimator.residuals) == int(drift) and (a.estimator.shift != 0.0) == drift
     assert a._metrics["train"].get("seed_shift", []) == ([a.estimator.shift] if drift else [])  # logged per step
     assert b.estimator.residuals == a.estimator.residuals and b.estimator.shift == a.estimator.shift
+    assert b.estimator.grid == a.estimator.grid and (a.estimator.grid is not None) == pooled
+
+
+def u_shaped_pool(rng, n):
+    """Pass rates of a scored pool: 60% near 1, 25% near 0, the rest anywhere."""
+    return [rng.uniform(0.95, 1.0) if u < 0.6 else rng.uniform(0.0, 0.03) if u < 0.85 else rng.random()
+            for u in (rng.random() for _ in range(n))]
+
+
+def test_pool_grid_is_jeffreys_without_seeds_and_finds_the_pools_shape():
+    """No counts: the grid prior gives Beta(½, ½)'s posterior. Counts from a U-shaped pool: the fitted
+    mass near 1 and near 0 is the pool's (8 samples each cannot tell 0.97 from 1, so the bands are wide)."""
+    flat, beta = SeededEstimator(0.5, 0.9, 0.97, {}, pooled=True), SeededEstimator(0.5, 0.9, 0.97, {})
+    for est in (flat, beta):
+        est.update("p", [1.0, 1.0, 0.0, 1.0])
+    assert flat.mean("p") == pytest.approx(beta.mean("p"), abs=1e-3)
+    assert flat.p_all_equal("p", 4) == pytest.approx(beta.p_all_equal("p", 4), abs=1e-3)
+    rng = random.Random(0)
+    truth = u_shaped_pool(rng, 3000)
+    grid = pool_grid([(sum(rng.random() < p for _ in range(8)), 8) for p in truth])
+    assert sum(math.exp(w) for _, w in grid) == pytest.approx(1.0)
+    high = sum(math.exp(w) for p, w in grid if p > 0.9)
+    low = sum(math.exp(w) for p, w in grid if p < 0.1)
+    assert high == pytest.approx(sum(p > 0.9 for p in truth) / 3000, abs=0.04)
+    assert low == pytest.approx(sum(p < 0.1 for p in truth) / 3000, abs=0.04)
+
+
+def test_pooled_prior_predicts_groups_better_on_a_u_shaped_pool():
+    """Seeds of 8 samples from a U-shaped pool, then one fresh group of 4 per problem: the pooled prior
+    predicts whether a group is all-equal better than Jeffreys' (Brier score), mostly by trusting that a
+    problem solved 7 or 8 times of 8 is one the policy nearly always solves; a problem solved 4 of 8
+    keeps a middling estimate."""
+    rng = random.Random(1)
+    truth = u_shaped_pool(rng, 1500)
+    seeds = {i: [(sum(rng.random() < p for _ in range(8)) / 8, 8, 0)] for i, p in enumerate(truth)}
+    pooled, jeffreys = (SeededEstimator(0.5, 0.9, 1.0, seeds, pooled=x) for x in (True, False))
+    brier = {"pooled": 0.0, "jeffreys": 0.0}
+    for i, p in enumerate(truth):
+        group = [rng.random() < p for _ in range(4)]
+        equal = float(all(group) or not any(group))
+        for name, est in (("pooled", pooled), ("jeffreys", jeffreys)):
+            brier[name] += (est.p_all_equal(i, 4) - equal) ** 2 / len(truth)
+    assert brier["pooled"] < brier["jeffreys"] - 0.005, brier
+    seven = next(i for i, v in seeds.items() if v[0][0] == 7 / 8)
+    assert pooled.mean(seven) > jeffreys.mean(seven) + 0.03
+    assert pooled.p_all_equal(seven, 4) > jeffreys.p_all_equal(seven, 4)
+    half = next(i for i, v in seeds.items() if v[0][0] == 0.5)
+    assert 0.3 < pooled.mean(half) < 0.7 and pooled.p_all_equal(half, 4) < 0.5
 
 
 def test_fit_shift_recovers_a_drift():

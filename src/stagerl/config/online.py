@@ -47,6 +47,9 @@ class OnlineConfig:
     """Move the seeds along the policy: each group of a seeded problem is compared with what its seeds
     said, one logit shift is fitted to all of them (recent groups weighted by ``seed_decay`` per step),
     and every seed's mean moves by it (``train/online_prior.py``: ``fit_shift``). Off: seeds only fade."""
+    pooled_prior: bool = False
+    """Each problem's prior is the pool's distribution of pass rates fitted to the seeds (empirical Bayes,
+    ``train/online_prior.py``: ``pool_grid``) instead of Beta(prior, prior); without seeds it is Jeffreys'."""
     seed: int = 0
     """Seed of refill order and exploration draws."""
 

@@ -140,7 +140,7 @@ class OnlineGRPOTrainer(GRPOTrainer):
         from .online_prior import SeededEstimator
 
         self.online = online
-        self.estimator = SeededEstimator(online.prior, online.decay, online.seed_decay, seeds, drift=online.seed_drift)
+        self.estimator = SeededEstimator.for_config(online, seeds)
         self._flags: list[bool] = []  # per admitted prompt: let through by the exploration draw
         self._explored = self._seeded = False
         self._rng = random.Random(f"{online.seed}:explore:{self.accelerator.process_index}")

@@ -33,6 +33,16 @@ with a N(0, 1) prior on δ), and every partly solved seed's mean moves with it (
 goes to ``σ(logit + δ)``, its raw mean by as much). A seed never or always solved is neither measured
 nor moved: the drift of problems in reach says nothing of those out of reach or mastered.
 ``metrics.jsonl`` logs ``seed_shift`` per step.
+
+**The pool's prior (``online.pooled_prior``).** Beta(prior, prior) treats every problem as if any pass
+rate were as likely as in the Jeffreys prior, though the seeds show the pool's shape (most problems
+of a scored pool sit near 0 or 1, and a problem solved 7 times of 8 is more likely one near 1 that
+failed once than one at 0.8). With ``pooled_prior`` the prior of every problem is the pool's
+distribution of pass rates, fitted to all seeds at once (``pool_grid``: a distribution on a grid
+of pass rates, denser near 0 and 1, by maximum marginal likelihood of the seeds' counts with a
+Jeffreys pseudo-pool of ``POOL_STRENGTH`` problems mixed in): empirical Bayes. Each problem's
+evidence (its discounted groups and seeds) then weighs that prior, and the skip rule reads the
+grid posterior (``p_all_equal``, ``mean``).
 """
 
 from __future__ import annotations
@@ -56,7 +66,7 @@ class SeededEstimator(PassRateEstimator):
     with ``drift``, each seed's mean is moved by the logit shift the stage's own groups show (``fit_shift``)."""
 
     def __init__(self, prior: float = 0.5, decay: float = 1.0, seed_decay: float = 0.0,
-                 seeds: dict[Any, list[Seed]] | None = None, drift: bool = False) -> None:
+                 seeds: dict[Any, list[Seed]] | None = None, drift: bool = False, pooled: bool = False) -> None:
         super().__init__(prior, decay)
         self.seed_decay = seed_decay
         self.seeds: dict[Any, list[Seed]] = {k: [tuple(s) for s in v] for k, v in (seeds or {}).items()}
@@ -67,6 +77,26 @@ class SeededEstimator(PassRateEstimator):
         """Per group of a seeded problem: (logit of its seeds' mean then, successes, samples, step)."""
         self.shift = 0.0
         """The fitted logit shift of the seeds (0 without ``drift``)."""
+        self.grid: list[tuple[float, float]] | None = None
+        """The pool's prior: (pass rate, log weight) per grid point, fitted to the seeds (None: Beta(prior, prior))."""
+        if pooled:
+            self._fit_pool()
+
+    def set_seeds(self, seeds: dict[Any, list[Seed]]) -> None:
+        """Replace the seeds (and refit the pool's prior from them, with ``pooled``)."""
+        self.seeds = {k: [tuple(s) for s in v] for k, v in seeds.items()}
+        if self.grid is not None:
+            self._fit_pool()
+
+    def _fit_pool(self) -> None:
+        self.grid = pool_grid([(n * m, n) for v in self.seeds.values() for m, n, _ in v])
+        self._logs = [(math.log(p), math.log1p(-p)) for p, _ in self.grid]
+
+    @classmethod
+    def for_config(cls, online: Any, seeds: dict[Any, list[Seed]] | None) -> "SeededEstimator":
+        """The estimator an ``OnlineConfig`` asks for, holding ``seeds``."""
+        return cls(online.prior, online.decay, online.seed_decay, seeds, drift=online.seed_drift,
+                   pooled=online.pooled_prior)
 
     def seed_weight(self, key: Any) -> float:
         return sum(n * self.seed_decay ** (lag + self.step) for _, n, lag in self.seeds.get(key, ()))
@@ -105,6 +135,26 @@ class SeededEstimator(PassRateEstimator):
             a, b = a + w * m, b + w * (1.0 - m)
         return a, b
 
+    def _posterior(self, key: Any) -> list[tuple[float, float]]:
+        """(pass rate, posterior weight) on the pool's grid, given the problem's evidence."""
+        a, b = self._ab(key)
+        a, b = max(0.0, a - self.prior), max(0.0, b - self.prior)  # the evidence, without Beta(prior, prior)
+        logs = [w + a * lp + b * lq for (_, w), (lp, lq) in zip(self.grid, self._logs)]
+        top = max(logs)
+        ws = [math.exp(x - top) for x in logs]
+        total = sum(ws)
+        return [(p, w / total) for (p, _), w in zip(self.grid, ws)]
+
+    def mean(self, key: Any) -> float:
+        if self.grid is None:
+            return super().mean(key)
+        return sum(p * w for p, w in self._posterior(key))
+
+    def p_all_equal(self, key: Any, n: int) -> float:
+        if self.grid is None:
+            return super().p_all_equal(key, n)
+        return sum(w * (p ** n + (1.0 - p) ** n) for p, w in self._posterior(key))
+
     def known(self, key: Any) -> bool:
         return super().known(key) or (self.seed_decay > 0 and self.seed_weight(key) > 0)
 
@@ -118,7 +168,7 @@ class SeededEstimator(PassRateEstimator):
         """Restore what ``state`` returned."""
         self.ab = {k: (a, b) for k, a, b, _ in state["estimator"]}
         self.groups = Counter({k: n for k, _, _, n in state["estimator"]})
-        self.seeds = {k: [tuple(s) for s in v] for k, v in state.get("seeds", [])}
+        self.set_seeds({k: v for k, v in state.get("seeds", [])})  # the pool's prior is a function of the seeds
         drift = state.get("drift") or {}
         self.residuals = [tuple(r) for r in drift.get("residuals", [])]
         self.shift = float(drift.get("shift", 0.0))
@@ -143,6 +193,42 @@ def fit_shift(residuals: list[tuple[float, float, int, int]], step: int, discoun
         if abs(move) < 1e-10:
             break
     return d
+
+
+POOL_GRID = 200
+"""Grid points of the pooled prior: quantiles of Beta(1/2, 1/2), so that uniform weights are Jeffreys' prior."""
+POOL_STRENGTH = 2.0
+"""Pseudo-problems drawn from Jeffreys' prior that the pooled fit mixes in (keeps every pass rate possible)."""
+
+
+def pool_grid(counts: list[tuple[float, int]], points: int = POOL_GRID, strength: float = POOL_STRENGTH,
+              iterations: int = 500) -> list[tuple[float, float]]:
+    """The pool's distribution of pass rates that best explains ``counts`` ((successes, samples) per seed):
+    weights on the pass rates ``sin²(π/2 · (g + ½)/points)`` maximizing Σ_seeds log Σ_g π_g Bin(s | n, p_g)
+    plus a Dirichlet(1 + strength/points) penalty (EM), as (pass rate, log weight) pairs. With no counts the
+    weights stay uniform: Jeffreys' Beta(½, ½)."""
+    grid = [math.sin(math.pi / 2 * (g + 0.5) / points) ** 2 for g in range(points)]
+    distinct = Counter((round(s, 6), n) for s, n in counts if n > 0)
+    weights = [1.0 / points] * points
+    lik = {}  # per distinct count: Bin(s | n, p_g) / its largest value over the grid
+    for s, n in distinct:
+        logs = [s * math.log(p) + (n - s) * math.log1p(-p) for p in grid]
+        top = max(logs)
+        lik[s, n] = [math.exp(x - top) for x in logs]
+    total = sum(distinct.values())
+    for _ in range(iterations if distinct else 0):
+        acc = [strength / points] * points
+        for key, many in distinct.items():
+            row = [w * x for w, x in zip(weights, lik[key])]
+            norm = sum(row)
+            for g, x in enumerate(row):
+                acc[g] += many * x / norm
+        new = [x / (total + strength) for x in acc]
+        moved = max(abs(x - y) for x, y in zip(new, weights))
+        weights = new
+        if moved < 1e-9:
+            break
+    return [(p, math.log(w)) for p, w in zip(grid, weights)]
 
 
 def _policy_lags(stage_dir: Path, policy: str) -> dict[str, int]:
