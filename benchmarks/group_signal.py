@@ -67,8 +67,8 @@ T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
 TRAIN_TOP_P = 1.0
 """The nucleus threshold TRL's ``GRPOTrainer`` samples training groups with (``GRPOConfig.top_p``'s default,
 which ``train/grpo.py`` leaves): the seeds are scored with it so they measure the sampler that trains."""
-TUNABLE = ("skip_threshold", "explore", "explore_refills", "decay", "seed_decay", "seed_drift", "pooled_prior",
-           "max_extra_rounds")
+TUNABLE = ("skip_threshold", "explore", "explore_refills", "decay", "seed_decay", "seed_drift", "seed_sharpen",
+           "pooled_prior", "max_extra_rounds")
 
 
 def stage(name: str, args: argparse.Namespace, online: OnlineConfig | None, seed: int) -> StageConfig:
@@ -183,6 +183,9 @@ def run_seed(args: argparse.Namespace, seed: int, policy: str, messages, out: Pa
         kept.write_text(json.dumps({"args": key, "measure": m}))
         return m
 
+    if args.only == "scoring":
+        seed_store(args, problems, policy, seed, folder)
+        return {}
     arms = {} if args.only == "ours" else {"anchor": run("anchor", None)}
     if args.only != "anchor":
         arms |= {n: run(folder_name(n), setting(n, seed)) for n in args.settings.split(",")}
@@ -242,9 +245,10 @@ def main() -> None:
                          f"overrides of {', '.join(TUNABLE)} (e.g. dynamic+skip@seed_decay=0.97)")
     ap.add_argument("--seed-k", type=int, default=0, help="score the pool with the policy first (K samples each) "
                     "and seed ours from it (0: no seeding store)")
-    ap.add_argument("--only", choices=("anchor", "ours"), default=None,
+    ap.add_argument("--only", choices=("anchor", "ours", "scoring"), default=None,
                     help="run one arm and keep its figures in --out (two such processes can run side by side); "
-                         "a later run with the same --out reuses the arms already measured there")
+                         "a later run with the same --out reuses the arms already measured there; 'scoring': "
+                         "only score the pool for the seeds (--seed-k), so ours can start from it later")
     ap.add_argument("--out", default=None, help="keep the run folders here (default: a temp folder)")
     args = ap.parse_args()
     torch.set_num_threads(1)

@@ -34,7 +34,7 @@ from stagerl.train.online import has_signal
 from stagerl.train.online_prior import SeededEstimator, pool_grid
 
 DEFAULTS = {k: getattr(OnlineConfig(), k) for k in ("skip_threshold", "explore", "explore_refills", "decay",
-                                                     "seed_decay", "seed_drift", "pooled_prior",
+                                                     "seed_decay", "seed_drift", "seed_sharpen", "pooled_prior",
                                                      "max_extra_rounds")}
 """The library's defaults (``OnlineConfig``); a bool is given as 0 or 1 (``explore_refills=1``)."""
 
@@ -78,7 +78,7 @@ def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None)
             p = learn(p, drift)
         return args.steps * P, useful
     est = SeededEstimator(0.5, cfg["decay"], cfg["seed_decay"], seeds, drift=cfg["seed_drift"],
-                          pooled=cfg["pooled_prior"])
+                          pooled=cfg["pooled_prior"], sharpen=cfg["seed_sharpen"])
     filt = random.Random(f"{seed}:explore")
     queue: list[int] = []
 

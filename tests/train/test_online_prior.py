@@ -13,7 +13,7 @@ import pytest
 from stagerl.config import OnlineConfig
 from stagerl.data.generated import demo_math
 from stagerl.store import SampleStore
-from stagerl.train.online_prior import SeededEstimator, fit_shift, policy_seeds, pool_grid
+from stagerl.train.online_prior import SeededEstimator, fit_drift, policy_seeds, pool_grid
 
 from test_online import make_trainer, problem, slot_batch  # tests/train is on the path: conftest.py
 from test_resume_exact import STAGE, check_same_decisions, straight_and_resumed
@@ -97,15 +97,16 @@ def test_first_visit_skip_from_the_store(tiny_model_dir, tmp_path, stored):
     assert reward2.calls[-1][:G] == ["hard-m1"] * G
 
 
-@pytest.mark.parametrize("drift,pooled", [(False, False), (True, False), (False, True)], ids=["fade", "drift", "pooled"])
+@pytest.mark.parametrize("drift,pooled", [(False, False), (True, False), ("sharpen", False), (False, True)],
+                         ids=["fade", "drift", "sharpen", "pooled"])
 def test_saved_state_gives_the_same_seeded_decisions(tiny_model_dir, tmp_path, drift, pooled):
     """online_state carries the seeds (and the drift's residuals): a trainer built without them (the
     store gone) and restored from the JSON state admits, skips and explores exactly as the one that
     saved it."""
     pool = [problem(f"hard-m{i}", "math") for i in range(4)] + [problem(f"ok-m{i}", "math") for i in range(4)]
     seeds = {i: [(0.0, 16, 0)] for i in range(4)} | {4: [(0.5, 8, 0)]}
-    online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=0.3, seed_drift=drift,
-                          pooled_prior=pooled)
+    online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=0.3, seed_drift=bool(drift),
+                          seed_sharpen=drift == "sharpen", pooled_prior=pooled)
     a, reward_a, _ = make_trainer(tiny_model_dir, tmp_path / "a", pool, online)
     a.estimator.set_seeds(seeds)
     a.model.train()
@@ -123,9 +124,12 @@ def test_saved_state_gives_the_same_seeded_decisions(tiny_model_dir, tmp_path, d
     assert decide[0] == decide[1] and set(decide[0]) != set(ids)  # some seeded problems were skipped
     assert b.estimator.seeds == a.estimator.seeds == {k: [tuple(v[0])] for k, v in seeds.items()}
     # ok-m0 (seeded 4 of 8) drew a group: with drift it is a residual and the shift moved off 0
-    assert len(a.estimator.residuals) == int(drift) and (a.estimator.shift != 0.0) == drift
-    assert a._metrics["train"].get("seed_shift", []) == ([a.estimator.shift] if drift else [])  # logged per step
+    fitted = bool(drift)
+    assert len(a.estimator.residuals) == int(fitted) and (a.estimator.shift != 0.0) == fitted
+    assert a._metrics["train"].get("seed_shift", []) == ([a.estimator.shift] if fitted else [])  # logged per step
+    assert a._metrics["train"].get("seed_slope", []) == ([a.estimator.slope] if fitted else [])
     assert b.estimator.residuals == a.estimator.residuals and b.estimator.shift == a.estimator.shift
+    assert b.estimator.slope == a.estimator.slope and b.estimator.sharpen == a.estimator.sharpen
     assert b.estimator.grid == a.estimator.grid and (a.estimator.grid is not None) == pooled
 
 
@@ -176,7 +180,7 @@ def test_pooled_prior_predicts_groups_better_on_a_u_shaped_pool():
     assert 0.3 < pooled.mean(half) < 0.7 and pooled.p_all_equal(half, 4) < 0.5
 
 
-def test_fit_shift_recovers_a_drift():
+def test_fit_drift_recovers_a_shift():
     """Groups drawn at σ(logit + 1) from seeds at logit: the fitted shift is near 1; none: 0; the
     discount makes old groups count less; the N(0, 1) prior pulls a lone group's shift toward 0."""
     rng = random.Random(0)
@@ -185,12 +189,51 @@ def test_fit_shift_recovers_a_drift():
         logit = rng.uniform(-2.0, 2.0)
         p = 1.0 / (1.0 + math.exp(-(logit + 1.0)))
         records.append((logit, float(sum(rng.random() < p for _ in range(4))), 4, 0))
-    assert fit_shift(records, 0, 0.97) == pytest.approx(1.0, abs=0.2)
-    assert fit_shift([], 5, 0.97) == 0.0
+    assert fit_drift(records, 0, 0.97)[0] == pytest.approx(1.0, abs=0.2)
+    assert fit_drift([], 5, 0.97) == (0.0, 1.0)
     lone = [(0.0, 4.0, 4, 0)]  # one all-correct group of a seed at 0.5
-    assert 0.0 < fit_shift(lone, 0, 0.97) < 1.5
+    assert 0.0 < fit_drift(lone, 0, 0.97)[0] < 1.5
     old_up, new_down = (0.0, 4.0, 4, 0), (0.0, 0.0, 4, 20)  # long ago all correct, now all wrong
-    assert fit_shift([old_up, new_down], 20, 0.9) < 0 < fit_shift([old_up, new_down], 20, 1.0) + 1e-9
+    assert fit_drift([old_up, new_down], 20, 0.9)[0] < 0 < fit_drift([old_up, new_down], 20, 1.0)[0] + 1e-9
+
+
+def test_fit_drift_recovers_a_sharpening():
+    """Groups drawn at σ(0.5 + 2·logit): with the slope the fit finds both; without it the slope stays 1.
+    Groups that follow their seeds exactly give a slope near 1 and no shift."""
+    rng = random.Random(2)
+    sharp, plain = [], []
+    for _ in range(600):
+        logit = rng.uniform(-2.0, 2.0)
+        for rows, (d, b) in ((sharp, (0.5, 2.0)), (plain, (0.0, 1.0))):
+            p = 1.0 / (1.0 + math.exp(-(d + b * logit)))
+            rows.append((logit, float(sum(rng.random() < p for _ in range(4))), 4, 0))
+    shift, slope = fit_drift(sharp, 0, 0.97, slope=True)
+    assert shift == pytest.approx(0.5, abs=0.2) and slope == pytest.approx(2.0, abs=0.3)
+    assert fit_drift(sharp, 0, 0.97)[1] == 1.0
+    shift, slope = fit_drift(plain, 0, 0.97, slope=True)
+    assert abs(shift) < 0.2 and slope == pytest.approx(1.0, abs=0.2)
+
+
+def test_sharpening_moves_seeds_apart():
+    """Seeded problems whose groups came out more extreme than their seeds (the easier all correct, the
+    harder all wrong): with ``sharpen`` an unseen easy seed rises and an unseen hard one falls, both now
+    likelier all-equal; with the shift alone they move the same way."""
+    seeds = {i: [(0.25 if i % 2 else 0.75, 8, 0)] for i in range(12)} | {20: [(0.375, 8, 0)], 21: [(0.625, 8, 0)]}
+    shift = SeededEstimator(0.5, 0.9, 0.97, seeds, drift=True)
+    sharp = SeededEstimator(0.5, 0.9, 0.97, seeds, drift=True, sharpen=True)
+    base = SeededEstimator(0.5, 0.9, 0.97, seeds)
+    for est in (shift, sharp):
+        for i in range(12):
+            est.update(i, [0.0] * 4 if i % 2 else [1.0] * 4)
+    assert sharp.slope > 1.5 and shift.slope == 1.0
+    assert sharp.mean(20) < base.mean(20) < base.mean(21) < sharp.mean(21)
+    assert sharp.p_all_equal(20, 4) > base.p_all_equal(20, 4) and sharp.p_all_equal(21, 4) > base.p_all_equal(21, 4)
+    again = SeededEstimator(0.5, 0.9, 0.97, drift=True, sharpen=True)
+    again.load_state(json.loads(json.dumps(sharp.state())))
+    assert (again.shift, again.slope) == (sharp.shift, sharp.slope)
+    assert again.p_all_equal(21, 4) == sharp.p_all_equal(21, 4)
+    with pytest.raises(Exception, match="seed_sharpen needs online.seed_drift"):
+        OnlineConfig(seed_sharpen=True)
 
 
 def test_drift_moves_every_seed():

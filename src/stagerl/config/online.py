@@ -46,7 +46,10 @@ class OnlineConfig:
     seed_drift: bool = False
     """Move the seeds along the policy: each group of a seeded problem is compared with what its seeds
     said, one logit shift is fitted to all of them (recent groups weighted by ``seed_decay`` per step),
-    and every seed's mean moves by it (``train/online_prior.py``: ``fit_shift``). Off: seeds only fade."""
+    and every seed's mean moves by it (``train/online_prior.py``: ``fit_drift``). Off: seeds only fade."""
+    seed_sharpen: bool = False
+    """With ``seed_drift``: also fit how much surer the policy grew (a slope on the seeds' logits, 1 = none),
+    so that partly solved seeds move towards 0 or 1 as GRPO sharpens the policy (``fit_drift``)."""
     pooled_prior: bool = False
     """Each problem's prior is the pool's distribution of pass rates fitted to the seeds (empirical Bayes,
     ``train/online_prior.py``: ``pool_grid``) instead of Beta(prior, prior); without seeds it is Jeffreys'."""
@@ -63,6 +66,8 @@ class OnlineConfig:
             raise _error(f"online.prior must be > 0 and online.decay in (0, 1], got {self.prior}, {self.decay}")
         if not 0.0 <= self.seed_decay <= 1.0:
             raise _error(f"online.seed_decay must be in [0, 1], got {self.seed_decay}")
+        if self.seed_sharpen and not self.seed_drift:
+            raise _error("online.seed_sharpen needs online.seed_drift: true (the slope is fitted with the shift)")
         if not (self.dynamic_sampling or self.predictive_skip):
             raise _error("online: enable dynamic_sampling or predictive_skip (or remove the online section)")
 

@@ -37,10 +37,9 @@ all-equal group of G is the Beta-binomial probability of 0 or G successes.
 **Metrics** (per step, in ``metrics.jsonl`` through TRL's log): ``groups_generated`` (all rounds),
 ``groups_dropped`` (generated, not trained on), ``groups_skipped``, ``groups_filled``,
 ``groups_signal`` (trained groups with non-zero reward variance), ``extra_rounds``,
-``groups_skipped_seeded``, ``groups_explored``, ``groups_explored_signal``, ``seed_shift``
-(with ``seed_drift``). TRL's own
-per-step metrics (``reward``, ``completions/mean_length``, ...) describe every completion generated
-in the step, all rounds weighted by size.
+``groups_skipped_seeded``, ``groups_explored``, ``groups_explored_signal``, ``seed_shift`` and
+``seed_slope`` (with ``seed_drift``). TRL's own per-step metrics (``reward``, ``completions/mean_length``,
+...) describe every completion generated in the step, all rounds weighted by size.
 
 Several processes: each process fills its own slots (its share of the batch must hold whole
 groups); the number of extra rounds is agreed across processes, every process generates the same
@@ -346,6 +345,7 @@ class OnlineGRPOTrainer(GRPOTrainer):
             self.totals[key] += int(value)
         if self.estimator.drift:  # the same on every process (every group updates every estimate)
             self._metrics["train"]["seed_shift"].append(self.estimator.shift)
+            self._metrics["train"]["seed_slope"].append(self.estimator.slope)
 
     # ------------------------------------------------------------------ the step's batch
 
