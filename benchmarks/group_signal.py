@@ -34,6 +34,7 @@ setting is printed.
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/group_signal.py    # 6 math problems, 6 steps × 2 prompts × G=4, 40 tokens
     ... --math 40 --steps 20 --seed-k 8 --seeds 0,1,2 --out /tmp/signal --only anchor   # arms side by side,
     ... --math 40 --steps 20 --seed-k 8 --seeds 0,1,2 --out /tmp/signal --only ours     # then without --only
+    ... --only scoring    # only the seeds' scoring store, so that a later --only ours starts training at once
 """
 
 from __future__ import annotations
