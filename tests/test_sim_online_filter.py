@@ -4,6 +4,7 @@ settings (docs/benchmarks.md, issue 21 part 1)."""
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import subprocess
 import sys
@@ -58,3 +59,23 @@ def test_pool_from_measured_rates(sim, tmp_path):
     out = subprocess.run([sys.executable, str(sim.__file__), "--rates", str(bad), "--runs", "1"],
                          capture_output=True, text=True)
     assert out.returncode != 0 and "rates.json: need a non-empty JSON list" in out.stderr
+
+
+def test_pool_from_the_fitted_truth(sim, tmp_path):
+    # --truth fitted: 8-sample rates are estimates; the pool is drawn from the distribution fitted to them,
+    # so a problem scored 0 of 8 may be one solved now and then, and rates between the measured ones occur
+    rates = tmp_path / "rates.json"
+    rates.write_text("[0.0, 0.0, 0.0, 0.5, 0.5, 1.0]")
+    out = subprocess.run([sys.executable, str(sim.__file__), "--rates", str(rates), "--truth", "fitted", "--runs", "2",
+                          "--problems", "20", "--steps", "3", "--drift", "0", "--zero-max", "0", "--settings", ""],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    shares = dict(x.rsplit(" ", 1) for x in out.stdout.splitlines()[0].removeprefix("fitted pool: ").split(", "))
+    assert float(shares["< 0.05"]) > 0.3 and float(shares["> 0.95"]) > 0.05
+    assert sum(float(v) for v in shares.values()) == pytest.approx(1.0, abs=0.02)
+    from stagerl.train.online_prior import pool_grid
+
+    fitted = [(p, math.exp(w)) for p, w in pool_grid([(8 * x, 8) for x in (0.0, 0.0, 0.0, 0.5, 0.5, 1.0)])]
+    drawn = sim.pool(random.Random(0), pool_args(rates=[0.0, 0.5, 1.0], fitted=fitted, problems=400))
+    assert len(drawn) == 400 and len(set(drawn) - {0.0, 0.5, 1.0}) > 50
+    assert 0 < sum(0.0 < p < 0.1 for p in drawn)  # some "never solved" problems are solved now and then
