@@ -16,6 +16,8 @@ samples as the run's scoring would. After each step every pass rate in (0.02, 1)
 draws the pool's problems from those rates instead. Those are estimates from ``--seed-k`` samples, not
 the problems' pass rates: ``--truth fitted`` draws the pool from the distribution of pass rates that
 best explains them (``online_prior.pool_grid`` fitted to the rates × ``--seed-k`` counts) instead.
+``--oracle T ...`` adds rows that skip by each problem's true pass rate (no estimate, no exploration):
+what any skip rule could reach with the same refills, in this model.
 
     python scripts/sim_online_filter.py --settings "seed_decay=0.9" "seed_decay=0.97" --drift 0.015 0.04
 """
@@ -61,8 +63,11 @@ def group(rng: random.Random, p: float, G: int) -> list[float]:
     return [float(rng.random() < p) for _ in range(G)]
 
 
-def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None) -> tuple[int, int]:
-    """(groups generated, trained groups with signal) of one run; ``cfg`` None = the anchor."""
+def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None,
+            oracle: float | None = None) -> tuple[int, int]:
+    """(groups generated, trained groups with signal) of one run; ``cfg`` None = the anchor. ``oracle``: skip
+    by each problem's true pass rate now (skip when a group of G is all-equal with more than this chance; no
+    estimate, no exploration), a bound on what any skip rule could do with the same refills."""
     rng = random.Random(seed)
     p = pool(rng, args)
     n, G, P = len(p), args.G, args.prompts
@@ -83,6 +88,8 @@ def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None)
     queue: list[int] = []
 
     def skip(i: int, scan: bool = False) -> bool:
+        if oracle is not None:
+            return p[i] ** G + (1.0 - p[i]) ** G > oracle
         if not est.known(i) or est.p_all_equal(i, G) <= cfg["skip_threshold"]:
             return False
         if scan and not cfg["explore_refills"]:
@@ -149,6 +156,8 @@ def main() -> None:
     ap.add_argument("--seed-k", type=int, default=8)
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--rates", type=Path, default=None, help="JSON list of pass rates to draw the pool from")
+    ap.add_argument("--oracle", type=float, nargs="*", default=[],
+                    help="also print skipping by the true pass rates at these thresholds (a bound for any rule)")
     ap.add_argument("--truth", choices=("rates", "fitted"), default="rates",
                     help="with --rates: draw the pool from the rates themselves, or from the distribution fitted to them")
     args = ap.parse_args()
@@ -170,8 +179,10 @@ def main() -> None:
             anchor = [one_run(s, pool_args, drift, None) for s in range(args.runs)]
             a_gen, a_useful = sum(g for g, _ in anchor), sum(u for _, u in anchor)
             print(f"zero-max {zero_max}, drift {drift}: anchor share {a_useful / a_gen:.3f}")
-            for spec in args.settings:
-                runs = [one_run(s, pool_args, drift, parse(spec)) for s in range(args.runs)]
+            rows = [(spec, parse(spec), None) for spec in args.settings]
+            rows += [(f"oracle (true pass rates), threshold {t:g}", parse(""), t) for t in args.oracle]
+            for spec, cfg, oracle in rows:
+                runs = [one_run(s, pool_args, drift, cfg, oracle) for s in range(args.runs)]
                 gen, useful = sum(g for g, _ in runs), sum(u for _, u in runs)
                 ratio = (gen / max(1, useful)) / (a_gen / max(1, a_useful))
                 share = useful / (args.runs * args.steps * args.prompts)

@@ -79,3 +79,13 @@ def test_pool_from_the_fitted_truth(sim, tmp_path):
     drawn = sim.pool(random.Random(0), pool_args(rates=[0.0, 0.5, 1.0], fitted=fitted, problems=400))
     assert len(drawn) == 400 and len(set(drawn) - {0.0, 0.5, 1.0}) > 50
     assert 0 < sum(0.0 < p < 0.1 for p in drawn)  # some "never solved" problems are solved now and then
+
+
+def test_oracle_skips_by_the_true_pass_rate(sim):
+    # the bound: skipping by the true rates, only the problems at 0.5 are generated (each all-equal 1/8 of
+    # the time), while the seeded rule also spends groups on problems its 8 samples misplaced
+    args = pool_args(rates=[0.0, 1.0, 0.5, 0.02, 0.98], problems=60)
+    gen, useful = map(sum, zip(*(sim.one_run(s, args, 0.0, sim.parse(""), oracle=0.7) for s in range(10))))
+    assert useful / gen > 0.8
+    rule_gen, rule_useful = map(sum, zip(*(sim.one_run(s, args, 0.0, sim.parse("")) for s in range(10))))
+    assert rule_useful / rule_gen < useful / gen
