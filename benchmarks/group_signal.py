@@ -76,7 +76,8 @@ def stage(name: str, args: argparse.Namespace, online: OnlineConfig | None, seed
     return StageConfig(name=name, levels=["pool"], learning_rate=args.lr, num_generations=args.G,
                        prompts_per_step=args.prompts, beta=0.0, entropy_coef=0.0,
                        max_completion_length=args.max_tokens, temperature=0.8, max_steps=args.steps, plateau=None,
-                       math_code_ratio=args.ratio if args.code else None, seed=seed, online=online)
+                       math_code_ratio=args.ratio if args.code else None, seed=seed, online=online,
+                       checkpoint_every=args.checkpoint_every)
 
 
 def setting(spec: str, seed: int) -> OnlineConfig:
@@ -160,7 +161,8 @@ def run_seed(args: argparse.Namespace, seed: int, policy: str, messages, out: Pa
     code = demo_code(seed=0)
     problems = demo_math(n=args.math, seed=seed) + [code[i] for i in EASIEST_CODE][:args.code]
     folder = out / f"seed{seed}"
-    key = {k: v for k, v in vars(args).items() if k not in ("only", "seeds", "out", "settings")} | {"seed": seed}
+    key = {k: v for k, v in vars(args).items() if k not in ("only", "seeds", "out", "settings", "checkpoint_every")}
+    key |= {"seed": seed}
     store: list[Path] = []
 
     def run(name: str, online: OnlineConfig | None) -> dict:
@@ -170,11 +172,16 @@ def run_seed(args: argparse.Namespace, seed: int, policy: str, messages, out: Pa
             print(f"  {name} (measured before, {kept}): {json.dumps(m)}", flush=True)
             return m
         t0 = time.time()
-        shutil.rmtree(folder / name, ignore_errors=True)
-        (folder / name).mkdir(parents=True)
-        if online is not None and args.seed_k:
-            store[:] = store or [seed_store(args, problems, policy, seed, folder)]
-            shutil.copy(store[0], folder / name / "samples.sqlite")
+        started = folder / name / "started.json"  # a run killed midway resumes from its last checkpoint
+        if started.is_file() and json.loads(started.read_text()) == {"args": key, "online": repr(online)}:
+            print(f"  {name}: resuming the run in {folder / name}", flush=True)
+        else:
+            shutil.rmtree(folder / name, ignore_errors=True)
+            (folder / name).mkdir(parents=True)
+            if online is not None and args.seed_k:
+                store[:] = store or [seed_store(args, problems, policy, seed, folder)]
+                shutil.copy(store[0], folder / name / "samples.sqlite")
+            started.write_text(json.dumps({"args": key, "online": repr(online)}))
         [info] = train_stages(policy, {"pool": problems}, [stage(name, args, online, seed)], folder / name,
                               messages=messages)
         rows = [json.loads(x) for x in (folder / name / "stages" / f"1_{name}" / "metrics.jsonl").read_text().splitlines()]
@@ -251,6 +258,9 @@ def main() -> None:
                          "a later run with the same --out reuses the arms already measured there; 'scoring': "
                          "only score the pool for the seeds (--seed-k), so ours can start from it later")
     ap.add_argument("--out", default=None, help="keep the run folders here (default: a temp folder)")
+    ap.add_argument("--checkpoint-every", type=int, default=5,
+                    help="steps between checkpoints: an arm killed midway (say by the OOM killer) resumes from its "
+                         "last one when the same command runs again with the same --out (figures unchanged)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
