@@ -41,6 +41,8 @@ moves (seen in a real 20-step stage: 17% of those groups all-equal in steps 1–
 16–20). One shift cannot say that. With ``seed_sharpen`` the fit is a logistic regression of the groups
 on their seeds' logits: ``σ(δ + β·l)``, the slope ``β`` with a N(1, 1) prior (1: no sharpening), and
 every partly solved seed moves to ``σ(δ + β·l)``. ``metrics.jsonl`` also logs ``seed_slope``.
+Measured (``benchmarks/group_signal.py``, three seeds, docs/benchmarks.md): no gain over the shift alone
+that the seeds' spread can show; most of what the seeds miss is single problems, not the pool's trend.
 
 **The pool's prior (``online.pooled_prior``).** Beta(prior, prior) treats every problem as if any pass
 rate were as likely as in the Jeffreys prior, though the seeds show the pool's shape (most problems
@@ -50,7 +52,9 @@ distribution of pass rates, fitted to all seeds at once (``pool_grid``: a distri
 of pass rates, denser near 0 and 1, by maximum marginal likelihood of the seeds' counts with a
 Jeffreys pseudo-pool of ``POOL_STRENGTH`` problems mixed in): empirical Bayes. Each problem's
 evidence (its discounted groups and seeds) then weighs that prior, and the skip rule reads the
-grid posterior (``p_all_equal``, ``mean``).
+grid posterior (``p_all_equal``, ``mean``). Not measured on a model yet: the simulation ranks it
+better for a policy that hardly moves and worse for one that learns fast (a surer prior is slower to
+overturn).
 """
 
 from __future__ import annotations
