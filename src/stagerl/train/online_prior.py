@@ -83,7 +83,7 @@ class SeededEstimator(PassRateEstimator):
                  sharpen: bool = False) -> None:
         super().__init__(prior, decay)
         self.seed_decay = seed_decay
-        self.seeds: dict[Any, list[Seed]] = {k: [tuple(s) for s in v] for k, v in (seeds or {}).items()}
+        self.seeds: dict[Any, list[Seed]] = {}
         self.step = 0
         """The stage's current training step (set by the trainer before each step's decisions)."""
         self.drift = drift
@@ -94,20 +94,17 @@ class SeededEstimator(PassRateEstimator):
         self.sharpen = sharpen
         self.slope = 1.0
         """The fitted slope of the seeds' logits (1 without ``sharpen``)."""
+        self.pooled = pooled
         self.grid: list[tuple[float, float]] | None = None
         """The pool's prior: (pass rate, log weight) per grid point, fitted to the seeds (None: Beta(prior, prior))."""
-        if pooled:
-            self._fit_pool()
+        self.set_seeds(seeds or {})
 
     def set_seeds(self, seeds: dict[Any, list[Seed]]) -> None:
         """Replace the seeds (and refit the pool's prior from them, with ``pooled``)."""
         self.seeds = {k: [tuple(s) for s in v] for k, v in seeds.items()}
-        if self.grid is not None:
-            self._fit_pool()
-
-    def _fit_pool(self) -> None:
-        self.grid = pool_grid([(n * m, n) for v in self.seeds.values() for m, n, _ in v])
-        self._logs = [(math.log(p), math.log1p(-p)) for p, _ in self.grid]
+        if self.pooled:
+            self.grid = pool_grid([(n * m, n) for v in self.seeds.values() for m, n, _ in v])
+            self._logs = [(math.log(p), math.log1p(-p)) for p, _ in self.grid]
 
     @classmethod
     def for_config(cls, online: Any, seeds: dict[Any, list[Seed]] | None) -> "SeededEstimator":
