@@ -82,8 +82,7 @@ def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None,
             useful += sum(has_signal(group(draws, p[order[(step * P + k) % n]], G)) for k in range(P))
             p = learn(p, drift)
         return args.steps * P, useful
-    est = SeededEstimator(0.5, cfg["decay"], cfg["seed_decay"], seeds, drift=cfg["seed_drift"],
-                          pooled=cfg["pooled_prior"], sharpen=cfg["seed_sharpen"])
+    est = SeededEstimator.for_config(OnlineConfig(**cfg), seeds)  # the trainer's estimator for these settings
     filt = random.Random(f"{seed}:explore")
     queue: list[int] = []
 
