@@ -20,7 +20,7 @@ policy evaluated once, in ``seed<S>/_shared``, and every arm reuses that. Layout
     seed<S>/<arm>/                  the arm's run folder: pass_rates.parquet, ledger.json and eval/base
                                     copied from _shared, levels cut again (no model), stages/, eval/,
                                     report/, and experiment.json (written last: the arm is finished)
-    compare/<experiment>-seed<S>/   ``stagerl compare`` of the arms, where that command exists
+    compare/<experiment>-seed<S>/   ``stagerl compare`` of the arms
     <experiment>.summary.json       per arm and seed: held-out pass@1 (base, trained), initial training
                                     reward, steps and end reason per stage, seconds; means over seeds
 
@@ -342,17 +342,6 @@ def summarize(name: str, exp: dict, seeds: list[int], root: Path) -> dict:
     return summary
 
 
-def compare_command() -> list[str] | None:
-    """``stagerl compare`` and the option naming its output folder, if this stagerl has the command."""
-    from stagerl.cli import build_parser
-
-    sub = next((a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)), None)
-    if sub is None or "compare" not in sub.choices:
-        return None
-    opts = {o for a in sub.choices["compare"]._actions for o in a.option_strings}
-    return ["compare"] + [next((o for o in ("--out", "--output", "-o") if o in opts), "")]
-
-
 def main(argv: list[str] | None = None) -> int:
     manifest = load_manifest()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -383,19 +372,15 @@ def main(argv: list[str] | None = None) -> int:
         run_arm(seed, arm, recipe, root, total, args.dry_run)
     if args.dry_run:
         return 0
-    compare = compare_command()
     for name in names:
         exp = manifest["experiments"][name]
         path = root / f"{name}.summary.json"
         path.write_text(json.dumps(summarize(name, exp, args.seeds, root), indent=1))
         print(f"{name}: summary {path}", flush=True)
-        if not compare:
-            print("  (this stagerl has no `compare` command: summary only)")
-        for seed in args.seeds if compare else []:
+        for seed in args.seeds:
             out = root / "compare" / f"{name}-seed{seed}"
-            runs = [str(root / f"seed{seed}" / a) for a in exp["arms"]]
             try:
-                sh(cli(compare[0], *runs, *([compare[1], str(out)] if compare[1] else [])), False)
+                sh(cli("compare", *[str(root / f"seed{seed}" / a) for a in exp["arms"]], "--out", str(out)), False)
                 print(f"  comparison: {out}", flush=True)
             except subprocess.CalledProcessError as e:
                 print(f"  stagerl compare failed ({e}); the summary above still holds every number", flush=True)

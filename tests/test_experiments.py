@@ -160,14 +160,6 @@ def test_summary_reads_the_run_folders(run, tmp_path):
     assert s["per_seed"][0]["stages"][0]["reward_code_first3"] is None  # not logged: absent, not 0
 
 
-def test_compare_command_matches_the_cli(run):
-    from stagerl.cli import build_parser
-
-    help_text = build_parser().format_help()
-    cmd = run.compare_command()
-    assert (cmd is not None) == ("compare" in help_text.split("<stage>")[-1])
-
-
 def test_tables_print_the_run_folders_numbers(tmp_path):
     """experiments/tables.py (docs/results.md's tables) reads each number from the file that holds it."""
     tables = load("experiments/tables.py")
