@@ -77,7 +77,8 @@ def stage(name: str, args: argparse.Namespace, online: OnlineConfig | None, seed
                        prompts_per_step=args.prompts, beta=0.0, entropy_coef=0.0,
                        max_completion_length=args.max_tokens, temperature=0.8, max_steps=args.steps, plateau=None,
                        math_code_ratio=args.ratio if args.code else None, seed=seed, online=online,
-                       checkpoint_every=args.checkpoint_every)
+                       checkpoint_every=args.checkpoint_every,
+                       trl={"per_device_train_batch_size": args.pass_size} if args.pass_size else {})
 
 
 def setting(spec: str, seed: int) -> OnlineConfig:
@@ -161,7 +162,8 @@ def run_seed(args: argparse.Namespace, seed: int, policy: str, messages, out: Pa
     code = demo_code(seed=0)
     problems = demo_math(n=args.math, seed=seed) + [code[i] for i in EASIEST_CODE][:args.code]
     folder = out / f"seed{seed}"
-    key = {k: v for k, v in vars(args).items() if k not in ("only", "seeds", "out", "settings", "checkpoint_every")}
+    key = {k: v for k, v in vars(args).items() if k not in ("only", "seeds", "out", "settings", "checkpoint_every")
+           and not (k == "pass_size" and v is None)}  # runs kept before --pass-size existed stay valid
     key |= {"seed": seed}
     store: list[Path] = []
 
@@ -258,6 +260,10 @@ def main() -> None:
                          "a later run with the same --out reuses the arms already measured there; 'scoring': "
                          "only score the pool for the seeds (--seed-k), so ours can start from it later")
     ap.add_argument("--out", default=None, help="keep the run folders here (default: a temp folder)")
+    ap.add_argument("--pass-size", type=int, default=None,
+                    help="completions per forward/backward pass (trl.per_device_train_batch_size; default: a step's "
+                         "prompts x G in one pass). Memory only: one generation round per step either way; "
+                         "G=8 with 2 prompts in one pass peaks near 12 GB")
     ap.add_argument("--checkpoint-every", type=int, default=5,
                     help="steps between checkpoints: an arm killed midway (say by the OOM killer) resumes from its "
                          "last one when the same command runs again with the same --out (figures unchanged)")
