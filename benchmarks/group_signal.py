@@ -68,7 +68,7 @@ T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
 TRAIN_TOP_P = 1.0
 """The nucleus threshold TRL's ``GRPOTrainer`` samples training groups with (``GRPOConfig.top_p``'s default,
 which ``train/grpo.py`` leaves): the seeds are scored with it so they measure the sampler that trains."""
-TUNABLE = ("skip_threshold", "explore", "explore_refills", "decay", "seed_decay", "seed_drift", "seed_sharpen",
+TUNABLE = ("skip_threshold", "skip_per_sample", "explore", "explore_refills", "decay", "seed_decay", "seed_drift", "seed_sharpen",
            "pooled_prior", "max_extra_rounds")
 
 

@@ -35,7 +35,7 @@ from stagerl.config.online import online_field
 from stagerl.train.online import has_signal
 from stagerl.train.online_prior import SeededEstimator, pool_grid
 
-DEFAULTS = {k: getattr(OnlineConfig(), k) for k in ("skip_threshold", "explore", "explore_refills", "decay",
+DEFAULTS = {k: getattr(OnlineConfig(), k) for k in ("skip_threshold", "skip_per_sample", "explore", "explore_refills", "decay",
                                                      "seed_decay", "seed_drift", "seed_sharpen", "pooled_prior",
                                                      "max_extra_rounds")}
 """The library's defaults (``OnlineConfig``); a bool is given as 0 or 1 (``explore_refills=1``)."""
@@ -82,14 +82,15 @@ def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None,
             useful += sum(has_signal(group(draws, p[order[(step * P + k) % n]], G)) for k in range(P))
             p = learn(p, drift)
         return args.steps * P, useful
-    est = SeededEstimator.for_config(OnlineConfig(**cfg), seeds)  # the trainer's estimator for these settings
+    online = OnlineConfig(**cfg)
+    est = SeededEstimator.for_config(online, seeds)  # the trainer's estimator for these settings
     filt = random.Random(f"{seed}:explore")
     queue: list[int] = []
 
     def skip(i: int, scan: bool = False) -> bool:
         if oracle is not None:
             return p[i] ** G + (1.0 - p[i]) ** G > oracle
-        if not est.known(i) or est.p_all_equal(i, G) <= cfg["skip_threshold"]:
+        if not est.known(i) or est.p_all_equal(i, G) <= online.threshold(G):
             return False
         if scan and not cfg["explore_refills"]:
             return True

@@ -1,6 +1,7 @@
 """Online filtering on TRL's real trainer with a tiny real Llama: dynamic sampling drops all-equal
 groups and refills them (same domain), within the round bound; predictive skipping skips and explores."""
 
+import dataclasses
 import json
 import math
 from collections import Counter
@@ -210,3 +211,28 @@ def test_recipe_keys_for_online_and_relevel():
         load_recipe({"train": {"stages": [{"online": {"skip": True}}]}})
     with pytest.raises(ConfigError, match="enable dynamic_sampling or predictive_skip"):
         OnlineConfig(dynamic_sampling=False)
+
+
+def test_skip_per_sample_scales_the_threshold_with_the_group_size(tiny_model_dir, tmp_path):
+    """``skip_per_sample`` skips when P(all-equal group of G) > skip_per_sample ** G, in the trainer's own rule."""
+    assert OnlineConfig(skip_per_sample=0.75).threshold(8) == pytest.approx(0.75 ** 8)
+    assert OnlineConfig(skip_threshold=0.4).threshold(16) == 0.4  # unset: the fixed threshold, whatever G
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="skip_per_sample"):
+            OnlineConfig(skip_per_sample=bad)
+    pool = [problem("hard-m1", "math"), problem("ok-m1", "math")]
+    decisions = {}
+    for G in (2, 4):
+        p_all = None
+        for margin in (+0.02, -0.02):
+            online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=0.0, skip_threshold=1.0,
+                                  skip_per_sample=0.5)  # replaced below once the estimate is known
+            trainer, _, _ = make_trainer(tiny_model_dir, tmp_path / f"{G}{margin}", pool, online, G=G)
+            trainer.estimator.update(0, [0.0] * G)
+            p_all = trainer.estimator.p_all_equal(0, G)
+            tau = p_all ** (1 / G) + margin  # just above / below the per-sample chance of an all-equal group
+            trainer.online = dataclasses.replace(online, skip_per_sample=tau)
+            decisions[G, margin] = trainer._skip({"problem_index": 0})
+        assert 0 < p_all < 1
+    # skip_threshold=1.0 would never skip: the per-sample threshold decides, on both sides, at both G
+    assert decisions == {(2, 0.02): False, (2, -0.02): True, (4, 0.02): False, (4, -0.02): True}

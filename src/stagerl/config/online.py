@@ -29,6 +29,11 @@ class OnlineConfig:
     """Skip prompts whose estimated pass rate makes an all-equal group very likely (not generated)."""
     skip_threshold: float = 0.7
     """Skip a prompt when its predicted probability of an all-equal group exceeds this."""
+    skip_per_sample: float | None = None
+    """Scale the threshold with the group size G: skip when that probability exceeds ``skip_per_sample ** G``
+    (it replaces ``skip_threshold``). A group of G is all-equal less often as G grows, so one fixed
+    threshold skips nearly nothing at G = 16; 0.75 (0.32 at G = 4, 0.10 at 8, 0.01 at 16) was the best
+    per-sample value at every G in docs/benchmarks.md's simulations."""
     explore: float = 0.1
     """Probability that a prompt due to be skipped is generated anyway, so none is skipped for ever."""
     explore_refills: bool = False
@@ -56,12 +61,18 @@ class OnlineConfig:
     seed: int = 0
     """Seed of refill order and exploration draws."""
 
+    def threshold(self, G: int) -> float:
+        """The skip threshold for groups of ``G``: ``skip_per_sample ** G`` when set, else ``skip_threshold``."""
+        return self.skip_threshold if self.skip_per_sample is None else self.skip_per_sample ** G
+
     def __post_init__(self) -> None:
         if self.max_extra_rounds < 0:
             raise _error(f"online.max_extra_rounds must be >= 0, got {self.max_extra_rounds}")
         for name in ("skip_threshold", "explore"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise _error(f"online.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.skip_per_sample is not None and not 0.0 < self.skip_per_sample < 1.0:
+            raise _error(f"online.skip_per_sample must be in (0, 1) or null, got {self.skip_per_sample}")
         if self.prior <= 0 or not 0.0 < self.decay <= 1.0:
             raise _error(f"online.prior must be > 0 and online.decay in (0, 1], got {self.prior}, {self.decay}")
         if not 0.0 <= self.seed_decay <= 1.0:
@@ -74,7 +85,7 @@ class OnlineConfig:
 
 def online_field(name: str, text: str) -> Any:
     """``text`` (a script's ``key=value`` override) as the type of ``OnlineConfig.<name>``; a bool as 0 or 1."""
-    kind = type(getattr(OnlineConfig(), name))
+    kind = float if name == "skip_per_sample" else type(getattr(OnlineConfig(), name))
     return bool(int(text)) if kind is bool else kind(text)
 
 

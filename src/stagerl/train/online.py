@@ -9,8 +9,8 @@ handed over (math:code at the stage's ratio). Each slot is filled with one group
 ``num_generations`` completions:
 
 * **predictive skipping** (``online.predictive_skip``): before generating, a slot whose problem is
-  predicted to give an all-equal group (probability above ``skip_threshold`` under the problem's
-  pass-rate estimate; a problem with neither a group of its own nor a seed is never skipped) gets a
+  predicted to give an all-equal group (probability above ``skip_threshold``, or ``skip_per_sample ** G``,
+  under the problem's pass-rate estimate; a problem with neither a group of its own nor a seed is never skipped) gets a
   fresh problem of the same domain from the stage's pool instead. A problem due to be skipped is
   still generated with probability ``explore``, so none is skipped for ever (by default only a slot's own
   prompt draws; ``explore_refills`` also draws for each problem a refill scans past). Every skipped prompt
@@ -245,7 +245,7 @@ class OnlineGRPOTrainer(GRPOTrainer):
         self._explored = False
         if not self.online.predictive_skip or not self.estimator.known(row["problem_index"]):
             return False  # a problem with neither a group nor a seed is never skipped
-        if self.estimator.p_all_equal(row["problem_index"], self.num_generations) <= self.online.skip_threshold:
+        if self.estimator.p_all_equal(row["problem_index"], self.num_generations) <= self.online.threshold(self.num_generations):
             return False
         self._seeded = not self.estimator.groups[row["problem_index"]]
         if refill and not self.online.explore_refills:
