@@ -92,9 +92,9 @@ def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None,
             return p[i] ** G + (1.0 - p[i]) ** G > oracle
         if not est.known(i) or est.p_all_equal(i, G) <= online.threshold(G):
             return False
-        if scan and not cfg["explore_refills"]:
+        if scan and not online.explore_refills:
             return True
-        return filt.random() >= cfg["explore"]
+        return filt.random() >= online.explore
 
     def nxt() -> int:
         if not queue:
@@ -123,7 +123,7 @@ def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None,
             generated += len(rows)
             todo -= filled
             useful += filled
-            if todo == 0 or rounds >= cfg["max_extra_rounds"]:
+            if todo == 0 or rounds >= online.max_extra_rounds:
                 break
             rounds += 1
             rows = [fresh() for _ in range(todo)]

@@ -223,16 +223,15 @@ def test_skip_per_sample_scales_the_threshold_with_the_group_size(tiny_model_dir
     pool = [problem("hard-m1", "math"), problem("ok-m1", "math")]
     decisions = {}
     for G in (2, 4):
-        p_all = None
+        online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=0.0, skip_threshold=1.0,
+                              skip_per_sample=0.5)  # replaced below once the estimate is known
+        trainer, _, _ = make_trainer(tiny_model_dir, tmp_path / str(G), pool, online, G=G)
+        trainer.estimator.update(0, [0.0] * G)
+        p_all = trainer.estimator.p_all_equal(0, G)
+        assert 0 < p_all < 1
         for margin in (+0.02, -0.02):
-            online = OnlineConfig(dynamic_sampling=False, predictive_skip=True, explore=0.0, skip_threshold=1.0,
-                                  skip_per_sample=0.5)  # replaced below once the estimate is known
-            trainer, _, _ = make_trainer(tiny_model_dir, tmp_path / f"{G}{margin}", pool, online, G=G)
-            trainer.estimator.update(0, [0.0] * G)
-            p_all = trainer.estimator.p_all_equal(0, G)
             tau = p_all ** (1 / G) + margin  # just above / below the per-sample chance of an all-equal group
             trainer.online = dataclasses.replace(online, skip_per_sample=tau)
             decisions[G, margin] = trainer._skip({"problem_index": 0})
-        assert 0 < p_all < 1
     # skip_threshold=1.0 would never skip: the per-sample threshold decides, on both sides, at both G
     assert decisions == {(2, 0.02): False, (2, -0.02): True, (4, 0.02): False, (4, -0.02): True}

@@ -7,7 +7,7 @@ models. Kept beside ``config.py`` (which imports them) so that file stays short.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 
 def _error(message: str) -> Exception:
@@ -32,8 +32,8 @@ class OnlineConfig:
     skip_per_sample: float | None = None
     """Scale the threshold with the group size G: skip when that probability exceeds ``skip_per_sample ** G``
     (it replaces ``skip_threshold``). A group of G is all-equal less often as G grows, so one fixed
-    threshold skips nearly nothing at G = 16; 0.75 (0.32 at G = 4, 0.10 at 8, 0.01 at 16) was the best
-    per-sample value at every G in docs/benchmarks.md's simulations."""
+    threshold skips nearly nothing at G = 16; 0.75 (0.32 at G = 4, 0.10 at 8, 0.01 at 16) was at or near
+    the best threshold at G = 4, 8 and 16 in docs/benchmarks.md's simulations."""
     explore: float = 0.1
     """Probability that a prompt due to be skipped is generated anyway, so none is skipped for ever."""
     explore_refills: bool = False
@@ -84,8 +84,10 @@ class OnlineConfig:
 
 
 def online_field(name: str, text: str) -> Any:
-    """``text`` (a script's ``key=value`` override) as the type of ``OnlineConfig.<name>``; a bool as 0 or 1."""
-    kind = float if name == "skip_per_sample" else type(getattr(OnlineConfig(), name))
+    """``text`` (a script's ``key=value`` override) as the type of ``OnlineConfig.<name>`` (an optional field's
+    type when set, ``float | None`` -> float); a bool as 0 or 1."""
+    hint = get_type_hints(OnlineConfig)[name]
+    kind = next((t for t in get_args(hint) if t is not type(None)), hint)
     return bool(int(text)) if kind is bool else kind(text)
 
 

@@ -10,8 +10,8 @@ handed over (math:code at the stage's ratio). Each slot is filled with one group
 
 * **predictive skipping** (``online.predictive_skip``): before generating, a slot whose problem is
   predicted to give an all-equal group (probability above ``skip_threshold``, or ``skip_per_sample ** G``,
-  under the problem's pass-rate estimate; a problem with neither a group of its own nor a seed is never skipped) gets a
-  fresh problem of the same domain from the stage's pool instead. A problem due to be skipped is
+  under the problem's pass-rate estimate; a problem with neither a group of its own nor a seed is never
+  skipped) gets a fresh problem of the same domain from the stage's pool instead. A problem due to be skipped is
   still generated with probability ``explore``, so none is skipped for ever (by default only a slot's own
   prompt draws; ``explore_refills`` also draws for each problem a refill scans past). Every skipped prompt
   counts in ``groups_skipped``; those skipped on a seed alone (``online_prior.py``: the run's
