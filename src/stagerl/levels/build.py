@@ -177,33 +177,36 @@ def label_table(table: pd.DataFrame, rules: Rules, on_missing: str = "error",
     """One row per problem: ``problem_id, domain, keep, <level>...`` and ``rate_<model>`` columns.
 
     A pair's ``rate_lo`` / ``rate_hi`` (adaptive scoring) are used as bounds when present, else its
-    ``pass_rate``. A verdict the table cannot settle (a model's rate missing or too loose) is an
-    error naming problem and models, or, with ``on_missing="skip"``, the problem is left out
+    ``pass_rate``; for a domain the rules measure by mean reward (``rate: {code: reward}``) its
+    ``mean_reward`` and ``reward_lo`` / ``reward_hi`` instead (so ``rate_<model>`` is that mean reward).
+    A verdict the table cannot settle (a model's rate missing or too loose) is an error naming problem and models, or, with ``on_missing="skip"``, the problem is left out
     (``attrs["skipped"]`` lists them). ``domains`` (problem id -> domain) fills or checks domains."""
     if on_missing not in ("error", "skip"):
         raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
     t = to_long(table)
     bounded = "rate_lo" in t.columns and "rate_hi" in t.columns
     counted = "samples" in t.columns
+    rewarded = {d for d, v in rules.rate.items() if v == "reward"}  # domains whose rate is the mean reward
+    if rewarded and "mean_reward" not in t.columns:
+        raise RulesError(f"the rules measure {sorted(rewarded)} by mean reward (rate: reward); the pass-rate table has "
+                         "no mean_reward column (a stagerl scoring table has one)")
+    nan = pd.Series(float("nan"), index=t.index)
+    reward = t["mean_reward"].astype(float) if rewarded else nan
     cols = [t["problem_id"], t["domain"], t["model"].astype(str), t["pass_rate"].astype(float),
             t["rate_lo"] if bounded else t["pass_rate"], t["rate_hi"] if bounded else t["pass_rate"],
-            t["samples"] if counted else t["pass_rate"]]
+            t["samples"] if counted else t["pass_rate"], reward,
+            t["reward_lo"] if rewarded and "reward_lo" in t.columns else reward,
+            t["reward_hi"] if rewarded and "reward_hi" in t.columns else reward]
     per: dict[str, tuple[Any, dict, dict]] = {}
-    for pid, dom, model, rate, lo, hi, n in zip(*cols):
+    for pid, dom, model, rate, lo, hi, n, rrate, rlo, rhi in zip(*cols):
         entry = per.setdefault(pid, (dom, {}, {}))
         if dom != entry[0] and not (pd.isna(dom) and pd.isna(entry[0])):
             raise RulesError(f"pass-rate table: problem {pid!r} has two domains, {entry[0]!r} and {dom!r}")
-        entry[2][f"rate_{model}"] = rate
-        if counted:  # beside each rate: how many samples it is over, and the k-sample rate's bounds
+        entry[1][model] = ((rate, lo, hi), (rrate, rlo, rhi))
+        if counted:  # beside each rate: how many samples it is over
             entry[2][f"samples_{model}"] = int(n) if n == n else None
-        if bounded:
-            entry[2][f"rate_lo_{model}"], entry[2][f"rate_hi_{model}"] = float(lo), float(hi)
-        if lo != lo or hi != hi:  # NaN: a pair with no samples
-            lo, hi = rate, rate
-        if lo == lo:
-            entry[1][model] = (float(lo), float(hi))
     rows, skipped = [], []
-    for pid, (dom, bounds, rates) in per.items():
+    for pid, (dom, measured, rates) in per.items():
         known = (domains or {}).get(pid)
         if known is not None and isinstance(dom, str) and dom != known:
             raise RulesError(f"problem {pid!r}: the pass-rate table says domain {dom!r}, the problems say {known!r}")
@@ -211,6 +214,16 @@ def label_table(table: pd.DataFrame, rules: Rules, on_missing: str = "error",
         if dom is None:
             raise RulesError(f"problem {pid!r}: no domain (the table has no 'domain' column; pass the problems, "
                              "or domain= to to_long/read_table)")
+        bounds: dict[str, tuple[float, float]] = {}
+        for model, (by_pass, by_reward) in measured.items():  # the rate the rules read for this domain
+            rate, lo, hi = by_reward if dom in rewarded else by_pass
+            rates[f"rate_{model}"] = rate
+            if bounded or dom in rewarded:  # the k-sample rate's bounds
+                rates[f"rate_lo_{model}"], rates[f"rate_hi_{model}"] = float(lo), float(hi)
+            if lo != lo or hi != hi:  # NaN: a pair with no samples
+                lo, hi = rate, rate
+            if lo == lo:
+                bounds[model] = (float(lo), float(hi))
         verdicts = decide(rules, bounds, pid, dom)
         if None in verdicts.values():
             if on_missing == "skip":

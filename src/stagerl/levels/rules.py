@@ -27,6 +27,11 @@ A condition is one of
   of (seed, level, problem id) falls below the fraction — deterministic, independent of order and
   of the other problems. A domain the mapping does not list is an error, not a silent 0.
 
+``rate`` (optional) says per domain what a model's rate is: ``pass`` (the default: the share of its
+samples that solve the problem, reward 1) or ``reward`` (its mean reward, partial credit counted),
+e.g. ``rate: {code: reward}``. With partial-credit code rewards a GRPO group carries signal when its
+rewards differ, which a mean reward in (0,1) predicts where a pass rate of 0 does not.
+
 ``keep`` (optional) is a condition every level implicitly requires. Levels may overlap. Level names
 are file and dataset-config names: letters, digits, ``_ . -``. Aliases cannot be ``all``, ``any``,
 ``not`` or ``retain``.
@@ -87,6 +92,11 @@ class Rules:
     keep: Any = None
     seed: int = 0
     source: dict = field(default_factory=dict)
+    rate: dict[str, str] = field(default_factory=dict)
+
+    def measure(self, domain: str) -> str:
+        """What a rate of this domain is: ``"pass"`` (share of samples solving it) or ``"reward"``."""
+        return self.rate.get(domain, "pass")
 
     @property
     def aliases(self) -> list[str]:
@@ -211,12 +221,16 @@ def load_rules(spec: str | Path | dict | Rules) -> Rules:
             raise RulesError(str(e)) from None
     if not isinstance(spec, dict):
         raise RulesError(f"{where}: expected a mapping with 'models' and 'levels'")
-    unknown = sorted(set(spec) - {"models", "levels", "keep", "seed"}, key=str)
+    keys = ("models", "levels", "keep", "seed", "rate")
+    unknown = sorted(set(spec) - set(keys), key=str)
     if unknown:
         from ..valid import did_you_mean
 
-        raise RulesError(f"{where}.{unknown[0]}: unknown key{did_you_mean(unknown[0], ('models', 'levels', 'keep', 'seed'))} "
-                         "(valid: models, levels, keep, seed)")
+        raise RulesError(f"{where}.{unknown[0]}: unknown key{did_you_mean(unknown[0], keys)} (valid: {', '.join(keys)})")
+    rate = spec.get("rate") or {}
+    if not isinstance(rate, dict) or any(v not in ("pass", "reward") for v in rate.values()):
+        bad = next((f".{d}" for d, v in rate.items() if v not in ("pass", "reward")), "") if isinstance(rate, dict) else ""
+        raise RulesError(f"{where}.rate{bad}: expected a mapping domain -> pass | reward, e.g. {{code: reward}}")
     models = spec.get("models")
     if isinstance(models, list):
         models = {m: m for m in models}
@@ -241,7 +255,7 @@ def load_rules(spec: str | Path | dict | Rules) -> Rules:
     aliases = set(models)
     parsed = {name: _parse(c, f"{where}.levels.{name}", aliases) for name, c in levels.items()}
     keep = _parse(spec["keep"], f"{where}.keep", aliases) if spec.get("keep") is not None else None
-    return Rules(dict(models), parsed, keep, seed, copy.deepcopy(spec))
+    return Rules(dict(models), parsed, keep, seed, copy.deepcopy(spec), {str(d): v for d, v in rate.items()})
 
 
 def presets() -> list[str]:
@@ -261,7 +275,7 @@ def bind(rules: Rules, mapping: dict[str, str]) -> Rules:
     bad = [a for a, n in mapping.items() if not isinstance(n, str) or not n]
     if bad:
         raise RulesError(f"cannot bind alias {bad[0]!r} to {mapping[bad[0]]!r}: expected a model name")
-    return Rules({**rules.models, **mapping}, rules.levels, rules.keep, rules.seed, rules.source)
+    return Rules({**rules.models, **mapping}, rules.levels, rules.keep, rules.seed, rules.source, rules.rate)
 
 
 # ----------------------------------------------------------------------------------- evaluation

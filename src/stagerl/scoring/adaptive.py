@@ -16,6 +16,10 @@ every verdict is the same for all rates in the bounds box, in particular for the
 rates. The table records ``rate_lo`` / ``rate_hi`` per pair for ``decide``; its point estimate
 ``pass_rate = s / m`` also lies in the box (``s/k <= s/m <= (s+k-m)/k`` since ``s <= m``), so
 labelling with ``pass_rate`` gives the same labels too (for pairs with at least one sample).
+
+Where the rules measure a domain by mean reward (``rate: {code: reward}``), ``successes`` is the sum
+of the drawn rewards (each in [0, 1]) and the same bounds hold for the k-sample mean reward: the
+k - m rewards not drawn add between 0 and k - m.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from typing import Any
 SUCCESS_EPS = 1e-9
 """A sample is a success when its reward is at least ``1 - SUCCESS_EPS`` (code: all tests pass)."""
 
-Stats = Mapping[str, tuple[int, int]]
-"""model -> (successes, samples drawn) for one problem."""
+Stats = Mapping[str, tuple[float, int]]
+"""model -> (successes, samples drawn) for one problem (successes: summed rewards under ``reward``)."""
 
 
 def is_success(reward: float) -> bool:
@@ -35,7 +39,7 @@ def is_success(reward: float) -> bool:
     return reward >= 1.0 - SUCCESS_EPS
 
 
-def rate_bounds(successes: int, drawn: int, k: int) -> tuple[float, float]:
+def rate_bounds(successes: float, drawn: int, k: int) -> tuple[float, float]:
     """Bounds of the pass rate over k samples after ``drawn`` of them gave ``successes``."""
     if not 0 <= successes <= drawn <= k or k < 1:
         raise ValueError(f"need 0 <= successes <= drawn <= k and k >= 1, got {successes}, {drawn}, {k}")
@@ -71,7 +75,12 @@ def next_indices(stored: Iterable[int], k: int, want: int) -> list[int]:
     return [i for i in range(k) if i not in have][:max(want, 0)]
 
 
-def stats_of(rewards_by_idx: Mapping[int, float], k: int) -> tuple[int, int]:
-    """(successes, samples) of one pair from its stored ``{idx: reward}``, indices < k only."""
+def stats_of(rewards_by_idx: Mapping[int, float], k: int, measure: str = "pass") -> tuple[float, int]:
+    """(successes, samples) of one pair from its stored ``{idx: reward}``, indices < k only; under
+    ``measure="reward"`` the successes are the mean reward (clipped to [0, 1], over the scorable samples,
+    as the table's ``mean_reward``) times the samples."""
     kept = [r for i, r in rewards_by_idx.items() if i < k]
+    if measure == "reward":
+        vals = [r for r in kept if r == r]
+        return (min(1.0, max(0.0, sum(vals) / len(vals))) * len(kept) if vals else 0.0), len(kept)
     return sum(is_success(r) for r in kept), len(kept)

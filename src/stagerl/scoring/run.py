@@ -85,8 +85,7 @@ def max_tokens_of(ref: ModelRef, sampling: SamplingConfig) -> int:
     return sampling.max_tokens if ref.max_tokens is None else ref.max_tokens
 
 
-def _messages(problem: Problem) -> Any:
-    return to_messages(problem)
+_messages: Callable[[Problem], Any] = to_messages
 
 
 PROBES = (Problem("probe", "math", "PROBLEM", answer="0"),
@@ -183,6 +182,9 @@ def score(
         raise TypeError(f"score(problems, store, config): config must be a ScoringConfig, got {type(config).__name__}")
     messages = (prompt or PromptConfig()).messages
     _check_inputs(problems, store, config, messages)
+    if rules is not None and config.adaptive and config.stop.rule != "exact" and "reward" in rules.rate.values():
+        raise ScoringError(f"scoring.stop.rule {config.stop.rule!r} counts successes out of k; the level rules' "
+                           f"rate: {rules.rate} (mean reward) needs scoring.stop.rule: exact")
     k, names = config.k, [m.name for m in config.models]
     rewards = rewards or RewardsConfig()
     changed = reconcile(store, problems, rescore_changed, rewards.workers, quiet=not progress)
@@ -225,7 +227,7 @@ def _pending(run: _Run, ref: ModelRef, problems: list[Problem]) -> list[tuple[Pr
         if not idxs:
             continue
         if run.adaptive:
-            stats = {m: stats_of(run.stored[m].get(p.id, {}), k) for m in run.names}
+            stats = {m: stats_of(run.stored[m].get(p.id, {}), k, run.rules.measure(p.domain)) for m in run.names}
             if ref.name not in needs_samples(run.rules, stats, run.names, k, p.id, p.domain) or \
                     _bayes_stops(run, stats, ref.name, p):
                 if (p.id, ref.name) not in run.stopped:  # its remaining samples will never be drawn
@@ -343,8 +345,7 @@ def read_problems(path: str | Path) -> list[Problem]:
 def _kv(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    return key, value
+    return tuple(text.split("=", 1))  # type: ignore[return-value]
 
 
 def main(argv: list[str] | None = None) -> None:

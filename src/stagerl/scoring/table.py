@@ -14,6 +14,8 @@ rate_lo, rate_hi    bounds of the k-sample rate: [s/k, (s+k-m)/k]; equal when sa
                     a pair stopped early is taken at its point estimate: both equal s/m
 decided_early       samples < k: the pair's outcome under the level rules was settled sooner
 mean_reward         mean reward of the drawn samples (partial credit for code)
+reward_lo, reward_hi  bounds of the k-sample mean reward, as ``rate_lo`` / ``rate_hi`` (what level rules
+                    with ``rate: {<domain>: reward}`` decide on)
 mean_tokens         mean generated tokens; ``max_tokens`` the longest sample
 truncated           samples cut at max_tokens (finish == "length")
 ==================  ===========================================================================
@@ -34,7 +36,7 @@ from ..store import SampleStore
 from .adaptive import SUCCESS_EPS
 
 TABLE_COLUMNS = ["problem_id", "domain", "model", "k", "samples", "successes", "pass_rate", "rate_lo", "rate_hi",
-                 "decided_early", "mean_reward", "mean_tokens", "max_tokens", "truncated"]
+                 "decided_early", "mean_reward", "reward_lo", "reward_hi", "mean_tokens", "max_tokens", "truncated"]
 
 def scoring_meta(store: SampleStore) -> dict[str, Any]:
     """What ``score`` recorded in the store: ``{"k": int, "models": [names, weakest first]}``."""
@@ -71,13 +73,17 @@ def pass_rate_table(
         for model in models:
             r = agg.get((pid, model))
             n, s = (int(r[2]), int(r[3])) if r else (0, 0)
+            credit = min(1.0, max(0.0, float(r[4]))) * n if r and r[4] is not None else 0.0  # summed rewards
             out.append({
                 "problem_id": pid, "domain": domain, "model": model, "k": k, "samples": n, "successes": s,
                 "pass_rate": s / n if n else math.nan,
                 "rate_lo": s / n if at_point and 0 < n < k else s / k,
                 "rate_hi": s / n if at_point and 0 < n < k else min(1.0, (s + k - n) / k),
                 "decided_early": n < k,
-                "mean_reward": float(r[4]) if r else math.nan, "mean_tokens": float(r[5]) if r else math.nan,
+                "mean_reward": float(r[4]) if r else math.nan,
+                "reward_lo": credit / n if at_point and 0 < n < k else credit / k,
+                "reward_hi": credit / n if at_point and 0 < n < k else min(1.0, (credit + k - n) / k),
+                "mean_tokens": float(r[5]) if r else math.nan,
                 "max_tokens": int(r[6]) if r else 0, "truncated": int(r[7]) if r else 0,
             })
     return pd.DataFrame(out, columns=TABLE_COLUMNS)
