@@ -41,6 +41,11 @@ def ci(r: dict | None) -> str:
     return f"{r['pass@1']:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{r['pass@1']:.3f}"
 
 
+def tests(r: dict | None) -> str:
+    """The mean reward of an evaluation (code: the share of tests passed, partial credit counted)."""
+    return pct(r.get("mean_reward")) if r else "–"
+
+
 def diff(p: dict | None) -> str:
     if not p:
         return "–"
@@ -149,10 +154,14 @@ def claim_c(root: Path, seeds: list[int]) -> str:
                          f"{pct(arm.last3('reward_math'))} / {pct(arm.last3('reward_code'))}",
                          "(reference)" if name == "difficulty-L1" else
                          f"math {diff(cross(root, 'mixing', s, name, 'heldout_math'))}; code {diff(cross(root, 'mixing', s, name, 'heldout_code'))}",
+                         f"{tests(arm.result('base', 'heldout_code'))} → {tests(arm.result(arm.final, 'heldout_code'))}",
+                         "(reference)" if name == "difficulty-L1" else
+                         diff((cross(root, "mixing", s, name, "heldout_code") or {}).get("reward")),
                          arm.minutes()])
     return table(["seed", "arm", "problems math + code", "held-out math, base", "held-out math, trained [95% CI]",
                   "held-out code, base", "held-out code, trained [95% CI]", "training reward math / code (last 3)",
-                  "− math-only arm (paired) [CI], p", "minutes"], rows)
+                  "− math-only arm (paired) [CI], p", "held-out code tests passed (mean reward), base → trained",
+                  "tests passed − math-only arm (paired) [CI], p", "minutes"], rows)
 
 
 def spread(root: Path, seeds: list[int]) -> str:

@@ -79,3 +79,52 @@ def test_identical_checkpoints_have_p_value_one():
 def test_bad_counts_raise(bad):
     with pytest.raises(ValueError):
         pass1_interval(bad)
+
+
+def test_paired_reward_difference_sees_partial_credit_that_pass_rates_miss():
+    """Code-like rewards (share of tests passed): the trained side passes more tests, rarely all of them."""
+    from stagerl.evaluate.stats import paired_reward_difference
+
+    rng = np.random.default_rng(3)
+    ids = [f"c{i}" for i in range(80)]
+    base = {i: list(rng.choice([0.0, 0.0, 0.0, 0.25], size=4)) for i in ids}
+    better = {i: list(rng.choice([0.0, 0.25, 0.5, 0.75], size=4)) for i in ids}
+    same = {i: list(rng.choice([0.0, 0.0, 0.0, 0.25], size=4)) for i in ids}
+    gain = paired_reward_difference(better, base)
+    assert gain["diff"] == pytest.approx(np.mean([np.mean(better[i]) - np.mean(base[i]) for i in ids]))
+    assert gain["p_value"] < 0.01 and gain["ci95"][0] > 0
+    assert paired_difference({i: (4, int(sum(r == 1.0 for r in better[i]))) for i in ids},
+                             {i: (4, 0) for i in ids})["diff"] == 0  # no sample passes every test
+    null = paired_reward_difference(same, base)
+    assert null["p_value"] > 0.05 and null["ci95"][0] < 0 < null["ci95"][1]
+    assert paired_reward_difference(base, {**base})["p_value"] == 1.0
+    assert paired_reward_difference(better, base, seed=5) == paired_reward_difference(better, base, seed=5)
+    with pytest.raises(ValueError, match="share no problem"):
+        paired_reward_difference({"x": [0.5]}, {"y": [0.5]})
+
+
+def test_compare_pair_adds_the_reward_comparison_only_for_partial_credit(tmp_path):
+    """Real sample stores in the eval layout (``<checkpoint>/<benchmark>.sqlite`` + results.json)."""
+    import json
+
+    from stagerl.evaluate.compare import compare_pair
+    from stagerl.store import SampleStore
+
+    def write(ckpt: str, bench: str, rewards: dict[str, list[float]]) -> None:
+        folder = tmp_path / ckpt
+        folder.mkdir(exist_ok=True)
+        with SampleStore(folder / f"{bench}.sqlite") as store:
+            store.register_problems((pid, "code") for pid in rewards)
+            store.add([dict(problem_id=pid, model=ckpt, idx=i, text="x", reward=r, tokens=3, finish="stop",
+                                 seconds=0.1, domain="code") for pid, rs in rewards.items() for i, r in enumerate(rs)])
+        results = json.loads((folder / "results.json").read_text()) if (folder / "results.json").exists() else {}
+        (folder / "results.json").write_text(json.dumps({**results, bench: {"k": 4}}))
+
+    write("base", "code", {"a": [0, 0, 0.5, 0], "b": [0, 0, 0, 0]})
+    write("1_s", "code", {"a": [0.5, 1, 0.5, 0.5], "b": [0.25, 0, 0, 0]})
+    write("base", "math", {"a": [0, 0, 1, 0], "b": [0, 0, 0, 0]})
+    write("1_s", "math", {"a": [1, 1, 1, 0], "b": [0, 0, 0, 0]})
+    code = compare_pair(tmp_path, "1_s", tmp_path, "base", "code")
+    assert code["diff"] == pytest.approx(0.125) and code["reward"]["diff"] == pytest.approx((2.0 / 4 + 0.25 / 4) / 2)
+    assert code["reward"]["a"] == pytest.approx((2.5 / 4 + 0.25 / 4) / 2) and code["reward"]["wins"] == 2
+    assert "reward" not in compare_pair(tmp_path, "1_s", tmp_path, "base", "math")  # 0/1 rewards: pass@1 says it all

@@ -6,7 +6,10 @@
     {"method": ..., "pairs": [{"benchmark", "a", "b", "problems", "a_pass@1", "b_pass@1",
                                "diff", "ci95", "p_value", "wins", "losses", "ties"}, ...]}
 
-``diff`` is a minus b (see ``stats.paired_difference``).
+``diff`` is a minus b (see ``stats.paired_difference``). Where a benchmark's rewards include partial
+credit (code), a pair also holds ``reward``: the same comparison of mean rewards (the share of tests
+passed; ``stats.paired_reward_difference``) with keys ``a``, ``b``, ``diff``, ``ci95``, ``p_value``,
+``wins``, ``losses``, ``ties``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 from ..rundir import write_json
 from ..scoring.adaptive import SUCCESS_EPS
 from ..store import SampleStore
-from .stats import PAIRED_METHOD, paired_difference
+from .stats import PAIRED_METHOD, paired_difference, paired_reward_difference
 
 
 def checkpoint_order(eval_dir: str | Path) -> list[str]:
@@ -46,6 +49,22 @@ def problem_counts(eval_dir: str | Path, checkpoint: str, benchmark: str) -> dic
     return {str(pid): (int(n), int(c)) for pid, n, c in rows}
 
 
+def problem_rewards(eval_dir: str | Path, checkpoint: str, benchmark: str) -> dict[str, list[float]]:
+    """``{problem_id: [reward, ...]}`` of one checkpoint on one benchmark (indices below its k; NaN
+    rewards left out); empty when its store is missing."""
+    folder = Path(eval_dir) / checkpoint
+    path = folder / f"{benchmark}.sqlite"
+    k = json.loads((folder / "results.json").read_text()).get(benchmark, {}).get("k") if path.exists() else None
+    if not k:
+        return {}
+    out: dict[str, list[float]] = {}
+    with SampleStore(path) as store:
+        for pid, reward in store.query("SELECT problem_id, reward FROM samples WHERE model = ? AND idx < ? "
+                                       "AND reward IS NOT NULL ORDER BY problem_id, idx", (checkpoint, int(k))):
+            out.setdefault(str(pid), []).append(float(reward))
+    return out
+
+
 def compare_pair(eval_a: Path, a: str, eval_b: Path, b: str, benchmark: str, seed: int = 0) -> dict | None:
     """Checkpoint ``a`` (in ``eval_a``) minus ``b`` (in ``eval_b``) on ``benchmark``, paired by
     problem id; ``None`` when either has no samples or they share no problem."""
@@ -53,9 +72,13 @@ def compare_pair(eval_a: Path, a: str, eval_b: Path, b: str, benchmark: str, see
     if not ca or not cb or not set(ca) & set(cb):
         return None
     r = paired_difference(ca, cb, seed=seed)
-    return {"benchmark": benchmark, "a": a, "b": b, "problems": r["problems"], "a_pass@1": r["a"],
-            "b_pass@1": r["b"], "diff": r["diff"], "ci95": r["ci95"], "p_value": r["p_value"],
-            "wins": r["wins"], "losses": r["losses"], "ties": r["ties"]}
+    out = {"benchmark": benchmark, "a": a, "b": b, "problems": r["problems"], "a_pass@1": r["a"],
+           "b_pass@1": r["b"], "diff": r["diff"], "ci95": r["ci95"], "p_value": r["p_value"],
+           "wins": r["wins"], "losses": r["losses"], "ties": r["ties"]}
+    ra, rb = problem_rewards(eval_a, a, benchmark), problem_rewards(eval_b, b, benchmark)
+    if any(0 < x < 1 for rs in (*ra.values(), *rb.values()) for x in rs) and set(ra) & set(rb):  # partial credit
+        out["reward"] = paired_reward_difference(ra, rb, seed=seed)
+    return out
 
 
 def compare_run(eval_dir: str | Path) -> dict:

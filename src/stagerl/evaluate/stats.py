@@ -15,6 +15,10 @@ Every function takes per-problem counts: ``n`` samples drawn and ``c`` of them c
   p-value by a sign-flip permutation test of the per-problem differences (under "no difference"
   each difference is as likely negative as positive): ``(1 + #{|mean d*| >= |mean d|}) / (1 + R)``.
 
+* **Paired difference of mean rewards** (``paired_reward_difference``), for partial credit (code:
+  the share of tests passed): the same paired bootstrap and sign-flip test on per-problem mean
+  rewards, with each drawn problem's samples redrawn from its own rewards (not as 0/1 outcomes).
+
 All resampling is seeded (``seed``), so the same files give the same intervals.
 """
 
@@ -97,3 +101,35 @@ def paired_difference(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int
     return {"problems": len(ids), "a": float((ca / na).mean()), "b": float((cb / nb).mean()),
             "diff": float(d.mean()), "ci95": [float(lo), float(hi)], "p_value": float(p),
             "wins": int((d > 0).sum()), "losses": int((d < 0).sum()), "ties": int((d == 0).sum())}
+
+
+def _reward_means(rewards: list[list[float]], rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per-problem mean rewards of the problems ``rows`` (B × P), each problem's samples redrawn."""
+    out = np.empty(rows.shape)
+    for i, r in enumerate(rewards):
+        r = np.asarray(r, dtype=float)
+        hit = rows == i
+        draws = r[rng.integers(0, len(r), size=(int(hit.sum()), len(r)))]
+        out[hit] = draws.mean(axis=1)
+    return out
+
+
+def paired_reward_difference(a: dict[str, list[float]], b: dict[str, list[float]], seed: int = 0,
+                             resamples: int = BOOTSTRAP, permutations: int = PERMUTATIONS) -> dict:
+    """Mean reward of ``a`` minus ``b`` on the problems both hold (``{problem_id: [reward, ...]}``).
+    Returns the keys of :func:`paired_difference`, ``a``/``b`` being mean rewards."""
+    ids = sorted(i for i in set(a) & set(b) if a[i] and b[i])
+    if not ids:
+        raise ValueError("the two checkpoints share no problem id with rewards: nothing to pair")
+    ra, rb = [[float(x) for x in a[i]] for i in ids], [[float(x) for x in b[i]] for i in ids]
+    ma, mb = np.array([np.mean(r) for r in ra]), np.array([np.mean(r) for r in rb])
+    d = ma - mb
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(ids), size=(resamples, len(ids)))
+    boot = (_reward_means(ra, rows, rng) - _reward_means(rb, rows, rng)).mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(permutations, len(ids)))
+    p = (1 + int((np.abs((signs * d).mean(axis=1)) >= abs(float(d.mean())) - 1e-12).sum())) / (1 + permutations)
+    return {"problems": len(ids), "a": float(ma.mean()), "b": float(mb.mean()), "diff": float(d.mean()),
+            "ci95": [float(lo), float(hi)], "p_value": float(p), "wins": int((d > 1e-12).sum()),
+            "losses": int((d < -1e-12).sum()), "ties": int((np.abs(d) <= 1e-12).sum())}
