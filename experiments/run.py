@@ -254,7 +254,15 @@ def run_arm(seed: int, arm: str, recipe: dict, root: Path, total_steps: int | No
     d = {**copy.deepcopy(recipe), "name": arm, "runs_dir": str(root / f"seed{seed}")}
     path = write_recipe(d, root / f"seed{seed}" / "recipes" / f"{arm}.yaml", dry)
     print(f"[seed {seed}] {arm} -> {run_dir}", flush=True)
-    seconds: dict[str, float] = {}
+    spent = run_dir / "experiment.seconds.json"  # phases finished by earlier, interrupted invocations
+    seconds: dict[str, float] = json.loads(spent.read_text()) if spent.exists() else {}
+
+    def lap(key: str, since: float) -> float:
+        seconds[key] = seconds.get(key, 0.0) + time.time() - since
+        if not dry:
+            spent.write_text(json.dumps(seconds))
+        return time.time()
+
     t = time.time()
     if not dry:
         (run_dir / "eval").mkdir(parents=True, exist_ok=True)
@@ -263,8 +271,7 @@ def run_arm(seed: int, arm: str, recipe: dict, root: Path, total_steps: int | No
         if not (run_dir / "eval" / "base").exists():
             shutil.copytree(shared / "eval" / "base", run_dir / "eval" / "base")
     sh(cli("levels", str(path)), dry)
-    seconds["levels"] = time.time() - t
-    t = time.time()
+    t = lap("levels", t)
     stages = d["train"]["stages"]
     if total_steps and len(stages) == 2:
         first = {**d, "train": {**d["train"], "stages": stages[:1]}}
@@ -280,10 +287,9 @@ def run_arm(seed: int, arm: str, recipe: dict, root: Path, total_steps: int | No
             print(f"  stage 1 used {used} steps: stage 2 gets {stages[1]['max_steps']}", flush=True)
             write_recipe(d, path)
     sh(cli("train", str(path)), dry)
-    seconds["train"] = time.time() - t
-    t = time.time()
+    t = lap("train", t)
     sh(cli("eval", str(path)), dry)  # base samples are stored already: only trained stages generate
-    seconds["eval"] = time.time() - t
+    lap("eval", t)
     sh(cli("report", str(run_dir)), dry)
     if not dry:
         info = {"arm": arm, "seed": seed, "shared": str(shared), "recipe": str(path),
