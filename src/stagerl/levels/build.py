@@ -180,7 +180,8 @@ def label_table(table: pd.DataFrame, rules: Rules, on_missing: str = "error",
     ``pass_rate``; for a domain the rules measure by mean reward (``rate: {code: reward}``) its
     ``mean_reward`` and ``reward_lo`` / ``reward_hi`` instead (so ``rate_<model>`` is that mean reward).
     A verdict the table cannot settle (a model's rate missing or too loose) is an error naming problem
-    and models, or, with ``on_missing="skip"``, the problem is left out (``attrs["skipped"]`` lists them). ``domains`` (problem id -> domain) fills or checks domains."""
+    and models, or, with ``on_missing="skip"``, the problem is left out (``attrs["skipped"]`` lists them).
+    ``domains`` (problem id -> domain) fills or checks domains."""
     if on_missing not in ("error", "skip"):
         raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
     t = to_long(table)
