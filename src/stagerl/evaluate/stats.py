@@ -93,14 +93,20 @@ def paired_difference(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, len(ids), size=(resamples, len(ids)))
     boot = (_resample(na, ca, rows, rng) - _resample(nb, cb, rows, rng)).mean(axis=1)
+    return _paired(d, boot, rng, permutations, float((ca / na).mean()), float((cb / nb).mean()))
+
+
+def _paired(d: np.ndarray, boot: np.ndarray, rng: np.random.Generator, permutations: int, a: float, b: float) -> dict:
+    """The paired result from per-problem differences ``d`` and bootstrap means ``boot``: percentile
+    interval, sign-flip p-value (drawn from ``rng`` after the bootstrap), wins / losses / ties."""
     lo, hi = np.percentile(boot, [2.5, 97.5])
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(permutations, len(ids)))
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(permutations, len(d)))
     null = np.abs((signs * d).mean(axis=1))
     observed = abs(float(d.mean()))
     p = (1 + int((null >= observed - 1e-12).sum())) / (1 + permutations)
-    return {"problems": len(ids), "a": float((ca / na).mean()), "b": float((cb / nb).mean()),
-            "diff": float(d.mean()), "ci95": [float(lo), float(hi)], "p_value": float(p),
-            "wins": int((d > 0).sum()), "losses": int((d < 0).sum()), "ties": int((d == 0).sum())}
+    return {"problems": len(d), "a": a, "b": b, "diff": float(d.mean()), "ci95": [float(lo), float(hi)],
+            "p_value": float(p), "wins": int((d > 1e-12).sum()), "losses": int((d < -1e-12).sum()),
+            "ties": int((np.abs(d) <= 1e-12).sum())}
 
 
 def _reward_means(rewards: list[list[float]], rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -127,9 +133,4 @@ def paired_reward_difference(a: dict[str, list[float]], b: dict[str, list[float]
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, len(ids), size=(resamples, len(ids)))
     boot = (_reward_means(ra, rows, rng) - _reward_means(rb, rows, rng)).mean(axis=1)
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(permutations, len(ids)))
-    p = (1 + int((np.abs((signs * d).mean(axis=1)) >= abs(float(d.mean())) - 1e-12).sum())) / (1 + permutations)
-    return {"problems": len(ids), "a": float(ma.mean()), "b": float(mb.mean()), "diff": float(d.mean()),
-            "ci95": [float(lo), float(hi)], "p_value": float(p), "wins": int((d > 1e-12).sum()),
-            "losses": int((d < -1e-12).sum()), "ties": int((np.abs(d) <= 1e-12).sum())}
+    return _paired(d, boot, rng, permutations, float(ma.mean()), float(mb.mean()))

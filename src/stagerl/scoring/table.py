@@ -43,6 +43,14 @@ def scoring_meta(store: SampleStore) -> dict[str, Any]:
     return store.get_meta("scoring", {}) or {}
 
 
+def _bounds(credit: float, n: int, k: int, at_point: bool) -> tuple[float, float]:
+    """Bounds of the k-sample rate after ``n`` samples worth ``credit`` (successes or summed rewards);
+    the point estimate where a statistical stop ended the pair early."""
+    if at_point and 0 < n < k:
+        return credit / n, credit / n
+    return credit / k, min(1.0, (credit + k - n) / k)
+
+
 def pass_rate_table(
     store: SampleStore,
     problems: list[tuple[str, str]] | None = None,
@@ -74,15 +82,12 @@ def pass_rate_table(
             r = agg.get((pid, model))
             n, s = (int(r[2]), int(r[3])) if r else (0, 0)
             credit = min(1.0, max(0.0, float(r[4]))) * n if r and r[4] is not None else 0.0  # summed rewards
+            (lo, hi), (rlo, rhi) = (_bounds(x, n, k, at_point) for x in (s, credit))
             out.append({
                 "problem_id": pid, "domain": domain, "model": model, "k": k, "samples": n, "successes": s,
-                "pass_rate": s / n if n else math.nan,
-                "rate_lo": s / n if at_point and 0 < n < k else s / k,
-                "rate_hi": s / n if at_point and 0 < n < k else min(1.0, (s + k - n) / k),
+                "pass_rate": s / n if n else math.nan, "rate_lo": lo, "rate_hi": hi,
                 "decided_early": n < k,
-                "mean_reward": float(r[4]) if r else math.nan,
-                "reward_lo": credit / n if at_point and 0 < n < k else credit / k,
-                "reward_hi": credit / n if at_point and 0 < n < k else min(1.0, (credit + k - n) / k),
+                "mean_reward": float(r[4]) if r else math.nan, "reward_lo": rlo, "reward_hi": rhi,
                 "mean_tokens": float(r[5]) if r else math.nan,
                 "max_tokens": int(r[6]) if r else 0, "truncated": int(r[7]) if r else 0,
             })
