@@ -208,7 +208,7 @@ def sh(cmd: list[str], dry: bool) -> None:
     """Print the command as a user would type it; run it (this tree's ``src`` first on the path)."""
     print("  $", " ".join(["stagerl", *cmd[3:]] if cmd[1:3] == ["-m", "stagerl.cli"] else cmd), flush=True)
     if not dry:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent / "src"), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "STAGERL_TRACEBACK": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent / "src"), os.environ.get("PYTHONPATH")]))}
         subprocess.run(cmd, check=True, env=env)
 
 

@@ -30,7 +30,17 @@ def test_bad_recipe_is_a_clear_error(tmp_path, capsys):
     bad.write_text("scoring: {k: many}\n")
     assert main(["score", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "r.yaml: scoring.k: expected int" in err
+    assert "r.yaml: scoring.k: expected int" in err and "Traceback" not in err
+
+
+def test_traceback_on_request_for_bug_reports_and_unattended_logs(tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "r.yaml"
+    bad.write_text("scoring: {k: many}\n")
+    monkeypatch.setenv("STAGERL_TRACEBACK", "1")
+    assert main(["score", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.index("Traceback (most recent call last)") < err.index("r.yaml: scoring.k: expected int")
+    assert "config" in err.split("r.yaml: scoring.k")[0]  # the frames name the module that raised it
 
 
 def test_missing_levels_is_a_clear_error(tmp_path, capsys):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 
 RECIPE_HELP = "recipe YAML file, or a built-in recipe name (demo, paper)"
 TABLE_FORM_HELP = ("how --table holds its difficulty: am-team, polaris, flat, stagerl (our --export folder), or a "
@@ -221,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     except (ValueError, OSError) as e:  # config, data, level and file errors: say what and where
+        if os.environ.get("STAGERL_TRACEBACK"):  # where it came from, for a bug report or an unattended run's log
+            traceback.print_exc()
         print(f"stagerl {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

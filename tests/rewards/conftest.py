@@ -18,10 +18,44 @@ from stagerl.rewards.sandbox import slot as slots
 ROOT = os.geteuid() == 0
 
 
+def _foreign_leases() -> set[int]:
+    """Slot uids leased by a live process outside this test process's tree (say a training run
+    grading code beside the tests): their programs are not this test's. A uid whose holder died,
+    or that this process or one it started holds, still counts."""
+    inode_uid = {}
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 8 and f[7].startswith("@stagerl-sandbox-uid-"):
+            inode_uid[f"socket:[{f[6]}]"] = int(f[7].rsplit("-", 1)[1])
+    foreign = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or _in_my_tree(int(d.name)):
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (d / "fd").iterdir()}
+        except OSError:
+            continue
+        foreign |= {uid for link, uid in inode_uid.items() if link in links}
+    return foreign
+
+
+def _in_my_tree(pid: int) -> bool:
+    me = os.getpid()
+    while pid > 1:
+        if pid == me:
+            return True
+        try:
+            pid = int((Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]))
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
+
+
 def sandbox_processes() -> list[str]:
-    """Live processes of programs under test: any slot uid's (root), or, for a non-root caller, its
+    """Live processes of programs under test: any slot uid's not leased outside this test (root), or, for a non-root caller, its
     own processes inside a sandbox's PID namespace other than its init, the supervisor (PID 1)."""
     out, me, my_ns = [], os.getuid(), os.readlink("/proc/self/ns/pid")
+    foreign = _foreign_leases() if ROOT else set()
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
@@ -31,7 +65,7 @@ def sandbox_processes() -> list[str]:
             inner = int(status.split("\nNSpid:")[1].split("\n")[0].split()[-1])
             if "State:\tZ" in status:
                 continue
-            if slots.UID_BASE <= uid < slots.UID_BASE + slots.UID_COUNT or (
+            if ROOT and slots.UID_BASE <= uid < slots.UID_BASE + slots.UID_COUNT and uid not in foreign or (
                     not ROOT and uid == me and inner > 1 and os.readlink(d / "ns" / "pid") != my_ns):
                 out.append(f"{d.name} uid={uid} {status.splitlines()[0]}")
         except (OSError, IndexError, ValueError):

@@ -249,7 +249,8 @@ def test_the_hostile_suite_holds_for_a_non_root_user():
                            cwd=tree, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
         summary = r.stdout.strip().splitlines()[-1]
-        assert re.search(r"^4\d passed, 1 skipped in ", summary), r.stdout[-3000:]  # all but this test itself
+        passed = re.search(r"^(\d+) passed, 1 skipped in ", summary)  # all but this test itself
+        assert passed and int(passed.group(1)) >= 45, r.stdout[-3000:]
         # the host afterwards: no process of that user, no folders it left, nothing new in /dev/shm
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and [d for d in Path("/proc").glob("[0-9]*") if _uid_of(d) == uid]:
@@ -276,3 +277,24 @@ def _uid_of(d: Path) -> int | None:
         return d.stat().st_uid
     except OSError:
         return None
+
+
+def test_a_slot_too_slow_to_start_is_retried_then_reported_and_nothing_is_left(monkeypatch):
+    """A loaded machine can keep a real slot from saying it is ready in time: each try is killed and
+    reaped, the next waits longer, and the error names the cause (it once crashed reading the closed
+    stderr of the slot it had just killed, and no retry happened)."""
+    from stagerl.rewards.sandbox import slot as slots
+
+    mode, warm = sb.check(), _descendants(os.getpid())  # the pool's warm slots from earlier tests
+    monkeypatch.setattr(slots, "START_TIMEOUT_S", 0.0)  # the real slot starts; nobody waits for its hello
+    started = time.monotonic()
+    with pytest.raises(sb.SandboxError) as e:
+        slots.start_retrying(mode)
+    msg = str(e.value)
+    assert f"failed to start after {slots.START_TRIES} tries" in msg and "did not start" in msg
+    assert "no ready message within 0 s" in msg
+    assert time.monotonic() - started < 10  # each try ended at once; nothing blocked on a live pipe
+    assert _descendants(os.getpid()) <= warm  # every try's bwrap and supervisor were reaped
+    monkeypatch.setattr(slots, "START_TIMEOUT_S", 30.0)
+    slot = slots.start_retrying(mode)  # the next start in the same process works
+    slots.close(slot, graceful=True)

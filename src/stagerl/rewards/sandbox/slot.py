@@ -66,8 +66,10 @@ def _lease_uid() -> tuple[int, socket.socket] | tuple[None, None]:
     raise SandboxError(f"no free sandbox uid ({UID_COUNT} slots leased on this host)")
 
 
-def start(mode: str) -> Slot:
-    """Start one slot in ``mode`` (already probed) and wait for its supervisor's hello."""
+def start(mode: str, timeout_s: float | None = None) -> Slot:
+    """Start one slot in ``mode`` (already probed) and wait up to ``timeout_s`` (default
+    ``START_TIMEOUT_S``) for its supervisor's hello."""
+    timeout_s = START_TIMEOUT_S if timeout_s is None else timeout_s
     uid, lease = _lease_uid()
     workroot = None
     try:
@@ -91,21 +93,36 @@ def start(mode: str) -> Slot:
             shutil.rmtree(workroot, ignore_errors=True)
         raise
     slot = Slot(proc, uid, lease, workroot)
-    hello = recv(slot, time.monotonic() + START_TIMEOUT_S)
+    hello = recv(slot, time.monotonic() + timeout_s)
     if hello is None or not hello.get("ready"):
+        err = _stderr_so_far(slot)  # before close(), which closes the pipes
         close(slot)
-        err = slot.proc.stderr.read() if slot.proc.stderr else b""
-        raise SandboxError(f"sandbox slot did not start ({mode}): {(err or b'').decode(errors='replace').strip()[:500]}")
+        why = "no ready message" if hello is None else "an unexpected first message"
+        raise SandboxError(f"sandbox slot did not start ({mode}; {why} within {timeout_s:g} s): "
+                           f"{err.decode(errors='replace').strip()[:500]}")
     with lock:
         live.append(slot)
     return slot
 
 
+def _stderr_so_far(slot: Slot, limit: int = 1 << 16, quiet_s: float = 0.2) -> bytes:
+    """What the slot wrote to stderr so far, without blocking on a slot that is still running."""
+    if slot.proc.stderr is None:
+        return b""
+    fd, out = slot.proc.stderr.fileno(), b""
+    while len(out) < limit and select.select([fd], [], [], quiet_s)[0]:
+        chunk = os.read(fd, limit - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
 def start_retrying(mode: str) -> Slot:
     err: Exception | None = None
-    for attempt in range(START_TRIES):
+    for attempt in range(START_TRIES):  # a loaded machine can be slow to start one: wait longer each try
         try:
-            return start(mode)
+            return start(mode, START_TIMEOUT_S * (attempt + 1))
         except (SandboxError, OSError) as e:
             err = e
             time.sleep(0.2 * (attempt + 1))
