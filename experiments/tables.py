@@ -18,7 +18,10 @@ import statistics
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from stagerl.report.read import read_eval, read_json, read_stages
+from stagerl.store import SampleStore
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:   # power.py sits beside this file (loaded by path in the tests)
@@ -62,7 +65,8 @@ class Arm:
         self.stages = [st for st in read_stages(self.dir) if st["info"]]  # finished stages (stage.json)
         self.info = [st["info"] for st in self.stages]
         self.metrics = [st["metrics"] for st in self.stages]
-        self.levels = (read_json(self.dir / "levels" / "stats.json") or {}).get("levels", {})
+        stats = read_json(self.dir / "levels" / "stats.json") or {}
+        self.levels, self.policy = stats.get("levels", {}), (stats.get("models") or {}).get("policy")
         self.final = self.stages[-1]["dir"] if self.stages else None
         self.eval = read_eval(self.dir)
         self.pairs = (read_json(self.dir / "eval" / "compare.json") or {}).get("pairs", [])
@@ -86,6 +90,24 @@ class Arm:
     def last3(self, key: str = "reward") -> float | None:
         vals = self.series(key)[-3:]
         return statistics.fmean(vals) if vals else None
+
+    def start_truncation(self) -> str:
+        """The share of the policy's scoring samples of stage 1's problems (drawn before training, at the
+        scoring limit) longer than stage 1's completion limit: what that limit truncates at the start,
+        over every stage-1 problem rather than the few of the first steps."""
+        if not self.info:
+            return "–"
+        cfg = self.info[0].get("config", {})
+        store = next((p for p in (self.dir / "samples.sqlite", self.dir.parent / "_shared" / "samples.sqlite")
+                      if p.exists()), None)
+        files = [self.dir / "levels" / f"{lvl}.parquet" for lvl in cfg.get("levels", [])]
+        if store is None or not self.policy or not files or not all(f.exists() for f in files):
+            return "–"
+        ids = {i for f in files for i in pd.read_parquet(f, columns=["id"])["id"]}
+        with SampleStore(store) as st:
+            toks = st.to_frame(self.policy, ids)["tokens"]
+        lim = cfg["max_completion_length"]
+        return f"{(toks > lim).mean():.3f} ({len(toks)} samples, limit {lim})" if len(toks) else "–"
 
     def dev(self) -> str:
         """dev_score per global step, e.g. ``0:0.41 4:0.44 ...`` (a later stage's step 0 is omitted: it
@@ -135,11 +157,12 @@ def claim_b(root: Path, seeds: list[int]) -> str:
             rows.append([s, name.split("-")[1], st[0] if st else "–", st[1] if len(st) > 1 else "–", " → ".join(clip) or "–",
                          after1, ci(arm.result(arm.final, "heldout_math")) if arm.final else "–", diff(arm.gain("heldout_math")),
                          "(reference)" if name.endswith("staged") else diff(cross(root, "staging", s, name, "heldout_math")),
-                         arm.dev(), arm.minutes(), pct(arm.first3("clipped_ratio"))])
+                         arm.dev(), arm.minutes(), arm.start_truncation(), pct(arm.first3("clipped_ratio"))])
     return table(["seed", "arm", "stage-1 steps (end)", "stage-2 steps (end)", "truncated share per stage",
                   "held-out math after stage 1", "held-out math, final [95% CI]", "final − base (paired) [CI], p",
                   "− staged arm (paired) [CI], p", "dev score by step", "minutes",
-                  "truncated share, stage-1 steps 1–3"], rows)
+                  "stage-1 limit: truncated share of the policy's scoring samples of stage-1 problems",
+                  "truncated share, stage-1 training steps 1–3"], rows)
 
 
 def claim_c(root: Path, seeds: list[int]) -> str:

@@ -8,11 +8,13 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from stagerl.config import load_recipe
 from stagerl.levels.rules import label, load_rules
+from stagerl.store import SampleStore
 
 from repo_files import load  # tests/ is on the path: conftest.py
 
@@ -168,10 +170,21 @@ def test_tables_print_the_run_folders_numbers(tmp_path):
     for i, (name, steps, rows) in enumerate([("1_stage1", 2, [0.0, 0.2, 0.4]), ("2_stage2", 1, [0.6, 0.8])]):
         stage = arm / "stages" / name
         stage.mkdir(parents=True)
-        (stage / "stage.json").write_text(json.dumps({"steps": steps, "reason": "plateau" if i == 0 else "max_steps"}))
+        (stage / "stage.json").write_text(json.dumps({"steps": steps, "reason": "plateau" if i == 0 else "max_steps",
+                                                      "config": {"levels": ["L2_math"], "max_completion_length": 30}}))
         (stage / "metrics.jsonl").write_text("".join(
             json.dumps({"step": s, "dev_score": d, **({"reward": 0.5, "clipped_ratio": 0.1 * (i + 1)} if s else {})}) + "\n"
             for s, d in enumerate(rows)))
+    # the policy's scoring samples, in the seed's shared store: stage 1's limit (30) would truncate the
+    # 40- and 31-token answers of its two problems (3 of 5), not the other level's 90-token one
+    (arm / "levels").mkdir()
+    (arm / "levels" / "stats.json").write_text(json.dumps({"levels": {}, "models": {"policy": "pol"}}))
+    pd.DataFrame({"id": ["a", "b"]}).to_parquet(arm / "levels" / "L2_math.parquet")
+    (root / "seed0" / "_shared").mkdir()
+    with SampleStore(root / "seed0" / "_shared" / "samples.sqlite") as st:
+        st.add([{"problem_id": pid, "model": m, "idx": i, "text": "", "tokens": t, "finish": "stop", "reward": 0}
+                for pid, m, i, t in [("a", "pol", 0, 40), ("a", "pol", 1, 30), ("b", "pol", 0, 31), ("b", "pol", 1, 12),
+                                     ("b", "pol", 2, 45), ("c", "pol", 0, 90), ("a", "other", 0, 99)]])
     for ckpt, v in (("base", 0.25), ("1_stage1", 0.3), ("2_stage2", 0.375)):
         (arm / "eval" / ckpt).mkdir(parents=True)
         (arm / "eval" / ckpt / "results.json").write_text(json.dumps({"heldout_math": {"pass@1": v, "ci95": [v - 0.1, v + 0.1]}}))
@@ -187,6 +200,7 @@ def test_tables_print_the_run_folders_numbers(tmp_path):
     assert cells[5] == "0.300 [0.200, 0.400]" and cells[6] == "0.375 [0.275, 0.475]"
     assert cells[7] == "+0.125 [-0.050, +0.300], p=0.210 (5/1/34), MDD 0.250"  # 2.80 x 0.35 / 3.92
     assert cells[9] == "0:0.00 1:0.20 2:0.40 3:0.80"  # global steps; stage 2's step 0 is stage 1's last weights
+    assert cells[11] == "0.600 (5 samples, limit 30)"  # tokens > 30 among the policy's samples of a and b
     single = [c.strip() for c in tables.claim_b(root, [0]).splitlines()[3].strip("|").split("|")]
     assert single[8].startswith("-0.050 [")  # paired against the staged arm, from stagerl compare's file
     assert tables.copy_plots(root, [0], tmp_path / "docs") == [tmp_path / "docs" / "staging-seed0-dev.png"]
