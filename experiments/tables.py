@@ -13,9 +13,11 @@ paired on the same held-out problems), as written by ``experiments/run.py``.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +44,10 @@ def ci(r: dict | None) -> str:
         return "–"
     lo, hi = r.get("ci95") or (None, None)
     return f"{r['pass@1']:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{r['pass@1']:.3f}"
+
+
+def num1(x) -> str:
+    return "–" if x is None else f"{x:.1f}"
 
 
 def tests(r: dict | None) -> str:
@@ -214,6 +220,32 @@ def spread(root: Path, seeds: list[int]) -> str:
                   "gain MDD (mean)", "smallest level trained (problems)"], rows)
 
 
+def shared_minutes(root: Path, seed: int) -> float | None:
+    """Minutes of the seed's shared commands (scoring, levels, base evaluation) that finished, from
+    ``_shared/history.jsonl``; time lost to interrupted attempts is not counted (their samples are)."""
+    path = root / f"seed{seed}" / "_shared" / "history.jsonl"
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    done = [(datetime.fromisoformat(r["end"]) - datetime.fromisoformat(r["time"])).total_seconds()
+            for r in rows if r.get("status") == "finished" and r.get("end")]
+    return sum(done) / 60
+
+
+def cost(root: Path, seeds: list[int]) -> str:
+    """What a seed of all arms cost: the shared scoring and base evaluation, then each arm (its
+    levels, training, evaluation; ``experiment.json``), in minutes of one process on one core."""
+    names = list(dict.fromkeys(n for arms in ARMS.values() for n in arms))
+    rows = []
+    for s in seeds:
+        shared = shared_minutes(root, s)
+        arms = [sum(sec.values()) / 60 if (sec := Arm(root, s, n).seconds) else None for n in names]
+        done = [m for m in [shared, *arms] if m is not None]
+        rows.append([s, num1(shared), *map(num1, arms),
+                     f"{sum(done) / 60:.1f}" + ("" if len(done) == len(names) + 1 else " (unfinished)")])
+    return table(["seed", "shared (scoring, base eval)", *names, "hours"], rows)
+
+
 def copy_plots(root: Path, seeds: list[int], dest: Path) -> list[Path]:
     """The comparison pages' PNGs as ``dest/<experiment>-seed<S>-<plot>.png``."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -238,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no seed<S> folders under {root}: run experiments/run.py first", file=sys.stderr)
         return 2
     for title, fn in (("Claim A: difficulty", claim_a), ("Claim B: staging", claim_b), ("Claim C: mixing", claim_c),
-                      ("Across seeds: between-seed spread beside within-run intervals", spread)):
+                      ("Across seeds: between-seed spread beside within-run intervals", spread),
+                      ("Cost: minutes of one process on one core", cost)):
         print(f"### {title}\n\n{fn(root, seeds)}\n")
     if args.plots:
         for png in copy_plots(root, seeds, Path(args.plots)):

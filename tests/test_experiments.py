@@ -204,3 +204,20 @@ def test_tables_print_the_run_folders_numbers(tmp_path):
     single = [c.strip() for c in tables.claim_b(root, [0]).splitlines()[3].strip("|").split("|")]
     assert single[8].startswith("-0.050 [")  # paired against the staged arm, from stagerl compare's file
     assert tables.copy_plots(root, [0], tmp_path / "docs") == [tmp_path / "docs" / "staging-seed0-dev.png"]
+
+
+def test_cost_table_counts_finished_commands_and_arms(tmp_path):
+    """The cost of a seed: the shared commands that finished (history.jsonl; a failed attempt is not
+    counted) plus each finished arm's experiment.json seconds; an arm not run yet marks it unfinished."""
+    tables = load("experiments/tables.py")
+    shared = tmp_path / "seed0" / "_shared"
+    shared.mkdir(parents=True)
+    rows = [{"time": "2026-12-05T02:00:00", "command": "score", "status": "failed: x", "end": "2026-12-05T02:30:00"},
+            {"time": "2026-12-05T03:00:00", "command": "score", "status": "finished", "end": "2026-12-05T03:50:00"},
+            {"time": "2026-12-05T03:50:00", "command": "eval", "status": "finished", "end": "2026-12-05T04:00:00"}]
+    (shared / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "seed0" / "difficulty-L1").mkdir()
+    (tmp_path / "seed0" / "difficulty-L1" / "experiment.json").write_text(json.dumps({"seconds": {"train": 1500, "eval": 300}}))
+    cells = [c.strip() for c in tables.cost(tmp_path, [0]).splitlines()[2].strip("|").split("|")]
+    assert cells[:3] == ["0", "60.0", "30.0"] and cells[3] == "–"
+    assert cells[-1] == "1.5 (unfinished)"
