@@ -13,7 +13,6 @@ paired on the same held-out problems), as written by ``experiments/run.py``.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from stagerl.report.read import read_eval, read_json, read_stages
+from stagerl.rundir import read_jsonl
 from stagerl.store import SampleStore
 
 HERE = Path(__file__).resolve().parent
@@ -226,9 +226,8 @@ def shared_minutes(root: Path, seed: int) -> float | None:
     path = root / f"seed{seed}" / "_shared" / "history.jsonl"
     if not path.exists():
         return None
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     done = [(datetime.fromisoformat(r["end"]) - datetime.fromisoformat(r["time"])).total_seconds()
-            for r in rows if r.get("status") == "finished" and r.get("end")]
+            for r in read_jsonl(path) if r.get("status") == "finished" and r.get("end")]
     return sum(done) / 60
 
 
