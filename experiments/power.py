@@ -9,7 +9,8 @@ two-sided test at level ``alpha`` and power ``power``, the smallest true differe
 ``mdd_paired`` computes it from the per-problem differences, ``mdd_from_ci`` from a reported paired 95%
 interval (se = width / (2 * 1.96), as the bootstrap interval of ``stagerl.evaluate.stats`` is close to
 normal at these sizes), and ``problems_needed`` inverts it to size a held-out set.
-``seed_spread`` summarises one statistic over seeds (between-run spread) for the tables.
+``seed_spread`` summarises one statistic over seeds (between-run spread) for the tables, and
+``t_quantile`` gives the t interval of a mean over a few seeds.
 """
 
 from __future__ import annotations
@@ -71,3 +72,23 @@ def seed_spread(values: list[float]) -> dict:
         return {"seeds": 0, "mean": None, "sd": None, "min": None, "max": None}
     return {"seeds": len(vals), "mean": statistics.fmean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else None,
             "min": min(vals), "max": max(vals)}
+
+
+def t_quantile(q: float, df: int) -> float:
+    """The ``q`` quantile (0.5 < q < 1) of Student's t with ``df`` degrees of freedom (4.303 for 0.975
+    and 2), by bisection on its CDF integrated with Simpson's rule (no SciPy in the environment)."""
+    if not (0.5 < q < 1) or df < 1:
+        raise ValueError(f"need 0.5 < q < 1 and df >= 1, got q={q}, df={df}")
+    logc = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def cdf(x: float, steps: int = 2000) -> float:  # 0.5 + integral of the density over [0, x]
+        f = [math.exp(logc - (df + 1) / 2 * math.log1p((x * i / steps) ** 2 / df)) for i in range(steps + 1)]
+        return 0.5 + x / steps / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2]))
+
+    lo, hi = 0.0, 1.0
+    while cdf(hi) < q:
+        lo, hi = hi, hi * 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < q else (lo, mid)
+    return (lo + hi) / 2

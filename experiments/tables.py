@@ -28,6 +28,7 @@ from stagerl.store import SampleStore
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:   # power.py sits beside this file (loaded by path in the tests)
     sys.path.insert(0, str(HERE))
+from pooled import pooled_table, seeds_figure  # noqa: E402
 from power import mdd_from_ci, seed_spread  # noqa: E402
 
 ARMS = {"difficulty": ["difficulty-L1", "difficulty-L2", "difficulty-L3"],
@@ -270,11 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for title, fn in (("Claim A: difficulty", claim_a), ("Claim B: staging", claim_b), ("Claim C: mixing", claim_c),
                       ("Across seeds: between-seed spread beside within-run intervals", spread),
+                      ("Every comparison over all seeds: pooled by problem, and between seeds", pooled_table),
                       ("Cost: minutes of one process on one core", cost)):
         print(f"### {title}\n\n{fn(root, seeds)}\n")
     if args.plots:
-        for png in copy_plots(root, seeds, Path(args.plots)):
-            print(f"plot: {png}", file=sys.stderr)
+        for png in [*copy_plots(root, seeds, Path(args.plots)), seeds_figure(root, seeds, Path(args.plots))]:
+            if png:
+                print(f"plot: {png}", file=sys.stderr)
     return 0
 
 

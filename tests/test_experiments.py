@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -221,3 +222,50 @@ def test_cost_table_counts_finished_commands_and_arms(tmp_path):
     cells = [c.strip() for c in tables.cost(tmp_path, [0]).splitlines()[2].strip("|").split("|")]
     assert cells[:3] == ["0", "60.0", "30.0"] and cells[3] == "–"
     assert cells[-1] == "1.5 (unfinished)"
+
+
+def _eval_store(folder: Path, ckpt: str, bench: str, successes: dict[str, int], k: int = 4):
+    """A real evaluation store: ``successes[pid]`` of ``k`` samples of ``ckpt`` correct on ``bench``."""
+    (folder / ckpt).mkdir(parents=True, exist_ok=True)
+    (folder / ckpt / "results.json").write_text(json.dumps({bench: {"pass@1": 0.0, "k": k}}))
+    with SampleStore(folder / ckpt / f"{bench}.sqlite") as st:
+        st.add([{"problem_id": pid, "model": ckpt, "idx": i, "text": "", "tokens": 5, "finish": "stop",
+                 "reward": float(i < c)} for pid, c in successes.items() for i in range(k)])
+
+
+def test_pooled_comparisons_sum_seeds_count_base_once_and_give_t_intervals(tmp_path):
+    """experiments/pooled.py: an arm's samples are summed over seeds problem by problem, the base model's
+    identical evaluation is counted once, and the between-seed interval is a t interval (S - 1 df)."""
+    pooled, power = load("experiments/pooled.py"), load("experiments/power.py")
+    from stagerl.evaluate.stats import paired_difference
+    assert power.t_quantile(0.975, 2) == pytest.approx(4.3027, abs=1e-3)
+    assert power.t_quantile(0.975, 10) == pytest.approx(2.2281, abs=1e-3)
+    pids = [f"p{i}" for i in range(12)]
+    base = {p: i % 2 for i, p in enumerate(pids)}
+    arm_by_seed = {0: {p: min(4, base[p] + 2) for p in pids}, 1: {p: base[p] + (i % 3 == 0) for i, p in enumerate(pids)},
+                   2: {p: base[p] for p in pids}}
+    for s, succ in arm_by_seed.items():
+        _eval_store(tmp_path / f"seed{s}" / "_shared" / "eval", "base", "heldout_math", base)
+        arm = tmp_path / f"seed{s}" / "difficulty-L2"
+        for st in ("1_a", "2_b"):
+            (arm / "stages" / st).mkdir(parents=True)
+            (arm / "stages" / st / "stage.json").write_text("{}")
+        _eval_store(arm / "eval", "2_b", "heldout_math", succ)
+        _eval_store(arm / "eval", "1_a", "heldout_math", {p: 4 for p in pids})  # not the final stage: ignored
+    r = pooled.compare(tmp_path, [0, 1, 2], "difficulty-L2", "base", "heldout_math")
+    per = [statistics.fmean(arm_by_seed[s][p] / 4 - base[p] / 4 for p in pids) for s in (0, 1, 2)]
+    assert r["seeds"] == [0, 1, 2] and r["per_seed"] == pytest.approx(per)
+    assert r["pooled"]["diff"] == pytest.approx(statistics.fmean(per))
+    # summed arm counts (12 samples a problem) against the base counted once (4), not 12 identical samples
+    want = paired_difference({p: (12, sum(arm_by_seed[s][p] for s in (0, 1, 2))) for p in pids},
+                             {p: (4, base[p]) for p in pids})
+    assert r["pooled"]["ci95"] == pytest.approx(want["ci95"]) and r["pooled"]["p_value"] == pytest.approx(want["p_value"])
+    half = power.t_quantile(0.975, 2) * statistics.stdev(per) / 3 ** 0.5
+    assert r["between"]["ci95"] == pytest.approx([statistics.fmean(per) - half, statistics.fmean(per) + half])
+    assert r["between"]["same_sign"] == 2  # seed 2 equals the base: no sign
+    assert pooled.compare(tmp_path, [0, 1, 2], "difficulty-L3", "base", "heldout_math") is None  # never run
+    row = pooled.pooled_table(tmp_path, [0, 1, 2]).splitlines()
+    assert any("difficulty-L2 − base" in line and "| 3 |" in line for line in row)
+    png = pooled.seeds_figure(tmp_path, [0, 1, 2], tmp_path / "docs")
+    assert png == tmp_path / "docs" / "seeds-final.png" and png.read_bytes()[:4] == b"\x89PNG"
+    assert pooled.seeds_figure(tmp_path / "nothing", [0], tmp_path / "empty") is None
