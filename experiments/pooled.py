@@ -131,10 +131,13 @@ def _fmt_between(b: dict) -> str:
     return f"{b['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}], sd {b['sd']:.3f}, {b['same_sign']}/{b['seeds']} seeds same sign"
 
 
-def pooled_table(root: Path, seeds: list[int]) -> str:
-    """The markdown table of every comparison in ``COMPARISONS`` (code also on tests passed)."""
+def pooled_table(root: Path, seeds: list[int], experiment: str | None = None) -> str:
+    """The markdown table of the comparisons in ``COMPARISONS`` (code also on tests passed), of one
+    experiment or of all."""
     rows = []
     for exp, arm, ref, benches in COMPARISONS:
+        if experiment not in (None, exp):
+            continue
         for bench in benches:
             for reward in (False, True) if bench == "heldout_code" else (False,):
                 r = compare(root, seeds, arm, ref, bench, reward)

@@ -3,6 +3,7 @@
 
     python experiments/tables.py                       # markdown on stdout, for runs/experiments
     python experiments/tables.py --plots docs/results  # also copy the comparison plots there
+    python experiments/tables.py --into docs/results.md  # also write each table between its markers there
 
 Reads ``<runs-dir>/seed<S>/<arm>/`` (levels/stats.json, stages/*/stage.json and metrics.jsonl,
 eval/<checkpoint>/results.json, eval/compare.json: each checkpoint against the base, paired) and
@@ -13,6 +14,7 @@ paired on the same held-out problems), as written by ``experiments/run.py``.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import sys
@@ -258,22 +260,50 @@ def copy_plots(root: Path, seeds: list[int], dest: Path) -> list[Path]:
     return out
 
 
+def fill(path: Path, sections: dict[str, str]) -> None:
+    """Replace, in the markdown file ``path``, the text between ``<!-- table: <title> -->`` and the next
+    ``<!-- /table -->`` by that section's table. Every marker is checked before anything is written: a
+    title with no marker, or a marker with no title, is an error naming it, and the file is left as it was."""
+    text = path.read_text()
+    found = re.findall(r"<!-- table: (.+?) -->", text)
+    missing, unknown = [t for t in sections if t not in found], [t for t in found if t not in sections]
+    if missing or unknown:
+        raise SystemExit(f"{path}: " + "; ".join([*(f"no marker '<!-- table: {t} -->'" for t in missing),
+                                                   *(f"marker '<!-- table: {t} -->' names no table" for t in unknown)]))
+    for title, body in sections.items():
+        text, n = re.subn(rf"(<!-- table: {re.escape(title)} -->\n).*?(<!-- /table -->)",
+                          lambda m, b=body: f"{m.group(1)}{b}\n{m.group(2)}", text, count=1, flags=re.S)
+        if not n:
+            raise SystemExit(f"{path}: marker '<!-- table: {title} -->' has no closing '<!-- /table -->' after it")
+    path.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs-dir", default="runs/experiments")
     p.add_argument("--seeds", type=int, nargs="+", help="default: every seed<S> folder")
     p.add_argument("--plots", help="copy the comparison plots into this folder")
+    p.add_argument("--into", help="also write each table into this markdown file, between its markers "
+                                  "'<!-- table: <title> -->' and '<!-- /table -->'")
     args = p.parse_args(argv)
     root = Path(args.runs_dir)
     seeds = args.seeds or sorted(int(d.name[4:]) for d in root.glob("seed*") if d.name[4:].isdigit())
     if not seeds:
         print(f"no seed<S> folders under {root}: run experiments/run.py first", file=sys.stderr)
         return 2
-    for title, fn in (("Claim A: difficulty", claim_a), ("Claim B: staging", claim_b), ("Claim C: mixing", claim_c),
+    sections = {}
+    for title, fn in (("Claim A: difficulty, per seed", claim_a),
+                      ("Claim A over seeds: pooled by problem, and between seeds", lambda r, s: pooled_table(r, s, "difficulty")),
+                      ("Claim B: staging, per seed", claim_b),
+                      ("Claim B over seeds: pooled by problem, and between seeds", lambda r, s: pooled_table(r, s, "staging")),
+                      ("Claim C: mixing, per seed", claim_c),
+                      ("Claim C over seeds: pooled by problem, and between seeds", lambda r, s: pooled_table(r, s, "mixing")),
                       ("Across seeds: between-seed spread beside within-run intervals", spread),
-                      ("Every comparison over all seeds: pooled by problem, and between seeds", pooled_table),
                       ("Cost: minutes of one process on one core", cost)):
-        print(f"### {title}\n\n{fn(root, seeds)}\n")
+        sections[title] = fn(root, seeds)
+        print(f"### {title}\n\n{sections[title]}\n")
+    if args.into:
+        fill(Path(args.into), sections)
     if args.plots:
         for png in [*copy_plots(root, seeds, Path(args.plots)), seeds_figure(root, seeds, Path(args.plots))]:
             if png:

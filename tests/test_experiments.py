@@ -269,3 +269,20 @@ def test_pooled_comparisons_sum_seeds_count_base_once_and_give_t_intervals(tmp_p
     png = pooled.seeds_figure(tmp_path, [0, 1, 2], tmp_path / "docs")
     assert png == tmp_path / "docs" / "seeds-final.png" and png.read_bytes()[:4] == b"\x89PNG"
     assert pooled.seeds_figure(tmp_path / "nothing", [0], tmp_path / "empty") is None
+
+
+def test_tables_fill_results_page_between_markers_and_refuse_a_missing_one(tmp_path):
+    """tables.py --into: each table lands between its markers, prose around them is kept; a table without
+    a marker (or a marker naming no table) is an error naming it, and the page is left as it was."""
+    tables = load("experiments/tables.py")
+    page = tmp_path / "results.md"
+    page.write_text("# R\nprose a\n<!-- table: A -->\nold A\n<!-- /table -->\nprose b\n<!-- table: B -->\n<!-- /table -->\n")
+    tables.fill(page, {"A": "| x |\n|---|\n| 1 |", "B": "| y |"})
+    assert page.read_text() == ("# R\nprose a\n<!-- table: A -->\n| x |\n|---|\n| 1 |\n<!-- /table -->\nprose b\n"
+                                "<!-- table: B -->\n| y |\n<!-- /table -->\n")
+    before = page.read_text()
+    with pytest.raises(SystemExit, match="no marker '<!-- table: C -->'"):
+        tables.fill(page, {"A": "new", "C": "c"})
+    with pytest.raises(SystemExit, match="marker '<!-- table: B -->' names no table"):
+        tables.fill(page, {"A": "new"})
+    assert page.read_text() == before
