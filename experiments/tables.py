@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from stagerl.report.read import read_eval, read_json, read_stages
 from stagerl.rundir import read_jsonl
@@ -138,6 +139,32 @@ def cross(root: Path, experiment: str, seed: int, a: str, bench: str) -> dict | 
 def table(head: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def setup(root: Path, seeds: list[int]) -> str:
+    """Per seed, what every arm shares (``seed<S>/_shared``): the scoring samples drawn against the fixed
+    protocol's k per problem, the levels cut from them, and the base model's held-out scores."""
+    rows = []
+    for s in seeds:
+        sh = root / f"seed{s}" / "_shared"
+        stats = read_json(sh / "levels" / "stats.json") or {}
+        lv, dom, policy = stats.get("levels", {}), stats.get("domains", {}), (stats.get("models") or {}).get("policy")
+        recipe = yaml.safe_load((sh / "recipe.yaml").read_text()) if (sh / "recipe.yaml").exists() else {}
+        k = ((recipe or {}).get("scoring") or {}).get("k")
+        drawn = "–"
+        if policy and (sh / "samples.sqlite").exists():
+            with SampleStore(sh / "samples.sqlite") as st:
+                n = st.query("SELECT COUNT(*) FROM samples WHERE model = ?", (policy,))[0][0]
+            drawn = f"{n} of {k * stats['problems']}" if k and stats.get("problems") else str(n)
+        base = (read_eval(sh).get("base") or {})
+        l1 = lv.get("L1", {})
+        rows.append([s, f"{dom.get('math', '–')} + {dom.get('code', '–')}", drawn,
+                     f"{l1.get('total', '–')} ({l1.get('math', 0)} + {l1.get('code', 0)})",
+                     *(lv.get(n, {}).get("total", "–") for n in ("L1_math", "L2_math", "L3_math")),
+                     stats.get("in_no_level", "–"), ci(base.get("heldout_math")), ci(base.get("heldout_code"))])
+    return table(["seed", "training problems math + code", "policy's scoring samples (of k × problems)",
+                  "L1 (math + code)", "L1_math", "L2_math", "L3_math", "in no level", "base held-out math [95% CI]",
+                  "base held-out code [95% CI]"], rows)
 
 
 def claim_a(root: Path, seeds: list[int]) -> str:
@@ -292,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no seed<S> folders under {root}: run experiments/run.py first", file=sys.stderr)
         return 2
     sections = {}
-    for title, fn in (("Claim A: difficulty, per seed", claim_a),
+    for title, fn in (("Shared set-up per seed: scoring, levels, base model", setup),
+                      ("Claim A: difficulty, per seed", claim_a),
                       ("Claim A over seeds: pooled by problem, and between seeds", lambda r, s: pooled_table(r, s, "difficulty")),
                       ("Claim B: staging, per seed", claim_b),
                       ("Claim B over seeds: pooled by problem, and between seeds", lambda r, s: pooled_table(r, s, "staging")),

@@ -286,3 +286,21 @@ def test_tables_fill_results_page_between_markers_and_refuse_a_missing_one(tmp_p
     with pytest.raises(SystemExit, match="marker '<!-- table: B -->' names no table"):
         tables.fill(page, {"A": "new"})
     assert page.read_text() == before
+
+
+def test_setup_table_reads_the_shared_folder(tmp_path):
+    """The shared set-up row: the policy's samples in the store against k × problems, the levels, the base."""
+    tables = load("experiments/tables.py")
+    sh = tmp_path / "seed3" / "_shared"
+    (sh / "levels").mkdir(parents=True)
+    (sh / "levels" / "stats.json").write_text(json.dumps({
+        "problems": 2, "domains": {"math": 2, "code": 0}, "in_no_level": 1, "models": {"policy": "pol"},
+        "levels": {"L1": {"total": 1, "math": 1}, "L2_math": {"total": 1}}}))
+    (sh / "recipe.yaml").write_text("scoring:\n  k: 4\n")
+    with SampleStore(sh / "samples.sqlite") as st:
+        st.add([{"problem_id": p, "model": m, "idx": i, "text": "", "tokens": 3, "finish": "stop", "reward": 0}
+                for p, m, i in [("a", "pol", 0), ("a", "pol", 1), ("b", "pol", 0), ("b", "ref", 0)]])
+    (sh / "eval" / "base").mkdir(parents=True)
+    (sh / "eval" / "base" / "results.json").write_text(json.dumps({"heldout_math": {"pass@1": 0.25, "ci95": [0.2, 0.3]}}))
+    cells = [c.strip() for c in tables.setup(tmp_path, [3]).splitlines()[2].strip("|").split("|")]
+    assert cells == ["3", "2 + 0", "3 of 8", "1 (1 + 0)", "–", "1", "–", "1", "0.250 [0.200, 0.300]", "–"]
