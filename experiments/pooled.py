@@ -95,11 +95,67 @@ def between(diffs: list[float]) -> dict:
             "same_sign": sum(1 for d in diffs if d * sign > 0)}
 
 
-def compare(root: Path, seeds: list[int], arm: str, ref: str, bench: str, reward: bool = False) -> dict | None:
+def heldout(root: Path, seeds: list[int]) -> tuple[dict[str, list], set[str]]:
+    """The held-out problems of each benchmark (``{name: [Problem, ...]}``, from the seeds' shared recipes)
+    and the prompts of every seed's training problems (generated families can draw one question twice)."""
+    import yaml
+
+    from stagerl.data import load_source
+
+    train: set[str] = set()
+    benches: dict[str, dict] = {}
+    for s in seeds:
+        path = root / f"seed{s}" / "_shared" / "recipe.yaml"
+        if path.exists():
+            recipe = yaml.safe_load(path.read_text()) or {}
+            train |= {p.prompt for spec in recipe.get("data") or [] for p in load_source(spec)}
+            for b in (recipe.get("eval") or {}).get("benchmarks") or []:
+                benches.setdefault(b["name"], b["source"])
+    return {name: list(load_source(src)) for name, src in benches.items()}, train
+
+
+def strata_table(root: Path, seeds: list[int]) -> str:
+    """Held-out pass@1 by the problem's level (``meta.level``: a chain's operations, a code template's
+    tier) and by whether its prompt is also a training prompt of some seed: the base model, then each
+    arm's final checkpoints with their samples summed over the seeds. It shows where the gains sit, and
+    whether the problems training could have memorised gain more than the others of their level."""
+    problems, train = heldout(root, seeds)
+    arms = ["difficulty-L1", "difficulty-L2", "difficulty-L3", "staging-staged", "staging-single", "staging-long",
+            "mixing-mixed"]
+    rows = []
+    for bench, probs in problems.items():
+        counts = {}
+        for arm in ["base", *arms]:
+            per = [problem_counts(*w, bench) for s in seeds if (w := _where(root, s, arm))]
+            counts[arm] = _pooled_counts(per) if per else {}
+        groups: dict[tuple, list[str]] = {}
+        for p in probs:
+            groups.setdefault((p.meta.get("level"), p.prompt in train), []).append(p.id)
+        for (level, seen), ids in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+            def rate(arm, ids=ids):
+                got = [counts[arm][i] for i in ids if i in counts[arm]]
+                return pct_or_dash(sum(c for _, c in got) / sum(n for n, _ in got) if got else None)
+            rows.append([bench, level, "yes" if seen else "no", len(ids), *(rate(a) for a in ["base", *arms])])
+    head = ["benchmark", "level", "prompt also in training", "problems", "base",
+            *(a.split("-", 1)[1] for a in arms)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def pct_or_dash(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def compare(root: Path, seeds: list[int], arm: str, ref: str, bench: str, reward: bool = False,
+            exclude: set[str] = frozenset()) -> dict | None:
     """``arm`` minus ``ref`` on ``bench`` over the seeds where both were evaluated: ``{"seeds",
     "per_seed": [diff, ...], "between": between(...), "pooled": paired result + "mdd"}``; None when no
-    seed has both. ``reward``: compare mean rewards (code: the share of tests passed) instead of pass@1."""
-    load = problem_rewards if reward else problem_counts
+    seed has both. ``reward``: compare mean rewards (code: the share of tests passed) instead of pass@1.
+    ``exclude``: problem ids left out."""
+    def load(*where):
+        got = (problem_rewards if reward else problem_counts)(*where)
+        return {pid: v for pid, v in got.items() if pid not in exclude}
+
     sides: dict[str, list] = {"a": [], "b": []}
     used = []
     for s in seeds:

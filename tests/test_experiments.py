@@ -304,3 +304,31 @@ def test_setup_table_reads_the_shared_folder(tmp_path):
     (sh / "eval" / "base" / "results.json").write_text(json.dumps({"heldout_math": {"pass@1": 0.25, "ci95": [0.2, 0.3]}}))
     cells = [c.strip() for c in tables.setup(tmp_path, [3]).splitlines()[2].strip("|").split("|")]
     assert cells == ["3", "2 + 0", "3 of 8", "1 (1 + 0)", "–", "1", "–", "1", "0.250 [0.200, 0.300]", "–"]
+
+
+def test_strata_table_splits_heldout_by_level_and_overlap_with_training(tmp_path):
+    """pooled.strata_table: held-out problems grouped by meta.level and by whether a training prompt of
+    some seed is the same text; each cell sums the seeds' samples of that group."""
+    pooled = load("experiments/pooled.py")
+    from stagerl.data.families import chain_math
+    train, held = chain_math(300, seed=0), chain_math(240, seed=1000)
+    prompts = {p.prompt for p in train}
+    sh = tmp_path / "seed0" / "_shared"
+    sh.mkdir(parents=True)
+    (sh / "recipe.yaml").write_text(yaml.safe_dump({
+        "data": [{"builtin": "chain_math", "n": 300, "seed": 0}],
+        "eval": {"benchmarks": [{"name": "heldout_math", "source": {"builtin": "chain_math", "n": 240, "seed": 1000}}]}}))
+    lvl1 = [p for p in held if p.meta["level"] == 1]
+    seen = [p.id for p in lvl1 if p.prompt in prompts]
+    assert 0 < len(seen) < len(lvl1)
+    _eval_store(sh / "eval", "base", "heldout_math", {p.id: 1 for p in lvl1})          # 1 of 4 right
+    arm = tmp_path / "seed0" / "difficulty-L1"
+    (arm / "stages" / "1_L1").mkdir(parents=True)
+    (arm / "stages" / "1_L1" / "stage.json").write_text("{}")
+    _eval_store(arm / "eval", "1_L1", "heldout_math", {p.id: 4 if p.id in seen else 2 for p in lvl1})
+    rows = [[c.strip() for c in r.strip("|").split("|")] for r in pooled.strata_table(tmp_path, [0]).splitlines()[2:]]
+    by = {(r[1], r[2]): r for r in rows}
+    assert sum(int(r[3]) for r in rows) == 240
+    assert by[("1", "yes")][3:6] == [str(len(seen)), "0.250", "1.000"]
+    assert by[("1", "no")][3:6] == [str(len(lvl1) - len(seen)), "0.250", "0.500"]
+    assert by[("2", "no")][4:6] == ["–", "–"]   # no samples of level-2 problems stored
