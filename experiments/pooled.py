@@ -259,3 +259,32 @@ def seeds_figure(root: Path, seeds: list[int], dest: Path) -> Path | None:
     fig.savefig(dest / "seeds-final.png", dpi=100)
     plt.close(fig)
     return dest / "seeds-final.png"
+
+
+def steps_table(root: Path, seeds: list[int], bench: str = "heldout_math") -> str:
+    """Held-out answers by problem level: mean length in tokens and mean number of '=' signs (a worked
+    chain writes one equation per operation, so this counts the steps an answer wrote), base model then
+    each arm's final checkpoints over the seeds. It shows an arm that learned to stop after one step."""
+    from stagerl.store import SampleStore
+
+    problems, _ = heldout(root, seeds)
+    level = {p.id: p.meta.get("level") for p in problems.get(bench, [])}
+    arms = ["base", "difficulty-L1", "difficulty-L2", "difficulty-L3", "staging-staged", "staging-single",
+            "staging-long", "mixing-mixed"]
+    cells: dict[str, dict] = {}
+    for arm in arms:
+        per: dict = {}
+        where = [w for s in seeds if (w := _where(root, s, arm))]
+        for folder, ck in dict.fromkeys(where) if arm != "base" else where[:1]:
+            path = folder / ck / f"{bench}.sqlite"
+            if path.exists():
+                with SampleStore(path) as st:
+                    for pid, text, tokens in st.query("SELECT problem_id, text, tokens FROM samples WHERE model = ?", (ck,)):
+                        per.setdefault(level.get(str(pid)), []).append((tokens, (text or "").count("=")))
+        cells[arm] = {lv: f"{statistics.fmean(t for t, _ in v):.1f} / {statistics.fmean(e for _, e in v):.1f}"
+                      for lv, v in per.items()}
+    levels = sorted({lv for c in cells.values() for lv in c}, key=str)
+    rows = [[lv, *(cells[a].get(lv, "–") for a in arms)] for lv in levels]
+    head = ["level (operations)", *(a.split("-", 1)[-1] for a in arms)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])

@@ -31,7 +31,7 @@ from stagerl.store import SampleStore
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:   # power.py sits beside this file (loaded by path in the tests)
     sys.path.insert(0, str(HERE))
-from pooled import pooled_table, seeds_figure, strata_table  # noqa: E402
+from pooled import pooled_table, seeds_figure, steps_table, strata_table  # noqa: E402
 from power import mdd_from_ci, seed_spread  # noqa: E402
 
 ARMS = {"difficulty": ["difficulty-L1", "difficulty-L2", "difficulty-L3"],
@@ -328,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                       ("Claim C over seeds: pooled by problem, and between seeds", lambda r, s: pooled_table(r, s, "mixing")),
                       ("Across seeds: between-seed spread beside within-run intervals", spread),
                       ("Where the gains sit: held-out pass@1 by problem level and overlap with training", strata_table),
+                      ("Held-out math answers by level: tokens / equations written", steps_table),
                       ("Cost: minutes of one process on one core", cost)):
         sections[title] = fn(root, seeds)
         print(f"### {title}\n\n{sections[title]}\n")

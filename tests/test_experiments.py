@@ -224,12 +224,12 @@ def test_cost_table_counts_finished_commands_and_arms(tmp_path):
     assert cells[-1] == "1.5 (unfinished)"
 
 
-def _eval_store(folder: Path, ckpt: str, bench: str, successes: dict[str, int], k: int = 4):
+def _eval_store(folder: Path, ckpt: str, bench: str, successes: dict[str, int], k: int = 4, text: str = ""):
     """A real evaluation store: ``successes[pid]`` of ``k`` samples of ``ckpt`` correct on ``bench``."""
     (folder / ckpt).mkdir(parents=True, exist_ok=True)
     (folder / ckpt / "results.json").write_text(json.dumps({bench: {"pass@1": 0.0, "k": k}}))
     with SampleStore(folder / ckpt / f"{bench}.sqlite") as st:
-        st.add([{"problem_id": pid, "model": ckpt, "idx": i, "text": "", "tokens": 5, "finish": "stop",
+        st.add([{"problem_id": pid, "model": ckpt, "idx": i, "text": text, "tokens": 5 + i, "finish": "stop",
                  "reward": float(i < c)} for pid, c in successes.items() for i in range(k)])
 
 
@@ -325,10 +325,14 @@ def test_strata_table_splits_heldout_by_level_and_overlap_with_training(tmp_path
     arm = tmp_path / "seed0" / "difficulty-L1"
     (arm / "stages" / "1_L1").mkdir(parents=True)
     (arm / "stages" / "1_L1" / "stage.json").write_text("{}")
-    _eval_store(arm / "eval", "1_L1", "heldout_math", {p.id: 4 if p.id in seen else 2 for p in lvl1})
+    _eval_store(arm / "eval", "1_L1", "heldout_math", {p.id: 4 if p.id in seen else 2 for p in lvl1},
+                text="4 + 3 = 7.\n7 * 2 = 14.")
     rows = [[c.strip() for c in r.strip("|").split("|")] for r in pooled.strata_table(tmp_path, [0]).splitlines()[2:]]
     by = {(r[1], r[2]): r for r in rows}
     assert sum(int(r[3]) for r in rows) == 240
     assert by[("1", "yes")][3:6] == [str(len(seen)), "0.250", "1.000"]
     assert by[("1", "no")][3:6] == [str(len(lvl1) - len(seen)), "0.250", "0.500"]
     assert by[("2", "no")][4:6] == ["–", "–"]   # no samples of level-2 problems stored
+    # answer length (tokens 5..8: mean 6.5) and '=' signs per answer (base "" 0, the arm's 2), level 1 only
+    steps = pooled.steps_table(tmp_path, [0]).splitlines()
+    assert len(steps) == 3 and steps[2].startswith("| 1 | 6.5 / 0.0 | 6.5 / 2.0 | – |")
