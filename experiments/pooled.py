@@ -45,6 +45,12 @@ COMPARISONS = [
     ("mixing", "mixing-mixed", ("heldout_math", "heldout_code"))]]
 
 
+def markdown(head: list[str], rows: list[list]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
 def final_checkpoint(arm_dir: Path) -> str | None:
     """The arm's last finished stage (the folder name its evaluation is stored under), or None."""
     done = sorted((p.parent.name for p in (arm_dir / "stages").glob("*/stage.json")),
@@ -138,8 +144,7 @@ def strata_table(root: Path, seeds: list[int]) -> str:
             rows.append([bench, level, "yes" if seen else "no", len(ids), *(rate(a) for a in ["base", *arms])])
     head = ["benchmark", "level", "prompt also in training", "problems", "base",
             *(a.split("-", 1)[1] for a in arms)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+    return markdown(head, rows)
 
 
 def pct_or_dash(x: float | None) -> str:
@@ -206,8 +211,7 @@ def pooled_table(root: Path, seeds: list[int], experiment: str | None = None) ->
     head = ["experiment", "comparison (final checkpoints)", "benchmark", "seeds", "per-seed differences",
             "pooled over seeds, paired by problem [95% CI], p (w/l/t), MDD",
             "between seeds: mean [t 95% CI], sd, direction"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+    return markdown(head, rows)
 
 
 def seeds_figure(root: Path, seeds: list[int], dest: Path) -> Path | None:
@@ -286,5 +290,4 @@ def steps_table(root: Path, seeds: list[int], bench: str = "heldout_math") -> st
     levels = sorted({lv for c in cells.values() for lv in c}, key=str)
     rows = [[lv, *(cells[a].get(lv, "–") for a in arms)] for lv in levels]
     head = ["level (operations)", *(a.split("-", 1)[-1] for a in arms)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+    return markdown(head, rows)

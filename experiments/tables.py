@@ -31,7 +31,7 @@ from stagerl.store import SampleStore
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:   # power.py sits beside this file (loaded by path in the tests)
     sys.path.insert(0, str(HERE))
-from pooled import pooled_table, seeds_figure, steps_table, strata_table  # noqa: E402
+from pooled import markdown, pooled_table, seeds_figure, steps_table, strata_table  # noqa: E402
 from power import mdd_from_ci, seed_spread  # noqa: E402
 
 ARMS = {"difficulty": ["difficulty-L1", "difficulty-L2", "difficulty-L3"],
@@ -136,9 +136,7 @@ def cross(root: Path, experiment: str, seed: int, a: str, bench: str) -> dict | 
     return next((p for p in pairs if p["benchmark"] == bench and p["a"].split(":")[0].endswith(a)), None)
 
 
-def table(head: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+table = markdown
 
 
 def setup(root: Path, seeds: list[int]) -> str:
