@@ -140,14 +140,14 @@ def strata_table(root: Path, seeds: list[int]) -> str:
         for (level, seen), ids in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
             def rate(arm, ids=ids):
                 got = [counts[arm][i] for i in ids if i in counts[arm]]
-                return pct_or_dash(sum(c for _, c in got) / sum(n for n, _ in got) if got else None)
+                return pct(sum(c for _, c in got) / sum(n for n, _ in got) if got else None)
             rows.append([bench, level, "yes" if seen else "no", len(ids), *(rate(a) for a in ["base", *arms])])
     head = ["benchmark", "level", "prompt also in training", "problems", "base",
             *(a.split("-", 1)[1] for a in arms)]
     return markdown(head, rows)
 
 
-def pct_or_dash(x: float | None) -> str:
+def pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 

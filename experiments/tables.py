@@ -31,16 +31,12 @@ from stagerl.store import SampleStore
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:   # power.py sits beside this file (loaded by path in the tests)
     sys.path.insert(0, str(HERE))
-from pooled import markdown, pooled_table, seeds_figure, steps_table, strata_table  # noqa: E402
+from pooled import markdown, pct, pooled_table, seeds_figure, steps_table, strata_table  # noqa: E402
 from power import mdd_from_ci, seed_spread  # noqa: E402
 
 ARMS = {"difficulty": ["difficulty-L1", "difficulty-L2", "difficulty-L3"],
         "staging": ["staging-staged", "staging-single", "staging-long"], "mixing": ["difficulty-L1", "mixing-mixed"]}
 MIN_LEVEL = 30   # every level an arm trains on should hold at least this many problems (issue #24)
-
-
-def pct(x) -> str:
-    return "–" if x is None else f"{x:.3f}"
 
 
 def ci(r: dict | None) -> str:
