@@ -7,6 +7,7 @@ for every seed, in sequence; resumable; then compare the arms.
     python experiments/run.py all --dry-run              # print the plan and commands, run nothing
     python experiments/run.py staging --seeds 0 --smoke --runs-dir /tmp/smoke   # plumbing check
     python experiments/run.py all --engine vllm          # scoring and evaluation on vLLM (needs the vllm extra)
+    python experiments/run.py staging --seeds 2 --arms staging-long   # some arms only (split a seed over processes)
 
 Experiments and their arms are listed in ``experiments/experiments.yaml``; each arm is a complete
 recipe ``experiments/<arm>.yaml`` (``stagerl run experiments/<arm>.yaml`` runs it alone). All arms
@@ -27,8 +28,9 @@ policy evaluated once, in ``seed<S>/_shared``, and every arm reuses that. Layout
 A seed sets the generated training problems, the scoring sampling seed and every stage's seed; the
 held-out problems and the evaluation sampling seed stay fixed, so arms and seeds are evaluated on the
 same problems. An arm with ``experiment.json`` is skipped; anything else resumes (each stagerl stage
-resumes from what it stored). Every step is a ``python -m stagerl.cli`` process: memory is freed
-between steps and the commands are the ones a user would type.
+resumes from what it stored). Every step is a ``python -m stagerl.cli`` process (memory is freed
+between steps; the commands are the ones a user would type); two processes may share a seed with
+disjoint ``--arms``, as each run folder is locked while a command works in it.
 
 Staged arms: with ``total_steps`` set for the experiment, stage 1 trains first (until its plateau or
 ``max_steps``), then stage 2 gets ``total_steps`` minus the steps stage 1 used, so the staged and the
@@ -58,8 +60,6 @@ GENERATED = ("demo_math", "demo_code", "chain_math", "gen_code")
 class ExperimentError(ValueError):
     """The experiment files are inconsistent (unknown arm, arms that do not share scoring, ...)."""
 
-
-# ------------------------------------------------------------------------------ recipes and plan
 
 
 def load_manifest(path: Path = HERE / "experiments.yaml") -> dict:
@@ -98,10 +98,9 @@ def with_seed(recipe: dict, seed: int, folder: Path = HERE) -> dict:
 
 
 def with_engine(recipe: dict, engine: str | None) -> dict:
-    """A copy whose scoring models and evaluation generate with ``engine`` (``None``: as written).
-    Only the engine changes: the model, sampling settings and seeds stay, so the samples answer the
-    same question, drawn by another sampler (use one engine per runs folder: a resumed run reuses
-    what is stored). Training (TRL) and its dev scores are not affected."""
+    """A copy whose scoring models and evaluation generate with ``engine`` (``None``: as written). Only the
+    engine changes: model, sampling settings and seeds stay (use one engine per runs folder: a resumed run
+    reuses what is stored). Training (TRL) and its dev scores are not affected."""
     d = copy.deepcopy(recipe)
     if engine:
         for m in d.get("scoring", {}).get("models", []):
@@ -196,8 +195,6 @@ def smoke(recipe: dict) -> dict:
             src["n"], s["dev_k"] = 4, 1
     return d
 
-
-# ------------------------------------------------------------------------------ running
 
 
 def cli(*args: str) -> list[str]:
@@ -298,8 +295,6 @@ def run_arm(seed: int, arm: str, recipe: dict, root: Path, total_steps: int | No
     return run_dir
 
 
-# ------------------------------------------------------------------------------ results
-
 
 def arm_result(run_dir: Path) -> dict:
     """What one finished arm's files say: held-out results, training reward, stages, seconds (read
@@ -354,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("experiments", nargs="+", help=f"experiment names ({', '.join(manifest['experiments'])}) or 'all'")
     p.add_argument("--seeds", type=int, nargs="+", default=manifest["seeds"], help="seeds (default: experiments.yaml's)")
     p.add_argument("--runs-dir", default="runs/experiments", help="where the run folders go (default: runs/experiments)")
+    p.add_argument("--arms", nargs="+", help="run only these arms of the experiments (summaries still cover every arm)")
     p.add_argument("--dry-run", action="store_true", help="check the recipes and print the plan and commands; run nothing")
     p.add_argument("--smoke", action="store_true", help="tiny sizes for a plumbing check (meaningless numbers)")
     p.add_argument("--engine", default=None, choices=("transformers", "vllm"),
@@ -362,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     names = list(manifest["experiments"]) if args.experiments == ["all"] else args.experiments
     arms = check(manifest, names)
     root = Path(args.runs_dir)
-    plan = expand(manifest, names, args.seeds)
+    if unknown := sorted(set(args.arms or []) - set(arms)):
+        p.error(f"--arms {' '.join(unknown)}: not an arm of {', '.join(names)} (arms: {', '.join(arms)})")
+    plan = [(s, a) for s, a in expand(manifest, names, args.seeds) if not args.arms or a in args.arms]
     print(f"{len(plan)} arm run(s): " + ", ".join(f"{a}@seed{s}" for s, a in plan), flush=True)
     total_of = {a: e.get("total_steps") for e in manifest["experiments"].values() for a in e["arms"]}
     shared_done: set[int] = set()

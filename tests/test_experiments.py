@@ -336,3 +336,14 @@ def test_strata_table_splits_heldout_by_level_and_overlap_with_training(tmp_path
     # answer length (tokens 5..8: mean 6.5) and '=' signs per answer (base "" 0, the arm's 2), level 1 only
     steps = pooled.steps_table(tmp_path, [0]).splitlines()
     assert len(steps) == 3 and steps[2].startswith("| 1 | 6.5 / 0.0 | 6.5 / 2.0 | – |")
+
+
+def test_arms_option_runs_only_those_arms_and_refuses_an_unknown_one(run, tmp_path, capsys):
+    """--arms splits a seed over processes: the plan holds only the named arms; a name that is not an
+    arm of the experiments is an error before anything runs."""
+    assert run.main(["staging", "--seeds", "2", "--arms", "staging-long", "--dry-run", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 arm run(s): staging-long@seed2" in out and "staging-single" not in out
+    with pytest.raises(SystemExit):
+        run.main(["staging", "--arms", "difficulty-L1", "--dry-run", "--runs-dir", str(tmp_path)])
+    assert "not an arm of staging" in capsys.readouterr().err
