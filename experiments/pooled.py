@@ -18,6 +18,7 @@ Two intervals answer two questions, and the tables print both:
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import sys
@@ -28,6 +29,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 from power import mdd_from_ci, t_quantile  # noqa: E402
 
+from stagerl.curriculum.stages import stage_folders  # noqa: E402
 from stagerl.evaluate.compare import problem_counts, problem_rewards  # noqa: E402
 from stagerl.evaluate.stats import paired_difference, paired_reward_difference  # noqa: E402
 
@@ -45,6 +47,10 @@ COMPARISONS = [
     ("mixing", "mixing-mixed", ("heldout_math", "heldout_code"))]]
 
 
+# every arm, in the order the tables and the figure show them
+ARMS = ["difficulty-L1", "difficulty-L2", "difficulty-L3", "staging-staged", "staging-single", "staging-long", "mixing-mixed"]
+
+
 def markdown(head: list[str], rows: list[list]) -> str:
     """A markdown table."""
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -53,8 +59,7 @@ def markdown(head: list[str], rows: list[list]) -> str:
 
 def final_checkpoint(arm_dir: Path) -> str | None:
     """The arm's last finished stage (the folder name its evaluation is stored under), or None."""
-    done = sorted((p.parent.name for p in (arm_dir / "stages").glob("*/stage.json")),
-                  key=lambda n: int(n.split("_", 1)[0]) if n.split("_", 1)[0].isdigit() else 10**9)
+    done = [d.name for d in stage_folders(arm_dir) if (d / "stage.json").exists()]
     return done[-1] if done else None
 
 
@@ -101,9 +106,11 @@ def between(diffs: list[float]) -> dict:
             "same_sign": sum(1 for d in diffs if d * sign > 0)}
 
 
-def heldout(root: Path, seeds: list[int]) -> tuple[dict[str, list], set[str]]:
+@functools.lru_cache(maxsize=4)
+def heldout(root: Path, seeds: tuple[int, ...]) -> tuple[dict[str, list], set[str]]:
     """The held-out problems of each benchmark (``{name: [Problem, ...]}``, from the seeds' shared recipes)
-    and the prompts of every seed's training problems (generated families can draw one question twice)."""
+    and the prompts of every seed's training problems (generated families can draw one question twice);
+    cached, as two tables of one run ask for them."""
     import yaml
 
     from stagerl.data import load_source
@@ -125,9 +132,8 @@ def strata_table(root: Path, seeds: list[int]) -> str:
     tier) and by whether its prompt is also a training prompt of some seed: the base model, then each
     arm's final checkpoints with their samples summed over the seeds. It shows where the gains sit, and
     whether the problems training could have memorised gain more than the others of their level."""
-    problems, train = heldout(root, seeds)
-    arms = ["difficulty-L1", "difficulty-L2", "difficulty-L3", "staging-staged", "staging-single", "staging-long",
-            "mixing-mixed"]
+    problems, train = heldout(root, tuple(seeds))
+    arms = ARMS
     rows = []
     for bench, probs in problems.items():
         counts = {}
@@ -151,16 +157,11 @@ def pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
-def compare(root: Path, seeds: list[int], arm: str, ref: str, bench: str, reward: bool = False,
-            exclude: set[str] = frozenset()) -> dict | None:
+def compare(root: Path, seeds: list[int], arm: str, ref: str, bench: str, reward: bool = False) -> dict | None:
     """``arm`` minus ``ref`` on ``bench`` over the seeds where both were evaluated: ``{"seeds",
     "per_seed": [diff, ...], "between": between(...), "pooled": paired result + "mdd"}``; None when no
-    seed has both. ``reward``: compare mean rewards (code: the share of tests passed) instead of pass@1.
-    ``exclude``: problem ids left out."""
-    def load(*where):
-        got = (problem_rewards if reward else problem_counts)(*where)
-        return {pid: v for pid, v in got.items() if pid not in exclude}
-
+    seed has both. ``reward``: compare mean rewards (code: the share of tests passed) instead of pass@1."""
+    load = problem_rewards if reward else problem_counts
     sides: dict[str, list] = {"a": [], "b": []}
     used = []
     for s in seeds:
@@ -228,8 +229,7 @@ def seeds_figure(root: Path, seeds: list[int], dest: Path) -> Path | None:
         path = w and w[0] / w[1] / "results.json"
         return json.loads(path.read_text()).get(bench) if path and path.exists() else None
 
-    arms = ["difficulty-L1", "difficulty-L2", "difficulty-L3", "staging-staged", "staging-single", "staging-long",
-            "mixing-mixed"]
+    arms = ARMS
     panels = [("heldout_math", arms), ("heldout_code", ["difficulty-L1", "mixing-mixed"])]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [len(arms), 3]})
     drawn = False
@@ -271,10 +271,9 @@ def steps_table(root: Path, seeds: list[int], bench: str = "heldout_math") -> st
     each arm's final checkpoints over the seeds. It shows an arm that learned to stop after one step."""
     from stagerl.store import SampleStore
 
-    problems, _ = heldout(root, seeds)
+    problems, _ = heldout(root, tuple(seeds))
     level = {p.id: p.meta.get("level") for p in problems.get(bench, [])}
-    arms = ["base", "difficulty-L1", "difficulty-L2", "difficulty-L3", "staging-staged", "staging-single",
-            "staging-long", "mixing-mixed"]
+    arms = ["base", *ARMS]
     cells: dict[str, dict] = {}
     for arm in arms:
         per: dict = {}
