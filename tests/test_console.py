@@ -56,6 +56,12 @@ def test_step_and_switch_lines_say_it_in_words():
         "of the loss, no entropy bonus")
     plateau = stage_end_line("1_s", {"reason": "plateau at step 6", "steps": 6, "metric": "dev_score"})
     assert plateau == "stage 1_s ended after 6 steps: its dev_score stopped improving (plateau at step 6, the plateau rule)"
+    kept = {"step": 2, "dev_score": 0.5, "last_step": 5, "last_dev_score": 0.25}
+    assert stage_end_line("1_s", {"reason": "max_steps", "steps": 5, "kept": kept}) == (
+        "stage 1_s ended after 5 steps: it reached its step limit (max_steps 5); it keeps the policy of step 2 "
+        "(dev 0.500, the best; the last step's dev 0.250 is dropped)")
+    last = {**kept, "step": 5, "dev_score": 0.25}                             # the last policy is the best: nothing to say
+    assert stage_end_line("1_s", {"reason": "max_steps", "steps": 5, "kept": last}).endswith("(max_steps 5)")
     assert duration(3725) == "1 h 02 min"
 
 

@@ -145,6 +145,11 @@ def stage_end_line(name: str, info: dict, next_stage=None) -> str:
     """The end of a stage in words and, when another follows, the switch: why, to what, what changes."""
     took = f" ({duration(float(info['seconds']))})" if info.get("seconds") is not None else ""
     done = f"stage {name} ended after {info.get('steps')} steps{took}: {_reason(info)}"
+    kept = info.get("kept")
+    if isinstance(kept, dict) and kept.get("step") != kept.get("last_step"):
+        last = kept.get("last_dev_score")
+        done += (f"; it keeps the policy of step {kept['step']} (dev {kept['dev_score']:.3f}, the best; the last step's "
+                 f"{'dev ' + format(last, '.3f') if isinstance(last, (int, float)) else 'policy'} is dropped)")
     if next_stage is None:
         return done
     cfg = info.get("config") or {}

@@ -1,5 +1,5 @@
 """Two real training processes (torchrun, gloo on the CPU): each rank evaluates its share of the dev set,
-the score is that of the whole set, and the step's row carries it."""
+the score is that of the whole set, and the step's row carries it; the best policy is kept (keep_best)."""
 
 import json
 import os
@@ -35,3 +35,7 @@ def test_two_processes_split_the_dev_set_and_agree_on_the_score(tiny_model_dir, 
         assert rows[step]["dev_score"] == pytest.approx(want)
     info = json.loads((out / "stage.json").read_text())
     assert info["cost"]["dev_tokens"] == sum(s["tokens"] for s in store.samples())
+    # keep_best: both ranks took part in saving the best policy, rank 0 moved it into checkpoint/
+    scores = {int(k): v for k, v in info["dev"]["scores"].items()}
+    assert info["kept"]["step"] == min(s for s, v in scores.items() if v == max(scores.values()))
+    assert (out / "checkpoint" / "model.safetensors").is_file() and not list(out.glob("best-*"))

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from stagerl.data.generated import demo_math
 from stagerl.store import SampleStore
@@ -18,12 +20,13 @@ from stagerl.train.resume_state import STATE_FILE
 from test_resume import kill_when  # tests/train is on the path: conftest.py
 
 # the reproduction: 10 demo_math problems (3 held out for dev), 2 prompts x 2 samples, 8 steps at most,
-# a checkpoint every step, a dev evaluation every 2 steps, a plateau on dev_score, online filtering with skipping
+# a checkpoint every step, a dev evaluation every 2 steps, a plateau on dev_score, online filtering with skipping,
+# and the policy of the best dev score kept (keep_best: its saved copy must survive the resume)
 STAGE = dict(name="s1", levels=["L1"], num_generations=2, prompts_per_step=2, max_steps=8, max_completion_length=16,
              learning_rate=1e-5, math_code_ratio=None, seed=0, checkpoint_every=1, keep_checkpoints=2, eval_every=2,
              dev={"holdout": 3, "max_tokens": 16}, dev_k=2,
              plateau={"metric": "dev_score", "window": 1, "patience": 2, "min_delta": 0.5},
-             online={"predictive_skip": True, "max_extra_rounds": 1}, report_to="none")
+             online={"predictive_skip": True, "max_extra_rounds": 1}, keep_best=True, report_to="none")
 COUNTS = ("groups_generated", "groups_dropped", "groups_skipped", "groups_filled", "groups_signal", "extra_rounds")
 
 
@@ -80,6 +83,10 @@ def check_same_decisions(kit, a: dict, b: dict, ref_dir: Path, run_dir: Path) ->
     assert b["reason"] == a["reason"] and b["steps"] == a["steps"]
     assert _dev_rows(run_dir, kit) == _dev_rows(ref_dir, kit) and _dev_rows(ref_dir, kit)[0][0] == 0
     assert b["dev"] == a["dev"] and b["cost"]["dev_tokens"] == a["cost"]["dev_tokens"]
+    # the policy kept (keep_best): the same step, and the same weights up to float order
+    assert b["kept"] == a["kept"] and a["kept"]["step"] in {int(s) for s in a["dev"]["scores"]}
+    wa, wb = (load_file(str(Path(x["checkpoint"]) / "model.safetensors")) for x in (a, b))
+    assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], rtol=1e-4, atol=1e-6) for k in wa)
     # the online filtering decisions: per step and in total
     rows_a = [json.loads(x) for x in kit.metric_lines(ref_dir)]
     rows_b = [json.loads(x) for x in kit.metric_lines(run_dir)]

@@ -122,6 +122,9 @@ class StageConfig:
     """The dev set of ``eval_every``: ``{holdout: N}`` or ``{source: builtin:math500, limit: N}``."""
     dev_k: int = 4
     """Dev samples per problem."""
+    keep_best: bool = False
+    """End the stage with the policy of its best dev score (step 0 included), not its last: the stage's
+    ``checkpoint/`` (and the next stage's start) is that policy; needs ``eval_every`` (see ``train/best.py``)."""
     report_to: Union[str, list[str]] = field(default_factory=lambda: ["tensorboard"])
     """Loggers besides metrics.jsonl: ``tensorboard`` (event files in the stage's ``tb/``), ``wandb``
     (needs ``pip install wandb``), any other ``transformers`` integration, or ``none``."""
@@ -147,6 +150,8 @@ class StageConfig:
               "limit: N}})")
         _need(self.plateau is None or self.plateau.metric != "dev_score" or bool(self.eval_every), "plateau.metric",
               "dev_score needs eval_every > 0 and a dev set")
+        _need(not self.keep_best or bool(self.eval_every), "keep_best",
+              "keeps the policy of the best dev score: it needs eval_every > 0 and a dev set")
 
 
 @dataclass

@@ -132,6 +132,12 @@ def _training_section(page: Page, stages: list[dict], palette: plots.Palette) ->
                 "last dev score", "loss"], rows, "training")
     for s in stages:
         loss = s["info"].get("loss") if isinstance(s["info"].get("loss"), dict) else {}
+        kept = s["info"].get("kept")
+        if isinstance(kept, dict):
+            page.text(f"{s['name']} kept the policy of its best dev score (keep_best): step {kept.get('step')}, "
+                      f"dev score {fmt(kept.get('dev_score'))}, against {fmt(kept.get('last_dev_score'))} at its last "
+                      f"step {kept.get('last_step')}. The next stage and the evaluation use that policy; its dev "
+                      "score, a maximum over noisy evaluations, is optimistic: judge it on held-out problems.")
         if loss.get("beta") == 0:
             page.text(f"{s['name']} trained with beta = 0: no reference model and no KL penalty (the recipe's "
                       "choice; the KL term it drops is in the stage's settings).")

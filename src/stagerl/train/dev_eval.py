@@ -21,6 +21,8 @@ is the mean pass@1 over the dev problems (a sample passes when its reward is 1, 
   inside TRL's ``unwrap_model_for_generation`` (which gathers ZeRO-3 parameters), the pass counts
   are gathered, and every rank gets the same score, so a plateau on ``dev_score`` stops all ranks at
   the same step.
+* **Best policy.** With ``keep_best`` every new best score saves the live policy (``best.py``), and
+  the stage ends with the policy of its best dev score.
 * **RNG.** Generation runs under ``torch.random.fork_rng`` with seeds of its own, so training's
   random streams (and a resumed run's equality with an uninterrupted one) are untouched.
 
@@ -45,6 +47,7 @@ from transformers import TrainerCallback
 
 from ..config import ModelRef, RewardsConfig, SamplingConfig, ScoringConfig, StageConfig
 from ..data.problem import Problem
+from .best import BestPolicy
 
 DEV_METRIC = "dev_score"
 """The metrics.jsonl key of the dev score."""
@@ -117,6 +120,7 @@ class DevEvalCallback(TrainerCallback):
                                        max_tokens=dev.max_tokens or stage.max_completion_length, seed=stage.seed)
         self.history: dict[int, float] = {}
         self.tokens, self.seconds = 0, 0.0
+        self.best = BestPolicy(trainer, out_dir) if stage.keep_best else None  # best.py
 
     # ------------------------------------------------------------------ resume
 
@@ -137,6 +141,8 @@ class DevEvalCallback(TrainerCallback):
                          if m.startswith("step-") and int(m[5:]) > step]
                 store.delete_models(later)
         acc.wait_for_everyone()
+        if self.best is not None:
+            self.best.drop_after(step)
 
     # ------------------------------------------------------------------ events
 
@@ -147,6 +153,8 @@ class DevEvalCallback(TrainerCallback):
         if acc.is_main_process:
             _remove_store(self.store_path)  # a stage started afresh: samples of an earlier attempt are stale
         acc.wait_for_everyone()
+        if self.best is not None:
+            self.best.drop_after(-1)  # and so are the policies it kept
         score = self.evaluate(0)
         self.trainer.log({DEV_METRIC: score})  # the step-0 row of metrics.jsonl (and TensorBoard)
 
@@ -184,6 +192,8 @@ class DevEvalCallback(TrainerCallback):
         if acc.is_main_process:
             print(f"[stagerl] stage {self.stage_name} step {step}: dev_score {score:.3f} "
                   f"({len(all_counts)} problems x k={self.k}, {time.time() - t0:.1f} s)", flush=True)
+        if self.best is not None:
+            self.best.offer(step, self.history)
         return score
 
     def _score(self, model: Any, problems: list[Problem], step: int) -> tuple[list[tuple[int, int]], int]:

@@ -5,7 +5,8 @@ mixed-domain order, grades completions with ``stagerl.rewards`` and writes the s
 
     stages/<i>_<name>/metrics.jsonl   one line per optimizer step (see ``callbacks.py``)
     stages/<i>_<name>/stage.json      why the stage ended, steps, best score, loss, identity, config
-    stages/<i>_<name>/checkpoint/     the trained policy and its tokenizer (``from_pretrained``-able)
+    stages/<i>_<name>/checkpoint/     the trained policy and its tokenizer (``from_pretrained``-able; with
+                                      ``keep_best``: the policy of the best dev score)
     stages/<i>_<name>/tb/             TensorBoard event files (``observe.py``); dev.sqlite: dev samples (``dev_eval.py``)
     stages/<i>_<name>/checkpoints/    resumable TRL checkpoints (``checkpoint-<step>/``, the last few)
 
@@ -281,12 +282,17 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     dev = observe(trainer, stage, out_dir, dev_problems, messages, rewards)
     trainer.add_callback(ResumeStateCallback(trainer, dev, resume))  # online state, dev record: saved, restored
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    checkpoint = out_dir / "checkpoint"
-    trainer.save_model(str(checkpoint))  # every rank takes part (ZeRO-3 gathers); rank 0 writes
-    if trainer.is_world_process_zero() and trainer.processing_class is not None:
-        trainer.processing_class.save_pretrained(str(checkpoint))
+    checkpoint, steps = out_dir / "checkpoint", trainer.state.global_step
+    kept = None
+    if dev is not None and dev.best is not None:  # keep_best: the policy of the best dev score (best.py)
+        if steps not in dev.history:
+            dev.evaluate(steps)  # the last policy is a candidate too
+        kept = dev.best.finish(dev.history, checkpoint, steps)
+    else:
+        trainer.save_model(str(checkpoint))  # every rank takes part (ZeRO-3 gathers); rank 0 writes
+        if trainer.is_world_process_zero() and trainer.processing_class is not None:
+            trainer.processing_class.save_pretrained(str(checkpoint))
     trainer.accelerator.wait_for_everyone()  # the checkpoint is complete before anyone reads it
-    steps = trainer.state.global_step
     if callback.plateau_step is not None:
         reason = f"plateau at step {callback.plateau_step}"
     elif steps >= stage.max_steps:
@@ -319,6 +325,8 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
         "config": to_dict(stage),
         "sandbox": sandbox_record(),
     }
+    if kept is not None:
+        info["kept"] = kept
     if hasattr(trainer, "totals"):
         info["online"] = dict(trainer.totals)  # group counts of the whole stage (online.py)
     add_ledger(info, out_dir, dataset["domain"], pool, stage.prompts_per_step, dev)
