@@ -347,3 +347,39 @@ def test_arms_option_runs_only_those_arms_and_refuses_an_unknown_one(run, tmp_pa
     with pytest.raises(SystemExit):
         run.main(["staging", "--arms", "difficulty-L1", "--dry-run", "--runs-dir", str(tmp_path)])
     assert "not an arm of staging" in capsys.readouterr().err
+
+
+def test_same_compares_two_runs_file_by_file(tmp_path, capsys):
+    """experiments/same.py: stores, metrics and tables of a second run against the first; the clock aside."""
+    same = load("experiments/same.py")
+
+    def write_run(root: Path, reward_of_b: float = 1.0, seconds: float = 1.0) -> None:
+        _eval_store(root / "seed0" / "arm" / "eval", "1_L1", "heldout_math", {"a": 2, "b": 3})
+        with SampleStore(root / "seed0" / "arm" / "eval" / "1_L1" / "heldout_math.sqlite") as st:
+            st.add([{"problem_id": "b", "model": "1_L1", "idx": 9, "text": "x", "tokens": 3, "finish": "stop",
+                     "reward": reward_of_b}])
+        stage = root / "seed0" / "arm" / "stages" / "1_L1"
+        stage.mkdir(parents=True)
+        stage.joinpath("metrics.jsonl").write_text("\n".join(json.dumps(r) for r in (
+            {"step": 0, "dev_score": 0.25, "seconds": seconds},
+            {"step": 1, "reward": 0.5, "loss": -0.03, "seconds": 2 * seconds, "train_runtime": seconds})) + "\n")
+        pd.DataFrame({"id": ["a", "b"], "rate": [0.5, 0.75]}).to_parquet(root / "seed0" / "pass_rates.parquet")
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    write_run(first)
+    write_run(second, seconds=7.0)                                       # another clock, the same run
+    assert same.main([str(first), str(second)]) == 0
+    out = capsys.readouterr().out
+    assert ".sqlite: 1 of 1 files equal, 9 of 9 rows" in out and ".jsonl: 1 of 1 files equal, 2 of 2 rows" in out
+    assert "reproduces the first" in out
+
+    third = tmp_path / "third"
+    write_run(third, reward_of_b=0.0)                                    # one sample graded otherwise
+    (third / "seed1").mkdir()
+    pd.DataFrame({"id": ["c"]}).to_parquet(third / "seed1" / "levels.parquet")   # a file the first run lacks
+    assert same.main([str(first), str(third)]) == 1
+    out = capsys.readouterr().out
+    assert "DIFFERS seed0/arm/eval/1_L1/heldout_math.sqlite: 1 of 9 rows differ" in out
+    assert "ONLY IN SECOND seed1/levels.parquet" in out and "the runs differ" in out
+    with pytest.raises(SystemExit):                                      # a folder that is not there
+        same.main([str(first), str(tmp_path / "nowhere")])
