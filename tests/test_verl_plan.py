@@ -42,3 +42,15 @@ def test_every_override_is_a_verl_config_key():
         for part in key.split("."):
             assert part in node, f"{key}: not a key of verl's PPO config"
             node = node[part]
+
+
+def test_keep_best_is_named_as_a_gap():
+    from stagerl.config import load_recipe
+    from stagerl.curriculum.verl_plan import verl_plan
+
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "src" / "stagerl" / "recipes" / "paper.yaml")
+    assert "keep_best" not in verl_plan(recipe)                        # the paper hands on the last policy
+    recipe.train.stages[0].keep_best = True
+    text = verl_plan(recipe)
+    assert text.count("the policy of the best dev score (`keep_best`)") == 1
+    assert text.index("keep_best") < text.index("## Stage 2")          # under stage 1, where it is set

@@ -70,6 +70,10 @@ def _stage_lines(recipe: Recipe, i: int, stage: Any, data_dir: str) -> list[str]
     if stage.eval_every:
         gaps.append(f"dev evaluation every {stage.eval_every} steps on held-out problems: set "
                     f"`data.val_files` and `trainer.test_freq={stage.eval_every}` to a held-out file")
+    if stage.keep_best:
+        gaps.append("the policy of the best dev score (`keep_best`): verl hands on its last checkpoint; save "
+                    "at every validation (`trainer.save_freq` = `trainer.test_freq`) and start the next stage "
+                    "from the step of the best validation score")
     if gaps:
         out += ["Not expressible in verl's config:", ""] + [f"- {g}" for g in gaps] + [""]
     return out
