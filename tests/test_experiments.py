@@ -381,5 +381,11 @@ def test_same_compares_two_runs_file_by_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "DIFFERS seed0/arm/eval/1_L1/heldout_math.sqlite: 1 of 9 rows differ" in out
     assert "ONLY IN SECOND seed1/levels.parquet" in out and "the runs differ" in out
+    fourth = tmp_path / "fourth"
+    write_run(fourth)
+    metrics = fourth / "seed0" / "arm" / "stages" / "1_L1" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text().replace('"loss": -0.03', '"loss": -0.031'))   # another loss at step 1
+    assert same.main([str(first), str(fourth)]) == 1
+    assert "DIFFERS seed0/arm/stages/1_L1/metrics.jsonl: 1 of 2 rows differ" in capsys.readouterr().out
     with pytest.raises(SystemExit):                                      # a folder that is not there
         same.main([str(first), str(tmp_path / "nowhere")])
