@@ -17,11 +17,12 @@ Prints one line per file that differs and a summary; exits 1 when anything diffe
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sqlite3
 import sys
 from pathlib import Path
+
+from stagerl.rundir import read_jsonl
 
 CLOCK = re.compile(r"seconds|time|runtime|per_second")
 """Metric keys that measure the clock, not the run."""
@@ -43,7 +44,7 @@ def same_store(a: Path, b: Path) -> tuple[int, int]:
 
 
 def _rows(path: Path) -> dict[int, dict]:
-    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    rows = read_jsonl(path)
     return {r["step"]: {k: v for k, v in r.items() if not CLOCK.search(k)} for r in rows}
 
 

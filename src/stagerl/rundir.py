@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -103,6 +104,16 @@ class RunDir:
             raise RunFolderError(f"{self.root} is not a stagerl run folder (none of {', '.join(self.MARKERS)} in it); "
                                  "pass a folder under your runs folder, e.g. runs/<name>")
         return self
+
+
+def numbered_folders(folder: str | Path, prefix: str) -> dict[int, Path]:
+    """The ``<prefix>-<N>`` folders directly in ``folder`` (``checkpoint-12``, ``best-4``), by ``N``."""
+    found = {}
+    for d in Path(folder).glob(f"{prefix}-*"):
+        m = re.fullmatch(rf"{re.escape(prefix)}-(\d+)", d.name)
+        if m and d.is_dir():
+            found[int(m.group(1))] = d
+    return found
 
 
 def stage_finished(stage_dir: str | Path) -> bool:

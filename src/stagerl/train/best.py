@@ -22,14 +22,12 @@ optimistic estimate of it, so judge it on held-out problems (``stagerl eval``), 
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-from ..rundir import write_json
+from ..rundir import numbered_folders, read_json, write_json
 
 BEST_FILE = "best.json"
 
@@ -41,16 +39,6 @@ def best_step(history: dict[int, float]) -> int | None:
         return None
     top = max(finite.values())
     return min(s for s, v in finite.items() if v == top)
-
-
-def _folders(out_dir: Path) -> dict[int, Path]:
-    """Every ``best-<step>`` folder of a stage (complete or not), by step."""
-    found = {}
-    for d in out_dir.glob("best-*"):
-        m = re.fullmatch(r"best-(\d+)", d.name)
-        if m and d.is_dir():
-            found[int(m.group(1))] = d
-    return found
 
 
 class BestPolicy:
@@ -68,7 +56,7 @@ class BestPolicy:
     def drop_after(self, step: int) -> None:
         """Delete the best folders of steps after ``step`` (``-1``: all of them) and incomplete ones."""
         def work():
-            for s, d in _folders(self.out_dir).items():
+            for s, d in numbered_folders(self.out_dir, "best").items():
                 if s > step or not (d / BEST_FILE).is_file():
                     shutil.rmtree(d, ignore_errors=True)
         self._on_main(work)
@@ -85,7 +73,7 @@ class BestPolicy:
             if tokenizer is not None:
                 tokenizer.save_pretrained(str(folder))
             write_json(folder / BEST_FILE, {"step": step, "dev_score": history[step]})  # last: complete
-            for s, d in _folders(self.out_dir).items():
+            for s, d in numbered_folders(self.out_dir, "best").items():
                 if s != step:
                     shutil.rmtree(d, ignore_errors=True)
         self._on_main(work)
@@ -98,7 +86,7 @@ class BestPolicy:
         folder = self.out_dir / f"best-{step}"
 
         def moved(path: Path) -> bool:  # a kill after the move and before stage.json: done already
-            return (path / BEST_FILE).is_file() and json.loads((path / BEST_FILE).read_text())["step"] == step
+            return (path / BEST_FILE).is_file() and read_json(path / BEST_FILE)["step"] == step
         if not moved(folder) and not moved(checkpoint):
             raise RuntimeError(f"{folder} is missing or incomplete: the policy of the best dev score (step {step}) "
                                "was not saved; train the stage again from step 0")

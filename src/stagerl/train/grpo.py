@@ -70,7 +70,6 @@ import contextlib
 import dataclasses
 import difflib
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -85,7 +84,7 @@ from ..curriculum import mixed_order, smooth
 from ..data.problem import Problem
 from ..data.prompts import to_messages
 from ..rewards import sandbox_record
-from ..rundir import write_json
+from ..rundir import numbered_folders, write_json
 from ..valid import ConfigError, batch_split
 from .callbacks import StageMetricsCallback
 from .dev_eval import split_dev
@@ -241,11 +240,8 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     stagerl its ``stagerl_state.json`` after that (``resume_state.py``), so a folder without both
     was cut short by a kill and is ignored.
     """
-    found = []
-    for d in Path(folder).glob("checkpoint-*"):
-        m = re.fullmatch(r"checkpoint-(\d+)", d.name)
-        if m and (d / "trainer_state.json").is_file() and (d / STATE_FILE).is_file():
-            found.append((int(m.group(1)), d))
+    found = [(step, d) for step, d in numbered_folders(folder, "checkpoint").items()
+             if (d / "trainer_state.json").is_file() and (d / STATE_FILE).is_file()]
     return max(found)[1] if found else None
 
 
