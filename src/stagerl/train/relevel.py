@@ -100,7 +100,8 @@ def relevel_stage(policy: str | Path, stage: StageConfig, levels: dict[str, list
     config = ScoringConfig(models=[ref], k=cfg.k, adaptive=True, round_size=cfg.round_size, sampling=sampling)
     mine = cand[rank::world]  # each process scores its share (per-sample seeds: the samples do not depend on it)
     part = score(mine, store, config, rules=rules, rewards=rewards, prompt=_Prompt(messages),
-                 engine_factory=engine_factory, progress=progress and state.is_main_process) if mine else None
+                 engine_factory=engine_factory, progress=progress and state.is_main_process,
+                 label="re-levelling") if mine else None
     by_rank = [int(part.attrs.get("generated", 0)) if part is not None else 0]
     if world > 1:
         by_rank = [int(n) for n in gather_object(by_rank)]  # also waits until every share is stored
