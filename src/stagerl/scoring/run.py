@@ -195,9 +195,9 @@ def score(
 
     stored = {name: store.indices(name) for name in names}
     remaining = sum(max(0, k - len([i for i in stored[m].get(p.id, {}) if i < k])) for m in names for p in problems)
-    bar = progress_bar(remaining, label, "sample", show=progress, bound=bool(config.adaptive and rules is not None))
-    run = _Run(config, rewards, messages, rules, store, names, stored, bar,
-               adaptive=bool(config.adaptive and rules is not None), label=label)
+    adaptive = bool(config.adaptive and rules is not None)
+    bar = progress_bar(remaining, label, "sample", show=progress, bound=adaptive)  # adaptive: pairs may stop early
+    run = _Run(config, rewards, messages, rules, store, names, stored, bar, adaptive=adaptive, label=label)
     try:
         models = config.models if config.order == "weakest-first" else config.models[::-1]
         parts = _parts(run, problems)
