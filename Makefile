@@ -10,6 +10,8 @@ STAMP  := $(VENV)/.stagerl-setup
 # the core install takes the same bound, so `make demo` and `make test` share one set of versions
 CPU_TORCH := $(PY) -W ignore -c 'import sys, torch; sys.exit(torch.version.cuda is not None or torch.version.hip is not None)'
 CPU_PINS  := "transformers>=5.16.1,<5.20"
+# pytest workers for `make test` (pytest-xdist): the CI box has 2 cores; the suite alone keeps about one busy
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test test-slow benchmarks clean
 
@@ -46,7 +48,7 @@ demo: $(CORE)
 	$(VENV)/bin/stagerl demo
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-slow: setup
 	$(PY) -m pytest -m slow

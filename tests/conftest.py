@@ -123,3 +123,24 @@ def vllm_server(smollm2_dir, tmp_path_factory):
         yield server
     finally:
         server.close()
+
+
+# Session fixtures that cost minutes: under pytest-xdist (`make test` runs two workers) every file
+# that uses one goes to the same worker, so each is built once per run.
+SHARED_FIXTURES = ("pipeline_run", "vllm_server")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker (``make test``: ``-n 2 --dist loadgroup``): a file's tests stay on one
+    worker (its module fixtures, such as a loaded engine, are built once) and the files that share a
+    costly session fixture share one worker."""
+    if not hasattr(config, "workerinput"):
+        return
+    group: dict[str, str] = {}
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        shared = next((f for f in SHARED_FIXTURES if f in getattr(item, "fixturenames", ())), None)
+        if shared or path not in group:
+            group[path] = shared or group.get(path) or path
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group[item.nodeid.split("::")[0]]))

@@ -77,16 +77,19 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           stderr=subprocess.STDOUT, text=True, env=env, timeout=1800)
 
 
-def test_quiet_run_prints_a_line_per_step_and_verbose_brings_the_logs_back(tmp_path, smollm2_dir):
+def test_quiet_run_prints_a_line_per_step_and_verbose_brings_the_logs_back(tmp_path, tiny_model_dir):
+    """The terminal of a whole ``stagerl run`` (a tiny random Llama with the real tokenizer: what is
+    printed does not depend on the model; tests/test_pipeline.py runs the real one)."""
+    model = tiny_model_dir
     stage = {"levels": ["all"], "num_generations": 2, "prompts_per_step": 1, "max_completion_length": 12,
              "plateau": None, "report_to": "none"}
     recipe = {
         "name": "t", "runs_dir": str(tmp_path),
         "data": [{"builtin": "demo_math", "n": 4, "seed": 5}],
         "scoring": {"k": 2, "adaptive": False, "sampling": {"temperature": 0.8, "max_tokens": 12},
-                    "models": [{"name": "smollm2", "model": smollm2_dir}]},
+                    "models": [{"name": "smollm2", "model": model}]},
         "levels": {"rules": {"models": {"policy": "smollm2"}, "levels": {"all": "policy in [0,1]"}}},
-        "train": {"policy": smollm2_dir, "stages": [
+        "train": {"policy": model, "stages": [
             {**stage, "name": "s1", "max_steps": 2, "eval_every": 2, "dev": {"holdout": 1, "max_tokens": 8}, "dev_k": 1},
             {**stage, "name": "s2", "max_steps": 1, "max_completion_length": 16, "mask_truncated_completions": True,
              "entropy_coef": 0.0}]},
