@@ -141,6 +141,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         path = item.nodeid.split("::")[0]
         shared = next((f for f in SHARED_FIXTURES if f in getattr(item, "fixturenames", ())), None)
         if shared or path not in group:
-            group[path] = shared or group.get(path) or path
+            group[path] = shared or path
     for item in items:
         item.add_marker(pytest.mark.xdist_group(group[item.nodeid.split("::")[0]]))
