@@ -88,6 +88,37 @@ def test_unsafe_limits_only_when_asked_for_and_as_documented():
     assert [q for q in _own_processes() if UNSAFE_SUPERVISOR in q] == []  # the daemons were killed
 
 
+ANNOUNCE_ONCE = """
+import multiprocessing as mp, sys
+from stagerl.rewards import code_reward
+from stagerl.rewards.sandbox import configure
+
+def grade(timeout):
+    if timeout:
+        configure(timeout_s=timeout)
+    print(code_reward(sys.argv[1], {"inputs": ["a"], "outputs": ["a"]}), flush=True)
+
+if __name__ == "__main__":
+    grade(None)
+    for timeout in (None, None, 2.0):  # two children like a stage's, then one whose limits differ
+        p = mp.get_context("spawn").Process(target=grade, args=(timeout,))
+        p.start(); p.join()
+        assert p.exitcode == 0
+"""
+
+
+def test_a_command_states_its_sandbox_once_not_once_per_spawned_stage(tmp_path):
+    script = tmp_path / "announce.py"
+    script.write_text(ANNOUNCE_ONCE)
+    p = subprocess.run([sys.executable, str(script), GOOD], capture_output=True, text=True, timeout=300,
+                       env={k: v for k, v in os.environ.items() if k != sb.ANNOUNCED_ENV})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["1.0"] * 4  # every process graded, in the real sandbox
+    lines = [x for x in p.stderr.splitlines() if x.startswith("stagerl: code sandbox:")]
+    assert len(lines) == 2, p.stderr  # the parent's, then the child with other limits (its line differs)
+    assert "wall clock 2.0 s" in lines[1] and "wall clock 2.0 s" not in lines[0]
+
+
 def _own_processes() -> list[str]:
     """Command lines of this user's processes (root: of every user, slot uids included)."""
     out = []

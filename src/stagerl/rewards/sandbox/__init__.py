@@ -124,6 +124,11 @@ def sandbox_record() -> dict:
     return {"mode": mode, "status": sandbox_status()}
 
 
+ANNOUNCED_ENV = "STAGERL_SANDBOX_ANNOUNCED"
+"""The line this process (or the command that started it) printed: a stage's spawned child inherits
+it and stays quiet when its sandbox is the same, so a command states its sandbox once."""
+
+
 def _announce(mode: str) -> None:
     with _lock:
         if mode in _announced:
@@ -132,6 +137,9 @@ def _announce(mode: str) -> None:
     line = describe(mode, _limits)
     if mode != "bwrap":
         line = "WARNING: " + line
+    if os.environ.get(ANNOUNCED_ENV) == line:
+        return
+    os.environ[ANNOUNCED_ENV] = line
     print(f"stagerl: code sandbox: {line}", file=sys.stderr, flush=True)
 
 
