@@ -21,7 +21,7 @@ from stagerl.console import LineProgress, duration, progress, stage_end_line, st
 
 FIXED_LINES = 15
 """Lines outside the stages: scoring (2), levels, training header, report, done, the demo's last
-lines, the code sandbox's one line per process, check warnings."""
+lines, the code sandbox's line (once per command), check warnings."""
 
 
 def line_budget(recipe) -> int:
@@ -70,7 +70,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     # what console.setup() puts in the environment: an earlier in-process CLI test in this pytest process
     # may have set it, and the --verbose run must not inherit it
     quiet = ("STAGERL_VERBOSE", "PYTHONWARNINGS", "TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS",
-             "HF_DATASETS_DISABLE_PROGRESS_BARS", "VLLM_LOGGING_LEVEL", "TOKENIZERS_PARALLELISM")
+             "HF_DATASETS_DISABLE_PROGRESS_BARS", "VLLM_LOGGING_LEVEL", "TOKENIZERS_PARALLELISM",
+             "STAGERL_SANDBOX_ANNOUNCED")  # and the sandbox's line, once an in-process test graded code
     env = {k: v for k, v in os.environ.items() if k not in quiet}
     env["STAGERL_PROGRESS_EVERY"] = "0"  # the line budget counts lines per phase and step, not per minute
     return subprocess.run([sys.executable, "-m", "stagerl.cli", *args], stdout=subprocess.PIPE,
