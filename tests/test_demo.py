@@ -1,7 +1,7 @@
 """The built-in demo: what the README says it does (two stages with the paper's switch), checked on
 the recipe in CI and end to end under ``-m slow`` (with the earlier sizing, 8 + 4 steps and k=4
 evaluations, the slow test passed in 20 min 27 s with ``OMP_NUM_THREADS=1``; the README gives the
-current demo's time: 6 + 2 steps, 8 min 01 s on the earlier machine, 14 min 15 s on the slower one of
+current demo's time: 6 + 2 steps, 8 min 01 s on the earlier machine, 12 min 24 s on the slower one of
 2026-12-06; at that sizing this slow test passed in 8 min 26 s on the earlier machine)."""
 
 from __future__ import annotations

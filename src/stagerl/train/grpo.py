@@ -97,6 +97,7 @@ from .online_prior import policy_seeds
 from .promises import LOSS_TYPES, RESERVED, promise_issues  # noqa: F401 (re-exported)
 from .resume_state import STATE_FILE, ResumeStateCallback
 from .reward import make_reward
+from .shared_prompt import with_shared_prompt
 
 
 class TrainConfigError(ValueError):
@@ -266,6 +267,7 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
     seeds = (policy_seeds(out_dir, policy, pool, sampler=(args.temperature, args.top_p))
              if stage.online and stage.online.predictive_skip else None)
     trainer_cls, online = trainer_for(stage, pool, messages, seeds)  # GRPOTrainer unless stage.online is set
+    trainer_cls = with_shared_prompt(trainer_cls)  # a group's prompt runs once in the loss's passes
     build = contextlib.nullcontext()
     if args.use_vllm:  # logs the share the vLLM importance-sampling correction masks or clips per step
         trainer_cls = with_is_share(trainer_cls)

@@ -32,6 +32,12 @@ METHODS: dict[str, tuple[str, ...]] = {
     "_calculate_rewards": ("self", "inputs", "prompts", "completions", "completion_ids_list"),
     # called by TRL for reward.py's log_metric; log() averages and clears _metrics once per step
     "_log_metric": ("self", "name", "value"),
+    # wrapped by shared_prompt.SharedPromptMixin (the first five are passed on by name and position)
+    "_get_per_token_logps_and_entropies": ("self", "model", "input_ids", "attention_mask", "logits_to_keep",
+                                           "batch_size", "compute_entropy", "compute_aux_loss", "pixel_values",
+                                           "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes",
+                                           "num_tiles", "image_sizes", "token_type_ids", "mm_token_type_ids",
+                                           "image_position_ids"),
     "log": ("self", "logs", "start_time"),
 }
 """``GRPOTrainer`` methods stagerl overrides or depends on, with their parameter names in order."""
@@ -76,6 +82,10 @@ SOURCE_FACTS: tuple[tuple[str | None, str, str], ...] = (
      "log_metric values reach _metrics inside the step's generate-and-score (online.py collapses rounds)"),
     (None, 'self._metrics[mode]["num_tokens"] = [self.state.num_input_tokens_seen]',
      "num_tokens is assigned, not appended (online.py leaves it out of the collapse)"),
+    ("_get_per_token_logps_and_entropies", "outputs = model(**model_inputs, labels=labels, fused_lm_head=True)",
+     "log-probs come from the fused head over the backbone (shared_prompt.py swaps the backbone's forward)"),
+    ("_get_per_token_logps_and_entropies", "labels[:, :-logits_to_keep] = -100",
+     "only the last logits_to_keep tokens are scored: the rest is the prompt shared_prompt.py runs once"),
     ("_calculate_rewards", 'reward_kwargs["log_metric"] = self._log_metric',
      "reward functions get log_metric (reward.py logs reward_<domain>, signal, tokens)"),
     ("_calculate_rewards", "completion_ids=completion_ids_list", "reward functions get completion_ids (reward.py: tokens)"),
