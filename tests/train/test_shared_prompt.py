@@ -49,18 +49,25 @@ def _run(model, ids, mask, keep: int):
     return logps.detach(), ent.detach(), grad
 
 
+def _rows_and_tokens(model, run, prompt: int):
+    """``run()`` inside ``shared_prompt(model, prompt)``: the (rows, tokens) of each pass through the
+    first decoder layer, and what ``run`` returned."""
+    seen = []
+    hook = model.base_model.layers[0].register_forward_pre_hook(
+        lambda m, a, k: seen.append(tuple((a[0] if a else k["hidden_states"]).shape[:2])), with_kwargs=True)
+    try:
+        with shared_prompt(model, prompt):
+            out = run()
+    finally:
+        hook.remove()
+    return seen, out
+
+
 def test_shared_prompt_gives_trls_log_probs_entropies_and_gradient(model):
     prompt, completion = 40, 12
     ids, mask = _batch(groups=2, size=3, prompt=prompt, completion=completion)
     full = _run(model, ids, mask, completion)
-    seen = []
-    hook = model.base_model.layers[0].register_forward_pre_hook(lambda m, a, k: seen.append((a[0] if a else k["hidden_states"]).shape[:2]),
-                                                                 with_kwargs=True)
-    try:
-        with shared_prompt(model, prompt):
-            shared = _run(model, ids, mask, completion)
-    finally:
-        hook.remove()
+    seen, shared = _rows_and_tokens(model, lambda: _run(model, ids, mask, completion), prompt)
     assert seen == [(2, prompt), (6, completion)]  # each distinct prompt once, then the 6 completions on top
     real = mask[:, -completion:].bool()
     assert (full[0] - shared[0])[real].abs().max() < 1e-4
@@ -71,12 +78,5 @@ def test_shared_prompt_gives_trls_log_probs_entropies_and_gradient(model):
 
 def test_shared_prompt_steps_aside_when_no_prompt_is_shared(model):
     ids, mask = _batch(groups=3, size=1, prompt=20, completion=6)
-    seen = []
-    hook = model.base_model.layers[0].register_forward_pre_hook(lambda m, a, k: seen.append((a[0] if a else k["hidden_states"]).shape[:2]),
-                                                                with_kwargs=True)
-    try:
-        with shared_prompt(model, 20):
-            _run(model, ids, mask, 6)
-    finally:
-        hook.remove()
+    seen, _ = _rows_and_tokens(model, lambda: _run(model, ids, mask, 6), 20)
     assert seen == [(3, 26)]  # one plain forward of the whole batch
