@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: helper modules beside the tests
+
+
+def _threads_per_worker() -> None:
+    """Under pytest-xdist (``make test``: 2 workers on CI's 2 cores), the cores shared out among the
+    workers: each worker and every process it starts (stage children, accelerate ranks, the tiny
+    model's steps) runs torch with ``cores // workers`` threads unless OMP_NUM_THREADS is set. With a
+    thread per core in every process, the workers' processes oversubscribe the cores and small
+    models spend their steps waiting on each other's threads: a tiny-model stage step took 17 s
+    instead of 2 s beside other jobs; five of the slowest training test files took 1,033 s with the
+    default threads and 710 s with this, both with 2 workers at the same load (docs/benchmarks.md)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:  # read by torch at its import, below
+        os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // workers))
+
+
+_threads_per_worker()
 
 # The suite writes real checkpoints (a 135M model with its optimizer is ~1.6 GB per checkpoint); with
 # pyproject's retention policy a passed test's folder is removed at once, so the peak stays under

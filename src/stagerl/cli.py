@@ -181,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     from . import console
 
     console.setup(args.verbose)
+    if argv is None:  # the command itself (not main([...]) inside a program that may train in-process):
+        from .train.trl_vllm import ENV  # it builds no trainer (stages train in children), so TRL need not import vLLM
+
+        os.environ.setdefault(ENV, "0")
     from . import pipeline
 
     common = {k: getattr(args, k) for k in ("wait",) if hasattr(args, k)}

@@ -75,6 +75,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+
+from .trl_vllm import hide_vllm_if_asked
+
+hide_vllm_if_asked()  # before TRL's trainer is imported (see trl_vllm.py)
+
 import trl
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer

@@ -61,6 +61,11 @@ from typing import Any, Callable
 
 import torch
 from accelerate.utils import gather_object
+
+from .trl_vllm import hide_vllm_if_asked
+
+hide_vllm_if_asked()  # before TRL's trainer is imported (see trl_vllm.py)
+
 from trl import GRPOTrainer
 
 from ..config import OnlineConfig

@@ -44,6 +44,7 @@ from ..rundir import stage_finished, write_json
 from .grpo import TrainConfigError, check_stage, latest_checkpoint, train_stage
 from .identity import ACCEPT_TRL_ENV, changes, stage_identity
 from .trl_contract import check_contract
+from .trl_vllm import child_env
 
 
 class StageChangedError(ValueError):
@@ -183,7 +184,8 @@ def _run_in_child(fn: Callable[..., Any], kwargs: dict[str, Any], env: dict[str,
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, env, fn, kwargs), name=f"stagerl-{kwargs['stage'].name}")
-    proc.start()
+    with child_env(kwargs["stage"]):  # TRL imports vLLM only where the stage generates with it
+        proc.start()
     send.close()
     msg = None
     try:
