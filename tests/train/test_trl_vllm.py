@@ -11,7 +11,7 @@ import pytest
 
 from stagerl.config import StageConfig
 from stagerl.train.runner import _run_in_child
-from stagerl.train.trl_vllm import ENV, child_env
+from stagerl.train.trl_vllm import ENV, child_value
 
 # without vLLM installed there is nothing to hide (found, not imported: the spawned children import this file)
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed")
@@ -35,11 +35,9 @@ def test_each_stage_process_gets_vllm_only_where_the_stage_uses_it(monkeypatch):
     assert _run_in_child(_what_the_child_sees, {"stage": served}, {}) == ("1", True, True)
     assert os.environ[ENV] == "0"
     monkeypatch.setenv(ENV, "1")  # the user turned hiding off
-    with child_env(plain):
-        assert os.environ[ENV] == "1"
+    assert child_value(plain) == "1"
     monkeypatch.setenv(ENV, "0")
-    with child_env(plain):
-        assert os.environ[ENV] == "0"
+    assert child_value(plain) == "0"
 
 
 def test_the_command_hides_vllm_from_trl_in_its_own_process_only_when_run_as_a_command(tmp_path):

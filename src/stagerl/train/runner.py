@@ -19,6 +19,7 @@ process group. Rank 0 alone writes the stage folder; the ranks wait for each oth
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -26,6 +27,7 @@ import shutil
 import socket
 from datetime import timedelta
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Callable
 
 from .. import console
@@ -44,7 +46,8 @@ from ..rundir import stage_finished, write_json
 from .grpo import TrainConfigError, check_stage, latest_checkpoint, train_stage
 from .identity import ACCEPT_TRL_ENV, changes, stage_identity
 from .trl_contract import check_contract
-from .trl_vllm import child_env
+from .trl_vllm import ENV as TRL_VLLM_ENV
+from .trl_vllm import child_value
 
 
 class StageChangedError(ValueError):
@@ -168,9 +171,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(conn: Any, env: dict[str, str], fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+def _child(conn: Any, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     _die_with_parent()
-    os.environ.update(env)
     console.setup()  # the parent's --verbose or quiet settings (STAGERL_VERBOSE travels in the environment)
     try:
         conn.send(("ok", fn(**kwargs)))
@@ -179,12 +181,30 @@ def _child(conn: Any, env: dict[str, str], fn: Callable[..., Any], kwargs: dict[
         raise
 
 
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """``env`` on top of this process's environment inside the block, which a child started there inherits."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _run_in_child(fn: Callable[..., Any], kwargs: dict[str, Any], env: dict[str, str]) -> Any:
-    """``fn(**kwargs)`` in a fresh spawned process (all it loaded is freed when it exits); its result."""
+    """``fn(**kwargs)`` in a fresh spawned process (all it loaded is freed when it exits); its result.
+    ``env`` is in the child's environment from its start: a spawned child imports TRL while it
+    unpickles its target, before its own code runs (TRL imports vLLM only where the stage generates
+    with it: ``trl_vllm.py``)."""
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, env, fn, kwargs), name=f"stagerl-{kwargs['stage'].name}")
-    with child_env(kwargs["stage"]):  # TRL imports vLLM only where the stage generates with it
+    proc = ctx.Process(target=_child, args=(send, fn, kwargs), name=f"stagerl-{kwargs['stage'].name}")
+    with _environment({**env, TRL_VLLM_ENV: child_value(kwargs["stage"])}):
         proc.start()
     send.close()
     msg = None

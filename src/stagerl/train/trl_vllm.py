@@ -17,11 +17,9 @@ If a later TRL imports vLLM elsewhere, hiding saves nothing but changes nothing 
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 ENV = "STAGERL_TRL_VLLM"
@@ -48,17 +46,7 @@ def hide_vllm_if_asked() -> bool:
     return True
 
 
-@contextlib.contextmanager
-def child_env(stage: Any) -> Iterator[None]:
-    """``STAGERL_TRL_VLLM`` for the process of ``stage`` started inside the block (a spawned child
-    imports TRL while it unpickles its target, before its own code can set anything): 1 where the
-    stage uses TRL's vLLM or the user set 1 (hiding turned off), else 0."""
-    old = os.environ.get(ENV)
-    os.environ[ENV] = "1" if uses_trl_vllm(stage) or old == "1" else "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = old
+def child_value(stage: Any) -> str:
+    """``STAGERL_TRL_VLLM`` for the process of ``stage``: 1 where the stage uses TRL's vLLM or the
+    user set 1 in this process (hiding turned off), else 0."""
+    return "1" if uses_trl_vllm(stage) or os.environ.get(ENV) == "1" else "0"
