@@ -34,16 +34,14 @@ def _absent(min_version: str | None = None) -> bool:
     return False
 
 
-def hide_vllm_if_asked() -> bool:
-    """Under ``STAGERL_TRL_VLLM=0``, make TRL see no vLLM in this process; whether it is hidden now.
-    Call it before TRL's trainer is imported (after that TRL has already imported vLLM)."""
+def hide_vllm_if_asked() -> None:
+    """Under ``STAGERL_TRL_VLLM=0``, make TRL see no vLLM in this process. Call it before TRL's
+    trainer is imported; after that TRL has decided, and this changes nothing."""
     if os.environ.get(ENV) != "0":
-        return False
+        return
     utils = importlib.import_module("trl.import_utils")  # (trl's lazy module has no attribute for it)
-    if "trl.generation" in sys.modules:  # too late in this process: TRL decided at its import
-        return utils.is_vllm_available is _absent
-    utils.is_vllm_available = _absent
-    return True
+    if "trl.generation" not in sys.modules:
+        utils.is_vllm_available = _absent
 
 
 def child_value(stage: Any) -> str:
