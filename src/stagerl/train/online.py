@@ -34,16 +34,13 @@ every group generated for it (each reward in [0, 1] counts as that share of a su
 evidence discounted by ``decay`` per new group so the estimate follows the policy. The chance of an
 all-equal group of G is the Beta-binomial probability of 0 or G successes.
 
-**Metrics** (per step, in ``metrics.jsonl`` through TRL's log): ``groups_generated`` (all rounds),
-``groups_dropped`` (generated, not trained on), ``groups_skipped``, ``groups_filled``,
-``groups_signal`` (trained groups with non-zero reward variance), ``extra_rounds``,
-``groups_skipped_seeded``, ``groups_explored``, ``groups_explored_signal``, ``seed_shift`` and
-``seed_slope`` (with ``seed_drift``). TRL's own per-step metrics (``reward``, ``completions/mean_length``,
-...) describe every completion generated in the step, all rounds weighted by size.
+**Metrics** (per step, in ``metrics.jsonl``): ``GROUP_KEYS`` below (``groups_dropped``: generated, not
+trained on; ``groups_signal``: trained groups with non-zero reward variance), ``seed_shift``, ``seed_slope``;
+TRL's own (``reward``, ...) describe every completion generated in the step, all rounds weighted by size.
 
-Several processes: each process fills its own slots (its share of the batch must hold whole
-groups); the number of extra rounds is agreed across processes, every process generates the same
-number of groups per round, and the estimate is updated from every process's groups.
+Several processes: each process fills its own slots (its share of the batch must hold whole groups); the
+number of extra rounds is agreed across processes, every process generates the same number of groups
+per round, and the estimate is updated from every process's groups.
 
 **Resume.** ``online_state()`` is what the next steps' decisions depend on beyond TRL's own
 checkpoint: the estimate (its seeds and drift too), the exploration/refill RNG, the refill queues
@@ -65,14 +62,12 @@ from accelerate.utils import gather_object
 from .trl_vllm import hide_vllm_if_asked
 
 hide_vllm_if_asked()  # before TRL's trainer is imported (see trl_vllm.py)
-
-from trl import GRPOTrainer
+from trl import GRPOTrainer  # noqa: E402
 
 from ..config import OnlineConfig
 from ..data.problem import Problem
 
-EQUAL_TOL = 1e-6
-"""Rewards of a group within this of each other count as equal (float noise of partial credit)."""
+EQUAL_TOL = 1e-6  # rewards of a group within this of each other are equal (float noise of partial credit)
 _PROMPT_SIDE = ("prompt_ids", "prompt_mask")
 GROUP_KEYS = ("groups_generated", "groups_dropped", "groups_skipped", "groups_filled", "groups_signal",
               "extra_rounds", "groups_skipped_seeded", "groups_explored", "groups_explored_signal")
