@@ -60,7 +60,7 @@ def test_bad_row_error_names_file_row_and_field(tmp_path, row, field):
     with pytest.raises(LoadError) as e:
         load_file(path)
     msg = str(e.value)
-    assert "bad.jsonl" in msg and "line 2" in msg and f"field '{field}'" in msg and "skip_bad=True" in msg
+    assert "bad.jsonl" in msg and "line 2" in msg and f"field '{field}'" in msg and "skip_bad: true" in msg and "skip_bad=True" in msg
 
 
 def test_invalid_json_line_and_duplicate_ids(tmp_path):

@@ -156,8 +156,9 @@ def _collect(rows: Iterable[tuple[str, Any]], where: str, fields, domain, skip_b
         except (LoadError, ProblemError) as e:
             msg = f"{where}: {label}: {e}"
             if not skip_bad:
-                raise LoadError(f"{msg}. Fix the row, map columns with fields={{...}}, "
-                                "or skip bad rows with skip_bad=True") from None
+                raise LoadError(f"{msg}. Fix the row, map its columns to ours with the source's fields "
+                                "(a recipe: fields: {ours: theirs}), or skip bad rows with skip_bad "
+                                "(a recipe: skip_bad: true; Python: skip_bad=True)") from None
             bad.append(msg)
             continue
         seen[p.id] = label
