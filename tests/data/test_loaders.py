@@ -63,6 +63,18 @@ def test_bad_row_error_names_file_row_and_field(tmp_path, row, field):
     assert "bad.jsonl" in msg and "line 2" in msg and f"field '{field}'" in msg and "skip_bad: true" in msg and "skip_bad=True" in msg
 
 
+def test_one_error_names_every_bad_row(tmp_path):
+    bad = {"id": "b", "problem": "p"}  # neither an answer nor tests
+    rows = [ROWS[0], {**bad, "id": "b1"}, ROWS[1], {**bad, "id": "b2"}] + [{**bad, "id": f"x{i}"} for i in range(6)]
+    with pytest.raises(LoadError) as e:
+        load_file(write(tmp_path / "many.jsonl", rows, "jsonl"))
+    msg = str(e.value)
+    assert msg.startswith(f"{tmp_path / 'many.jsonl'}: line 2: ")
+    assert "(7 more bad row(s): line 4, line 5, line 6, line 7, line 8, ...)" in msg
+    one = str(pytest.raises(LoadError, load_file, write(tmp_path / "one.jsonl", rows[:2], "jsonl")).value)
+    assert "line 2" in one and "more bad row" not in one
+
+
 def test_invalid_json_line_and_duplicate_ids(tmp_path):
     path = tmp_path / "b.jsonl"
     path.write_text(json.dumps(ROWS[0]) + "\n{oops\n")

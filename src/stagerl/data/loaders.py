@@ -1,7 +1,8 @@
 """Load problems from files (jsonl, jsonl.gz, json, parquet), Hugging Face datasets, built-in sets.
 
 Every row becomes a ``Problem``. A malformed row raises ``LoadError`` naming the file, the row and
-the field; nothing is dropped silently. With ``skip_bad=True`` bad rows are skipped, a warning names
+the field, after the whole source is read (the message counts and names the other bad rows, so one
+run finds them all); nothing is dropped silently. With ``skip_bad=True`` bad rows are skipped, a warning names
 the first few, and the count is on the returned list (``problems.skipped``).
 """
 
@@ -147,6 +148,7 @@ def _collect(rows: Iterable[tuple[str, Any]], where: str, fields, domain, skip_b
         raise ValueError(f"{where}: fields: unknown field '{bad_keys[0]}' (ours: {', '.join(DEFAULT_COLUMNS)})")
     out: list[Problem] = []
     bad: list[str] = []
+    labels: list[str] = []
     seen: dict[str, str] = {}
     for label, row in rows:
         try:
@@ -154,15 +156,17 @@ def _collect(rows: Iterable[tuple[str, Any]], where: str, fields, domain, skip_b
             if p.id in seen:
                 raise LoadError(f"field 'id': duplicate id {p.id!r} (first seen at {seen[p.id]})")
         except (LoadError, ProblemError) as e:
-            msg = f"{where}: {label}: {e}"
-            if not skip_bad:
-                raise LoadError(f"{msg}. Fix the row, map its columns to ours with the source's fields "
-                                "(a recipe: fields: {ours: theirs}), or skip bad rows with skip_bad "
-                                "(a recipe: skip_bad: true; Python: skip_bad=True)") from None
-            bad.append(msg)
+            bad.append(f"{where}: {label}: {e}")
+            labels.append(label)
             continue
         seen[p.id] = label
         out.append(p)
+    if bad and not skip_bad:  # every row is read first, so one run names every bad row
+        more = (f" ({len(bad) - 1} more bad row(s): {', '.join(labels[1:6])}" + (", ..." if len(bad) > 6 else "")
+                + ")") if len(bad) > 1 else ""
+        raise LoadError(f"{bad[0]}{more}. Fix the row, map its columns to ours with the source's fields "
+                        "(a recipe: fields: {ours: theirs}), or skip bad rows with skip_bad "
+                        "(a recipe: skip_bad: true; Python: skip_bad=True)")
     if bad:
         shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
         warnings.warn(f"skipped {len(bad)} bad row(s): {shown}", stacklevel=3)
