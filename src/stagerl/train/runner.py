@@ -24,6 +24,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -226,8 +227,20 @@ def _run_in_child(fn: Callable[..., Any], kwargs: dict[str, Any], env: dict[str,
         return msg[1]
     if msg:
         raise (ValueError if msg[1] else RuntimeError)(f"stage {name!r}: {msg[2]}")
-    raise RuntimeError(f"stage {name!r}: its training process died (exit code {proc.exitcode}); "
+    raise RuntimeError(f"stage {name!r}: its training process died ({_death(proc.exitcode)}); "
                        "rerun the same command to resume from its last checkpoint")
+
+
+def _death(code: int | None) -> str:
+    """How a child ended, in words: a signal by name (SIGKILL with the out-of-memory killer's hint)."""
+    if code is None or code >= 0:
+        return f"exit code {code}"
+    try:
+        sig = signal.Signals(-code).name
+    except ValueError:
+        sig = f"signal {-code}"
+    hint = ": often the out-of-memory killer (see `dmesg`), or a user or scheduler" if -code == signal.SIGKILL else ""
+    return f"killed by {sig}{hint}"
 
 
 def _run(fn: Callable[..., Any], ranks: _Ranks, isolate: bool, port_key: str, **kwargs: Any) -> Any:
