@@ -7,7 +7,7 @@ import pytest
 
 from stagerl.cli import main
 
-STAGES = ["check", "score", "levels", "train", "eval", "report", "compare", "run", "demo", "recipe"]
+STAGES = ["check", "score", "levels", "train", "eval", "report", "status", "compare", "run", "demo", "recipe"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

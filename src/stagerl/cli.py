@@ -137,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(report/report.md) from a run folder's files")
     sp.add_argument("run_dir", help="the run folder (e.g. runs/demo-...)")
 
+    sp = sub.add_parser("status", help="where runs stand: who works in them, scoring, levels, each stage's step, "
+                        "evaluations (reads files only; any time, also mid-run)",
+                        description="where runs stand, read from their folders without loading anything or taking "
+                                    "their lock: the process working there now (or how the last command ended), "
+                                    "scoring, levels, each stage's step, reward, dev score and pace, evaluations")
+    sp.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders, or a folder of run folders (runs/)")
+
     sp = sub.add_parser("compare", help="several runs on one page: curves, final scores, paired differences",
                         description="several runs on one page: dev and benchmark curves over steps, final scores "
                                     "with 95%% intervals, paired differences against the first run")
@@ -215,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             print(verl_plan(load_recipe(args.recipe), args.data), end="")
         elif args.command == "report":
             pipeline.run_report(args.run_dir)
+        elif args.command == "status":
+            from .status import run_status
+
+            run_status(args.run_dirs)
         elif args.command == "compare":
             pipeline.run_compare(args.runs, args.out)
         elif args.command == "run":

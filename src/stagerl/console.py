@@ -139,7 +139,8 @@ def step_line(stage: str, step: int, total: int, row: dict, seconds_per_step: fl
     return "  ".join(parts)
 
 
-def _reason(info: dict) -> str:
+def end_reason(info: dict) -> str:
+    """Why a stage ended, in words (its stage.json)."""
     reason = str(info.get("reason", ""))
     if reason == "max_steps":
         return f"it reached its step limit (max_steps {info.get('steps')})"
@@ -151,7 +152,7 @@ def _reason(info: dict) -> str:
 def stage_end_line(name: str, info: dict, next_stage=None) -> str:
     """The end of a stage in words and, when another follows, the switch: why, to what, what changes."""
     took = f" ({duration(float(info['seconds']))})" if info.get("seconds") is not None else ""
-    done = f"stage {name} ended after {info.get('steps')} steps{took}: {_reason(info)}"
+    done = f"stage {name} ended after {info.get('steps')} steps{took}: {end_reason(info)}"
     kept = info.get("kept")
     if isinstance(kept, dict) and kept.get("step") != kept.get("last_step"):
         last = kept.get("last_dev_score")

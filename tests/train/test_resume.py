@@ -3,6 +3,7 @@ the data order continued, and (one CPU process) the same rewards and losses as a
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 
 from stagerl.config import StageConfig
 from stagerl.data.prompts import to_messages
+from stagerl.status import status_lines
 from stagerl.train import stage_dataset, train_stages
 from stagerl.train.resume_state import STATE_FILE
 
@@ -76,16 +78,35 @@ def test_sigkilled_stage_resumes_where_it_stopped(kit, make_run, tiny_model_dir,
     recipe, run_dir = make_run(tiny_model_dir, [stage], name="killed")
     out = run_dir / "stages" / "1_s1"
 
-    # kill the command (its parent process only) once a checkpoint is complete, mid-stage
-    kill_when(kit, recipe, lambda: (out / "checkpoints" / f"checkpoint-{EVERY}" / STATE_FILE).exists())
+    # kill the command (its parent process only) once a checkpoint is complete, mid-stage; `stagerl status`
+    # (read-only, lock untouched) just before the kill, after it, and after the resume
+    seen_running = []
+
+    def ready():
+        if not (out / "checkpoints" / f"checkpoint-{2 * EVERY}" / STATE_FILE).exists():  # two steps: a pace
+            return False
+        seen_running.extend(status_lines(run_dir))
+        return True
+
+    kill_when(kit, recipe, ready)
     assert not (out / "stage.json").exists(), "the stage finished before it was killed: nothing tested"
     before = kit.metric_lines(run_dir)
     assert 1 <= len(before) < STEPS
+    assert seen_running[1].startswith("  working now: stagerl train, PID "), seen_running
+    assert any(re.fullmatch(rf"  stage 1_s1: step [23] of {STEPS}, reward [0-9.]+, \d+ s/step, at most .+ left", line)
+               for line in seen_running), seen_running
+    killed = status_lines(run_dir.parent)  # a folder of run folders: a block per run
+    assert killed[0] == str(run_dir) and "did not finish (killed?); run it again to resume" in killed[1], killed
+    assert any(line.startswith(f"  stage 1_s1: step {len(before)} of {STEPS}, ") and line.endswith(
+        "stopped (no process works here): rerun the command to resume") for line in killed), killed
 
     # the same command again resumes; an uninterrupted run of the same recipe is the reference
     done = kit.stagerl("train", str(recipe))
     assert done.returncode == 0, done.stderr[-3000:]
 
+    shown = kit.stagerl("status", str(run_dir))
+    assert shown.returncode == 0 and "  idle: last `stagerl train` finished " in shown.stdout, shown.stderr[-2000:]
+    assert f"  stage 1_s1: finished after {STEPS} steps, it reached its step limit (max_steps {STEPS})" in shown.stdout
     info = kit.stage_json(run_dir)
     resumed = info["resumed_from"]
     assert resumed is not None and resumed % EVERY == 0 and resumed <= len(before)

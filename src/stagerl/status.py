@@ -1,0 +1,205 @@
+"""``stagerl status RUN...``: where a run stands, read from its folder while it runs.
+
+Nothing is loaded and nothing is written: the command reads the run folder's files (history,
+scoring store, levels, each stage's metrics, evaluation results) and never takes the folder's
+lock, so it can be asked any time, also while another process works in the folder. Who works in
+it now comes from the kernel's lock table (``/proc/locks``; elsewhere a lock probe). A folder that
+is not a run folder but holds run folders (``runs/``) gets a block per run folder in it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import statistics
+from pathlib import Path
+
+from . import console
+from .rundir import RunDir, RunFolderError, read_json, read_jsonl, stage_finished
+
+
+def holder_pid(run: RunDir) -> int | None:
+    """The PID holding the run folder's lock now (None: nobody, or unknown)."""
+    try:
+        st = os.stat(run.lock_file)
+    except FileNotFoundError:
+        return None
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return _probe(run)
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 6 or parts[1] != "FLOCK" or parts[-3].count(":") != 2:
+            continue
+        major, minor, inode = parts[-3].split(":")
+        if int(inode) == st.st_ino and (int(major, 16), int(minor, 16)) == (os.major(st.st_dev), os.minor(st.st_dev)):
+            return int(parts[-4])
+    return None
+
+
+def _probe(run: RunDir) -> int | None:
+    """Without a lock table: try a shared lock for an instant (held: someone works there)."""
+    fd = os.open(run.lock_file, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    except BlockingIOError:
+        return int(_lock_info(run).get("pid") or -1)
+    finally:
+        os.close(fd)
+
+
+def _lock_info(run: RunDir) -> dict:
+    try:
+        return json.loads(run.lock_file.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def now_line(run: RunDir) -> str:
+    """Who works in the folder, or how the last command ended."""
+    pid = holder_pid(run)
+    if pid is not None:
+        info = _lock_info(run)
+        what = f"stagerl {info['command']}, " if info.get("pid") == pid and info.get("command") else ""
+        since = f", since {info['since']}" if info.get("pid") == pid and info.get("since") else ""
+        return f"working now: {what}PID {pid}{since}"
+    rows = read_jsonl(run.history) if run.history.is_file() else []
+    if not rows:
+        return "idle: no command has run here"
+    last = rows[-1]
+    if last["status"] == "started":  # no end written: killed, or the machine went down
+        return (f"idle: `stagerl {last['command']}` started {last['time']} and did not finish (killed?); "
+                "run it again to resume")
+    if last["status"] == "finished":
+        return f"idle: last `stagerl {last['command']}` finished {last.get('end', '')}"
+    return f"idle: last `stagerl {last['command']}` stopped {last.get('end', '')}: {last['status']}"
+
+
+def scoring_line(run: RunDir) -> str | None:
+    done = run.pass_rates.is_file()
+    counts = _store_counts(run.samples) if run.samples.is_file() else {}
+    if not counts and not done:
+        return None
+    per_model = ", ".join(f"{m} {n:,}" for m, (n, _) in counts.items())
+    tokens = sum(t for _, t in counts.values())
+    head = "done (pass_rates.parquet)" if done else "under way or stopped (no pass_rates.parquet yet)"
+    samples = sum(n for n, _ in counts.values())
+    stored = f": {samples:,} samples stored ({per_model}), {tokens:,} tokens" if counts else ""
+    return f"scoring: {head}{stored}"
+
+
+def _store_counts(path: Path) -> dict[str, tuple[int, int]]:
+    """Samples and tokens per model, read-only (a writer's open transaction is not waited for)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = db.execute("SELECT model, COUNT(*), COALESCE(SUM(tokens), 0) FROM samples GROUP BY model "
+                              "ORDER BY model").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return {}
+    return {m: (n, t) for m, n, t in rows}
+
+
+def levels_line(run: RunDir) -> str | None:
+    if not run.level_stats.is_file():
+        return None
+    stats = read_json(run.level_stats)
+    sizes = " · ".join(f"{name} {info.get('total', 0)}" for name, info in stats.get("levels", {}).items())
+    return f"levels: {sizes or 'none'} (of {stats.get('problems', '?')} problems)"
+
+
+def stage_lines(run: RunDir, working: bool) -> list[str]:
+    """One line per stage of the recipe (or per stage folder, without a recipe)."""
+    planned = _planned_stages(run)
+    folders = {d.name: d for d in run.stage_folders()} if run.stages.is_dir() else {}
+    names = [f"{i}_{s.name}" for i, s in enumerate(planned, 1)] or list(folders)
+    steps = {f"{i}_{s.name}": s.max_steps for i, s in enumerate(planned, 1)}
+    return [_stage_line(name, run.stages / name, steps.get(name), working) for name in names]
+
+
+def _planned_stages(run: RunDir) -> list:
+    if not run.recipe.is_file():
+        return []
+    from .config import ConfigError, load_recipe
+
+    try:
+        return list(load_recipe(run.recipe).train.stages)
+    except ConfigError:
+        return []
+
+
+def _stage_line(name: str, folder: Path, max_steps: int | None, working: bool) -> str:
+    if stage_finished(folder):
+        info = read_json(folder / "stage.json")
+        return f"stage {name}: finished after {info.get('steps')} steps, {console.end_reason(info)}"
+    metrics = folder / "metrics.jsonl"
+    rows = read_jsonl(metrics) if metrics.is_file() else []
+    trained = [r for r in rows if r.get("step", 0) >= 1 and r.get("reward") is not None]
+    if not trained:
+        return f"stage {name}: {'started, no step yet' if folder.is_dir() else 'not started'}"
+    last = trained[-1]
+    total = f" of {max_steps}" if max_steps else ""
+    parts = [f"stage {name}: step {last['step']}{total}", f"reward {last['reward']:.3f}"]
+    dev = [r for r in rows if r.get("dev_score") is not None]
+    if dev:
+        parts.append(f"dev {dev[-1]['dev_score']:.3f} at step {dev[-1]['step']}")
+    pace = _pace(trained)
+    if pace:
+        parts.append(f"{pace:.0f} s/step")
+        if working and max_steps and max_steps > last["step"]:
+            parts.append(f"at most {console.duration(pace * (max_steps - last['step']))} left")
+    if not working:
+        parts.append("stopped (no process works here): rerun the command to resume")
+    return ", ".join(parts)
+
+
+def _pace(trained: list[dict]) -> float | None:
+    """Median seconds per step over the last few steps (``seconds`` is the stage's running time)."""
+    by_step = {r["step"]: r.get("seconds") for r in trained if isinstance(r.get("seconds"), (int, float))}
+    steps = sorted(by_step)[-6:]
+    gaps = [(by_step[b] - by_step[a]) / (b - a) for a, b in zip(steps, steps[1:]) if by_step[b] > by_step[a]]
+    return statistics.median(gaps) if gaps else None
+
+
+def eval_lines(run: RunDir) -> list[str]:
+    root = run.root / "eval"
+    found = [p for p in root.glob("*") if p.is_dir()] if root.is_dir() else []
+    out = []
+    for d in sorted(found, key=lambda p: (p.name != "base", p.name)):  # the base model first
+        if not (d / "results.json").is_file():
+            out.append(f"eval {d.name}: under way or stopped (no results.json yet)")
+            continue
+        res = read_json(d / "results.json")
+        shown = ", ".join(f"{b} {r['pass@1']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]" for b, r in res.items()
+                          if isinstance(r, dict) and "pass@1" in r)
+        out.append(f"eval {d.name}: {shown or 'no benchmark'}")
+    return out
+
+
+def status_lines(folder: str | Path) -> list[str]:
+    """The status block of a run folder, or of every run folder directly in ``folder``."""
+    path = Path(folder)
+    if path.is_dir() and not any((path / m).exists() for m in RunDir.MARKERS):
+        runs = [d for d in sorted(path.iterdir()) if d.is_dir() and any((d / m).exists() for m in RunDir.MARKERS)]
+        if runs:
+            return [line for d in runs for line in status_lines(d)]
+    run = RunDir(path).require()
+    head = now_line(run)
+    working = head.startswith("working now")
+    body = [scoring_line(run), levels_line(run), *stage_lines(run, working), *eval_lines(run)]
+    return [str(path), f"  {head}", *(f"  {line}" for line in body if line)]
+
+
+def run_status(folders: list[str]) -> None:
+    for folder in folders:
+        try:
+            print("\n".join(status_lines(folder)), flush=True)
+        except RunFolderError as e:
+            raise RunFolderError(f"{folder}: {e}" if str(folder) not in str(e) else str(e)) from None
