@@ -62,6 +62,25 @@ def test_report_shows_this_runs_numbers(run):
         assert (run / "report" / png).stat().st_size > 1000 and f"({png})" in report
 
 
+def test_status_reads_the_finished_run(run):
+    """`stagerl status` on the finished run: each line's figures are the run's files' (nobody works in it)."""
+    from stagerl.status import status_lines
+
+    lines = status_lines(run)
+    assert lines[0] == str(run) and lines[1].startswith("  idle: last `stagerl ")
+    ledger = json.loads((run / "ledger.json").read_text())["total"]
+    assert f"  scoring: done (pass_rates.parquet): {ledger['samples']:,} samples stored (smollm2 {ledger['samples']:,}), " \
+           f"{ledger['tokens']:,} tokens" in lines
+    assert "  levels: all 12 (of 12 problems)" in lines
+    assert "  stage 1_s: finished after 1 step, it reached its step limit (max_steps 1)" in lines
+    evals = []
+    for name in ("base", "1_s"):  # the base model first
+        r = json.loads((run / "eval" / name / "results.json").read_text())
+        evals.append(f"  eval {name}: " + ", ".join(f"{b} {r[b]['pass@1']:.3f} [{r[b]['ci95'][0]:.3f}, "
+                                                    f"{r[b]['ci95'][1]:.3f}]" for b in ("heldout", "heldout_code")))
+    assert [line for line in lines if line.startswith("  eval ")] == evals
+
+
 def test_rerun_generates_nothing(run, capsys):
     recipe = load_recipe(run / "recipe.yaml")
     from stagerl.pipeline import run_score

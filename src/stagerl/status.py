@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import statistics
+import sys
 from pathlib import Path
 
 from . import console
@@ -138,7 +139,8 @@ def _planned_stages(run: RunDir) -> list:
 def _stage_line(name: str, folder: Path, max_steps: int | None, working: bool) -> str:
     if stage_finished(folder):
         info = read_json(folder / "stage.json")
-        return f"stage {name}: finished after {info.get('steps')} steps, {console.end_reason(info)}"
+        steps = info.get("steps")
+        return f"stage {name}: finished after {steps} step{'' if steps == 1 else 's'}, {console.end_reason(info)}"
     metrics = folder / "metrics.jsonl"
     rows = read_jsonl(metrics) if metrics.is_file() else []
     trained = [r for r in rows if r.get("step", 0) >= 1 and r.get("reward") is not None]
@@ -198,8 +200,14 @@ def status_lines(folder: str | Path) -> list[str]:
 
 
 def run_status(folders: list[str]) -> None:
+    """Print each folder's block; a folder that cannot be read is named on stderr and the others are
+    still shown (then ``RunFolderError``: the command's exit status is 2)."""
+    bad = []
     for folder in folders:
         try:
             print("\n".join(status_lines(folder)), flush=True)
         except RunFolderError as e:
-            raise RunFolderError(f"{folder}: {e}" if str(folder) not in str(e) else str(e)) from None
+            bad.append(str(folder))
+            print(f"stagerl status: {e}", file=sys.stderr, flush=True)
+    if bad:
+        raise RunFolderError(f"{len(bad)} of {len(folders)} folder(s) could not be read: {', '.join(bad)}")
