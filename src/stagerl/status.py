@@ -64,6 +64,8 @@ def _lock_info(run: RunDir) -> dict:
 def now_line(run: RunDir) -> str:
     """Who works in the folder, or how the last command ended."""
     pid = holder_pid(run)
+    if pid is not None and pid <= 0:  # held by a process this one cannot see (another PID namespace, a container)
+        return "working now: a process not visible from here holds the folder's lock"
     if pid is not None:
         info = _lock_info(run)
         what = f"stagerl {info['command']}, " if info.get("pid") == pid and info.get("command") else ""
