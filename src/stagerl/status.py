@@ -124,6 +124,8 @@ def stage_lines(run: RunDir, working: bool) -> list[str]:
     folders = {d.name: d for d in run.stage_folders()} if run.stages.is_dir() else {}
     names = [f"{i}_{s.name}" for i, s in enumerate(planned, 1)] or list(folders)
     steps = {f"{i}_{s.name}": s.max_steps for i, s in enumerate(planned, 1)}
+    if not folders:
+        return [f"training: not started (stages {', '.join(names)})"] if names else []
     return [_stage_line(name, run.stages / name, steps.get(name), working) for name in names]
 
 
