@@ -13,3 +13,34 @@ def test_a_folder_that_is_no_run_is_an_error_naming_it(tmp_path, capsys):
     assert f"run folder not found: {tmp_path / 'missing'}" in err and f"{tmp_path / 'notes'} is not a stagerl" in err
     assert f"2 of 2 folder(s) could not be read: {tmp_path / 'missing'}, {tmp_path / 'notes'}" in err
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["notes"]  # nothing written
+
+
+def test_a_run_levelled_from_a_table_and_not_trained_yet(tmp_path, capsys):
+    """A real run folder from `stagerl levels --table` (no model): how its last command ended, its levels
+    as levels/stats.json has them, no scoring line (nothing was sampled), one line for the training to come."""
+    import json
+
+    import yaml
+
+    data = tmp_path / "problems.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "prompt": f"{n}+{n}?", "answer": str(2 * n)}) + "\n"
+                            for i, n in (("a", 1), ("b", 2), ("c", 3))))
+    rules = {"models": {"small": "s", "big": "b"}, "keep": "big in (0,1]",
+             "levels": {"L1": "small in (0,1)", "L2": {"all": ["small in [0,0]", "big in (0,1]"]}}}
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "r", "runs_dir": str(tmp_path / "runs"), "data": [str(data)],
+                                      "levels": {"rules": rules}, "train": {"policy": "smollm2-135m", "stages": [
+                                          {"name": "one", "levels": ["L1"]}, {"name": "two", "levels": ["L2"]}]}}))
+    table = tmp_path / "rates.csv"
+    table.write_text("problem_id,domain,s,b\na,math,0.5,1\nb,math,0,0.5\nc,math,0,0.25\n")
+    assert main(["levels", str(recipe), "--table", str(table)]) == 0
+    run = tmp_path / "runs" / "r"
+    stats = json.loads((run / "levels" / "stats.json").read_text())
+    capsys.readouterr()
+    assert main(["status", str(tmp_path / "runs")]) == 0  # a folder of run folders
+    lines = capsys.readouterr().out.splitlines()
+    sizes = " · ".join(f"{name} {info['total']}" for name, info in stats["levels"].items())
+    assert lines[0] == str(run) and lines[1].startswith("  idle: last `stagerl levels` finished ")
+    assert lines[2:] == [f"  levels: {sizes} (of {stats['problems']} problems)",
+                         "  training: not started (stages 1_one, 2_two)"]
+    assert stats["levels"]["L1"]["total"] == 1 and stats["levels"]["L2"]["total"] == 2
