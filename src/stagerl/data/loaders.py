@@ -149,6 +149,7 @@ def _collect(rows: Iterable[tuple[str, Any]], where: str, fields, domain, skip_b
     out: list[Problem] = []
     bad: list[str] = []
     labels: list[str] = []
+    n_bad = 0
     seen: dict[str, str] = {}
     for label, row in rows:
         try:
@@ -156,14 +157,16 @@ def _collect(rows: Iterable[tuple[str, Any]], where: str, fields, domain, skip_b
             if p.id in seen:
                 raise LoadError(f"field 'id': duplicate id {p.id!r} (first seen at {seen[p.id]})")
         except (LoadError, ProblemError) as e:
-            bad.append(f"{where}: {label}: {e}")
-            labels.append(label)
+            n_bad += 1
+            if skip_bad or n_bad <= 6:  # an error names the first six (a wrong mapping makes every row bad)
+                bad.append(f"{where}: {label}: {e}")
+                labels.append(label)
             continue
         seen[p.id] = label
         out.append(p)
-    if bad and not skip_bad:  # every row is read first, so one run names every bad row
-        more = (f" ({len(bad) - 1} more bad row(s): {', '.join(labels[1:6])}" + (", ..." if len(bad) > 6 else "")
-                + ")") if len(bad) > 1 else ""
+    if bad and not skip_bad:  # every row is read first, so one run counts every bad row
+        more = (f" ({n_bad - 1} more bad row(s): {', '.join(labels[1:6])}" + (", ..." if n_bad > 6 else "")
+                + ")") if n_bad > 1 else ""
         raise LoadError(f"{bad[0]}{more}. Fix the row, map its columns to ours with the source's fields "
                         "(a recipe: fields: {ours: theirs}), or skip bad rows with skip_bad "
                         "(a recipe: skip_bad: true; Python: skip_bad=True)")
