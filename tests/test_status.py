@@ -44,3 +44,13 @@ def test_a_run_levelled_from_a_table_and_not_trained_yet(tmp_path, capsys):
     assert lines[2:] == [f"  levels: {sizes} (of {stats['problems']} problems)",
                          "  training: not started (stages 1_one, 2_two)"]
     assert stats["levels"]["L1"]["total"] == 1 and stats["levels"]["L2"]["total"] == 2
+
+    # an evaluation under way (or stopped): its benchmark store, written by the store the evaluator uses
+    from stagerl.store import SampleStore
+
+    with SampleStore(run / "eval" / "base" / "heldout.sqlite") as store:
+        store.add({"problem_id": p, "model": "base", "idx": i, "text": "\\boxed{2}", "tokens": 5, "finish": "stop",
+                   "reward": 1.0} for p in ("a", "b") for i in range(2))
+    assert main(["status", str(run)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        "  eval base: under way or stopped (no results.json yet); samples stored: heldout 4"

@@ -180,7 +180,10 @@ def eval_lines(run: RunDir) -> list[str]:
     out = []
     for d in sorted(found, key=lambda p: (p.name != "base", p.name)):  # the base model first
         if not (d / "results.json").is_file():
-            out.append(f"eval {d.name}: under way or stopped (no results.json yet)")
+            stored = {db.stem: sum(n for n, _ in _store_counts(db).values()) for db in sorted(d.glob("*.sqlite"))}
+            shown = ", ".join(f"{b} {n:,}" for b, n in stored.items())
+            out.append(f"eval {d.name}: under way or stopped (no results.json yet)"
+                       + (f"; samples stored: {shown}" if shown else ""))
             continue
         res = read_json(d / "results.json")
         shown = ", ".join(f"{b} {r['pass@1']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]" for b, r in res.items()
