@@ -53,4 +53,4 @@ def test_a_run_levelled_from_a_table_and_not_trained_yet(tmp_path, capsys):
                    "reward": 1.0} for p in ("a", "b") for i in range(2))
     assert main(["status", str(run)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == \
-        "  eval base: under way or stopped (no results.json yet); samples stored: heldout 4"
+        "  eval base: stopped (no results.json; no process works here); samples stored: heldout 4"

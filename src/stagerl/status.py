@@ -83,14 +83,18 @@ def now_line(run: RunDir) -> str:
     return f"idle: last `stagerl {last['command']}` stopped {last.get('end', '')}: {last['status']}"
 
 
-def scoring_line(run: RunDir) -> str | None:
+def _unfinished(working: bool, missing: str) -> str:
+    return f"under way ({missing} yet)" if working else f"stopped ({missing}; no process works here)"
+
+
+def scoring_line(run: RunDir, working: bool) -> str | None:
     done = run.pass_rates.is_file()
     counts = _store_counts(run.samples) if run.samples.is_file() else {}
     if not counts and not done:
         return None
     per_model = ", ".join(f"{m} {n:,}" for m, (n, _) in counts.items())
     tokens = sum(t for _, t in counts.values())
-    head = "done (pass_rates.parquet)" if done else "under way or stopped (no pass_rates.parquet yet)"
+    head = "done (pass_rates.parquet)" if done else _unfinished(working, "no pass_rates.parquet")
     samples = sum(n for n, _ in counts.values())
     stored = f": {samples:,} samples stored ({per_model}), {tokens:,} tokens" if counts else ""
     return f"scoring: {head}{stored}"
@@ -174,7 +178,7 @@ def _pace(trained: list[dict]) -> float | None:
     return statistics.median(gaps) if gaps else None
 
 
-def eval_lines(run: RunDir) -> list[str]:
+def eval_lines(run: RunDir, working: bool) -> list[str]:
     root = run.root / "eval"
     found = [p for p in root.glob("*") if p.is_dir()] if root.is_dir() else []
     out = []
@@ -182,7 +186,7 @@ def eval_lines(run: RunDir) -> list[str]:
         if not (d / "results.json").is_file():
             stored = {db.stem: sum(n for n, _ in _store_counts(db).values()) for db in sorted(d.glob("*.sqlite"))}
             shown = ", ".join(f"{b} {n:,}" for b, n in stored.items())
-            out.append(f"eval {d.name}: under way or stopped (no results.json yet)"
+            out.append(f"eval {d.name}: {_unfinished(working, 'no results.json')}"
                        + (f"; samples stored: {shown}" if shown else ""))
             continue
         res = read_json(d / "results.json")
@@ -202,7 +206,7 @@ def status_lines(folder: str | Path) -> list[str]:
     run = RunDir(path).require()
     head = now_line(run)
     working = head.startswith("working now")
-    body = [scoring_line(run), levels_line(run), *stage_lines(run, working), *eval_lines(run)]
+    body = [scoring_line(run, working), levels_line(run), *stage_lines(run, working), *eval_lines(run, working)]
     return [str(path), f"  {head}", *(f"  {line}" for line in body if line)]
 
 
