@@ -94,13 +94,17 @@ class RunDir:
     MARKERS = ("recipe.yaml", "history.jsonl", "samples.sqlite", "pass_rates.parquet", "levels", "stages", "eval")
     """Entries of which a run folder holds at least one (every command writes recipe.yaml and history.jsonl)."""
 
+    def holds_run(self) -> bool:
+        """Whether the folder holds a run's files (one of ``MARKERS``)."""
+        return any((self.root / m).exists() for m in self.MARKERS)
+
     def require(self) -> "RunDir":
         """This run folder, which must exist and hold a run's files (a mistyped folder is an error,
         never created; a folder that is not a run folder is an error, never written to)."""
         if not self.root.is_dir():
             raise RunFolderError(f"run folder not found: {self.root}" +
                                  (" (it is a file)" if self.root.exists() else ""))
-        if not any((self.root / m).exists() for m in self.MARKERS):
+        if not self.holds_run():
             raise RunFolderError(f"{self.root} is not a stagerl run folder (none of {', '.join(self.MARKERS)} in it); "
                                  "pass a folder under your runs folder, e.g. runs/<name>")
         return self

@@ -199,8 +199,8 @@ def eval_lines(run: RunDir, working: bool) -> list[str]:
 def status_lines(folder: str | Path) -> list[str]:
     """The status block of a run folder, or of every run folder directly in ``folder``."""
     path = Path(folder)
-    if path.is_dir() and not any((path / m).exists() for m in RunDir.MARKERS):
-        runs = [d for d in sorted(path.iterdir()) if d.is_dir() and any((d / m).exists() for m in RunDir.MARKERS)]
+    if path.is_dir() and not RunDir(path).holds_run():
+        runs = [d for d in sorted(path.iterdir()) if d.is_dir() and RunDir(d).holds_run()]
         if runs:
             return [line for d in runs for line in status_lines(d)]
     run = RunDir(path).require()
