@@ -61,9 +61,8 @@ def _lock_info(run: RunDir) -> dict:
         return {}
 
 
-def now_line(run: RunDir) -> str:
-    """Who works in the folder, or how the last command ended."""
-    pid = holder_pid(run)
+def now_line(run: RunDir, pid: int | None) -> str:
+    """Who works in the folder (``pid``: the lock's holder), or how the last command ended."""
     if pid is not None and pid <= 0:  # held by a process this one cannot see (another PID namespace, a container)
         return "working now: a process not visible from here holds the folder's lock"
     if pid is not None:
@@ -204,8 +203,9 @@ def status_lines(folder: str | Path) -> list[str]:
         if runs:
             return [line for d in runs for line in status_lines(d)]
     run = RunDir(path).require()
-    head = now_line(run)
-    working = head.startswith("working now")
+    pid = holder_pid(run)
+    working = pid is not None
+    head = now_line(run, pid)
     body = [scoring_line(run, working), levels_line(run), *stage_lines(run, working), *eval_lines(run, working)]
     return [str(path), f"  {head}", *(f"  {line}" for line in body if line)]
 
