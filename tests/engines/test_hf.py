@@ -33,6 +33,36 @@ def test_n_completions_per_prompt_in_order(tiny, tiny_model_dir):
     assert tiny.model_path == str(Path(tiny_model_dir).resolve()) and tiny.device == "cpu"
 
 
+def test_on_done_reports_each_prompt_once_as_its_batch_ends(tiny):
+    """Sampled and greedy: a prompt is reported after the batch that completes it, before the call
+    ends (4 of the 15 sequences per batch), with the completions the call returns."""
+    for temperature in (1.0, 0):
+        heard: list[tuple[int, list, int]] = []
+        bars: list = []
+        tiny.progress = lambda **kw: bars.append(_Count()) or bars[-1]
+        try:
+            out = tiny.generate(PROMPTS, n=3, temperature=temperature, max_tokens=8, seed=1,
+                                on_done=lambda i, c: heard.append((i, c, bars[-1].n)))
+        finally:
+            tiny.progress = False
+        assert sorted(i for i, _, _ in heard) == list(range(len(PROMPTS)))
+        assert {i: c for i, c, _ in heard} == dict(enumerate(out))
+        done_at = [n for _, _, n in heard]
+        assert done_at == sorted(done_at) and done_at[0] < len(PROMPTS) * (3 if temperature else 1), done_at
+
+
+class _Count:
+    """A progress bar that only counts (what the engine has generated when ``on_done`` is called)."""
+
+    n = 0
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+
+    def close(self) -> None:
+        pass
+
+
 def test_same_seed_same_completions_other_seed_differs_and_global_rng_is_untouched(tiny):
     state = torch.random.get_rng_state()
     a = tiny.generate(PROMPTS, n=2, temperature=1.0, max_tokens=10, seed=5)

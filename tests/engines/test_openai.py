@@ -66,9 +66,12 @@ class FlakyProxy(Loopback):
 def test_generates_n_samples_per_prompt_from_a_real_server(server):
     base_url, model = server
     eng = make_engine("openai", model, base_url=base_url, concurrency=4)
-    out = eng.generate(["Say hello.", "What is 2 + 2?", "Name a fruit."], n=2, max_tokens=6, seed=3)
+    heard: dict[int, list] = {}
+    out = eng.generate(["Say hello.", "What is 2 + 2?", "Name a fruit."], n=2, max_tokens=6, seed=3,
+                       on_done=lambda i, c: heard.setdefault(i, c) is c or pytest.fail(f"prompt {i} reported twice"))
     eng.close()
     assert [len(r) for r in out] == [2, 2, 2]
+    assert heard == dict(enumerate(out))  # each prompt reported once, with what the call returns
     for c in (c for r in out for c in r):
         assert c.text and 1 <= c.tokens <= 6 and c.finish in ("stop", "length")
     # transformers serve ignores n: the engine noticed and sent single requests instead

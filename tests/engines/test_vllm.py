@@ -99,6 +99,30 @@ def test_a_seeded_batch_larger_than_one_steps_token_budget(engine):
     assert [[c.text for c in r] for r in again] == [[c.text for c in r] for r in out[:3]]  # seeds still hold
 
 
+def test_prompts_are_handed_back_as_they_finish_and_a_failed_call_leaves_nothing_running(engine):
+    """``on_done`` hears of a prompt while vLLM still runs other requests of the call (a short limit
+    beside a long one), with what the call returns; when the caller fails mid-call, the call's other
+    requests are aborted and the next call gets only its own."""
+    eng, _ = engine
+    core = eng.llm.llm_engine
+    heard: list[tuple[int, list, bool]] = []
+    seeds = [[13, 14], [17, 18], [19, 20]]  # the first prompt's samples end after 5 and 39 tokens, the others' at 48
+    prompts = ["Reply with only the word yes.", "Count from 1 to 100, one number per line.", "Name three fruits."]
+    out = eng.generate(prompts, n=2, temperature=1.0, max_tokens=48, seeds=seeds,
+                       on_done=lambda i, c: heard.append((i, c, core.has_unfinished_requests())))
+    assert sorted(i for i, _, _ in heard) == [0, 1, 2] and {i: c for i, c, _ in heard} == dict(enumerate(out))
+    assert heard[0][2], "the first prompt was reported only after every request had finished"
+
+    def fail(i, c):
+        raise KeyError("the caller failed")
+
+    with pytest.raises(KeyError, match="the caller failed"):
+        eng.generate(prompts, n=2, temperature=1.0, max_tokens=48, seeds=seeds, on_done=fail)
+    assert not core.has_unfinished_requests()
+    again = eng.generate(prompts[:1], n=2, temperature=1.0, max_tokens=48, seeds=seeds[:1])
+    assert again == out[:1]
+
+
 def test_progress_lines_come_from_inside_one_vllm_call(tmp_path, engine, capsys, monkeypatch):
     """Output that is not a terminal: vLLM's own bar (``use_tqdm`` given our factory) counts the
     finished requests into the scoring line, and the engine gets its setting back at the end."""

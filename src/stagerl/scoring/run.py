@@ -6,12 +6,12 @@ every pair that still needs samples asks for its next missing indices (``round_s
 adaptive mode, all missing ones under the fixed protocol); the round's (problem, index) samples
 are cut, in problem and index order, into engine calls of ``max(call_size, concurrency)`` samples
 (``concurrency``: the engine's requests in flight, so a served model is kept busy whatever the
-round size), and each call's samples are graded and stored in one transaction before the next call
-starts.
+round size); each call's samples are graded and stored as they finish (``call.py``), and all of them
+before the next call starts.
 
 Resuming: what to generate is always computed from the store (missing indices of ``0..k-1``), so
 a run killed at any moment and started again re-generates nothing it stored, and the store's
-primary key makes storing anything twice impossible. Only the call in flight at the kill is lost.
+primary key makes storing anything twice impossible. Only what the call in flight had not stored is lost.
 
 Seeds: sample ``idx`` of problem ``p`` by model ``m`` is drawn with the seed
 ``sample_seed(sampling.seed, m, p, idx)`` whichever call asks for it, so adaptive rounds of any
@@ -49,11 +49,12 @@ from ..console import lines_for, progress as progress_bar
 from ..data.problem import Problem
 from ..data.prompts import to_messages
 from ..engines.base import Engine
-from ..rewards import problem_rewards, sandbox_record
+from ..rewards import sandbox_record
 from ..store import SampleStore
 from .fresh import reconcile
 from .adaptive import needs_samples, next_indices, stats_of
 from .bayes_stop import may_stop
+from .call import max_tokens_of, one_call, sample_seed  # noqa: F401  (sample_seed: imported from here by callers)
 from .table import pass_rate_table, write_table
 
 EngineFactory = Callable[[ModelRef], Any]
@@ -71,17 +72,6 @@ def default_engine(ref: ModelRef) -> Engine:
     from ..engines import make_engine
 
     return make_engine(ref.engine, ref.model, **ref.options)
-
-
-def sample_seed(base: int, model: str, problem_id: str, idx: int) -> int:
-    """The seed of sample ``idx`` of ``problem_id`` by ``model`` (see the module docstring)."""
-    key = json.dumps([base, model, problem_id, int(idx)])
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") & 0x7FFFFFFF
-
-
-def max_tokens_of(ref: ModelRef, sampling: SamplingConfig) -> int:
-    """The model's own ``max_tokens`` if it has one, else the sampling default."""
-    return sampling.max_tokens if ref.max_tokens is None else ref.max_tokens
 
 
 _messages: Callable[[Problem], Any] = to_messages
@@ -293,38 +283,7 @@ def _score_model(run: _Run, ref: ModelRef, problems: list[Problem], factory: Eng
                 stack.enter_context(lines_for(engine, run.bar))  # a call can outlast a line's interval
             size = max(run.cfg.call_size, int(getattr(engine, "concurrency", 1) or 1))
             for start in range(0, len(units), size):
-                _one_call(run, engine, ref, units[start:start + size])
-
-
-def _one_call(run: _Run, engine: Engine, ref: ModelRef, chunk: list[tuple[Problem, int]]) -> None:
-    """Generate the (problem, index) samples of ``chunk``, each with its own seed; grade; store in
-    one transaction."""
-    sampling = run.cfg.sampling
-    temperature = sampling.temperature if ref.temperature is None else ref.temperature
-    seeds = [[sample_seed(sampling.seed, ref.name, p.id, i)] for p, i in chunk]
-    t0 = time.perf_counter()
-    outs = engine.generate([run.messages(p) for p, _ in chunk], n=1, temperature=temperature, top_p=sampling.top_p,
-                           max_tokens=max_tokens_of(ref, sampling), seeds=seeds)
-    share = (time.perf_counter() - t0) / len(chunk)
-    if len(outs) != len(chunk) or any(len(o) != 1 for o in outs):
-        raise RuntimeError(f"engine {getattr(engine, 'name', engine)!r} returned {[len(o) for o in outs]} "
-                           f"completions for {len(chunk)} prompts × n=1")
-    flat = [(p, i, comps[0]) for (p, i), comps in zip(chunk, outs)]
-    rewards = problem_rewards([p for p, _, _ in flat], [c.text for _, _, c in flat], workers=run.rewards.workers,
-                              math_timeout=run.rewards.math_timeout)
-    rows = [{"problem_id": p.id, "model": ref.name, "idx": i, "domain": p.domain, "text": c.text,
-             "tokens": int(c.tokens), "finish": c.finish, "reward": r, "seconds": share}
-            for (p, i, c), r in zip(flat, rewards)]
-    totals = run.totals
-    totals["stored"] += run.store.add(rows)
-    for row in rows:
-        run.stored[ref.name].setdefault(row["problem_id"], {})[row["idx"]] = row["reward"]
-    totals["generated"] += len(rows)
-    totals["tokens"] += sum(r["tokens"] for r in rows)
-    elapsed = max(time.perf_counter() - totals["start"], 1e-9)
-    run.bar.update(len(rows))
-    run.bar.set_postfix(samples_s=f"{totals['generated'] / elapsed:.2f}", tok_s=f"{totals['tokens'] / elapsed:.1f}",
-                        refresh=False)
+                one_call(run, engine, ref, units[start:start + size])
 
 
 # ---------------------------------------------------------------------- entry point without the CLI
