@@ -54,3 +54,8 @@ def test_a_run_levelled_from_a_table_and_not_trained_yet(tmp_path, capsys):
     assert main(["status", str(run)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == \
         "  eval base: stopped (no results.json; no process works here); samples stored: heldout 4"
+    with SampleStore(run / "eval" / "base" / "heldout.sqlite") as store:  # what score() records first
+        store.register_problems([("a", "math"), ("b", "math"), ("c", "math")])
+        store.set_meta("scoring", {"k": 2, "models": ["base"]})
+    assert main(["status", str(run)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("samples stored: heldout 4 of 6")

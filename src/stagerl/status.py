@@ -113,6 +113,24 @@ def _store_counts(path: Path) -> dict[str, tuple[int, int]]:
     return {m: (n, t) for m, n, t in rows}
 
 
+def _eval_progress(path: Path) -> str:
+    """``"960 of 1,440"``: an evaluation store's samples against its problems × k (just the count
+    while its settings are not written yet), read-only."""
+    stored = sum(n for n, _ in _store_counts(path).values())
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            problems = db.execute("SELECT COUNT(*) FROM problems").fetchone()[0]
+            meta = db.execute("SELECT value FROM meta WHERE key = 'scoring'").fetchone()
+        finally:
+            db.close()
+        setting = json.loads(meta[0]) if meta else {}
+        expected = problems * int(setting["k"]) * len(setting["models"])
+    except (sqlite3.Error, ValueError, KeyError, TypeError):
+        return f"{stored:,}"
+    return f"{stored:,} of {expected:,}"
+
+
 def levels_line(run: RunDir) -> str | None:
     if not run.level_stats.is_file():
         return None
@@ -183,8 +201,7 @@ def eval_lines(run: RunDir, working: bool) -> list[str]:
     out = []
     for d in sorted(found, key=lambda p: (p.name != "base", p.name)):  # the base model first
         if not (d / "results.json").is_file():
-            stored = {db.stem: sum(n for n, _ in _store_counts(db).values()) for db in sorted(d.glob("*.sqlite"))}
-            shown = ", ".join(f"{b} {n:,}" for b, n in stored.items())
+            shown = ", ".join(f"{db.stem} {_eval_progress(db)}" for db in sorted(d.glob("*.sqlite")))
             out.append(f"eval {d.name}: {_unfinished(working, 'no results.json')}"
                        + (f"; samples stored: {shown}" if shown else ""))
             continue
