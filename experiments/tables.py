@@ -122,8 +122,21 @@ class Arm:
                if isinstance(r.get("dev_score"), (int, float)) and not (i and r.get("step") == 0)]
         return " ".join(out) or "–"
 
+    def kept_seconds(self) -> float | None:
+        """The arm's seconds: per phase, the larger of the time ``run.py`` clocked (its last, finished
+        attempt) and the work its files keep (stages' running time, the trained checkpoints' stored
+        evaluation samples), so a phase resumed after a kill is not counted as its last attempt only."""
+        if not self.seconds:
+            return None
+        train = sum(i.get("seconds") or 0.0 for i in self.info)
+        evals = sum(r.get("seconds") or 0.0 for ck, res in self.eval.items() if ck != "base" for r in res.values()
+                    if isinstance(r, dict))
+        return (self.seconds.get("levels", 0.0) + max(self.seconds.get("train", 0.0), train)
+                + max(self.seconds.get("eval", 0.0), evals))
+
     def minutes(self) -> str:
-        return f"{sum(self.seconds.values()) / 60:.1f}" if self.seconds else "–"
+        kept = self.kept_seconds()
+        return "–" if kept is None else f"{kept / 60:.1f}"
 
 
 def cross(root: Path, experiment: str, seed: int, a: str, bench: str) -> dict | None:
@@ -245,24 +258,29 @@ def spread(root: Path, seeds: list[int]) -> str:
 
 
 def shared_minutes(root: Path, seed: int) -> float | None:
-    """Minutes of the seed's shared commands (scoring, levels, base evaluation) that finished, from
-    ``_shared/history.jsonl``; time lost to interrupted attempts is not counted (their samples are)."""
-    path = root / f"seed{seed}" / "_shared" / "history.jsonl"
-    if not path.exists():
+    """Minutes of the seed's shared commands (scoring, levels, base evaluation): the larger of the
+    commands that finished (``_shared/history.jsonl``) and the sampling time their stores keep
+    (``ledger.json``, the base evaluation's results), so samples of interrupted attempts count."""
+    folder = root / f"seed{seed}" / "_shared"
+    if not (folder / "history.jsonl").exists():
         return None
     done = [(datetime.fromisoformat(r["end"]) - datetime.fromisoformat(r["time"])).total_seconds()
-            for r in read_jsonl(path) if r.get("status") == "finished" and r.get("end")]
-    return sum(done) / 60
+            for r in read_jsonl(folder / "history.jsonl") if r.get("status") == "finished" and r.get("end")]
+    base = read_json(folder / "eval" / "base" / "results.json") or {}
+    kept = (((read_json(folder / "ledger.json") or {}).get("total") or {}).get("seconds") or 0.0) + \
+        sum(r.get("seconds") or 0.0 for r in base.values() if isinstance(r, dict))
+    return max(sum(done), kept) / 60
 
 
 def cost(root: Path, seeds: list[int]) -> str:
     """What a seed of all arms cost: the shared scoring and base evaluation, then each arm (its
-    levels, training, evaluation; ``experiment.json``), in minutes of one process on one core."""
+    levels, training, evaluation; ``Arm.kept_seconds``), in minutes of one process on one core. Work
+    redone after a kill (steps since the last checkpoint, samples unfinished) is not counted."""
     names = list(dict.fromkeys(n for arms in ARMS.values() for n in arms))
     rows = []
     for s in seeds:
         shared = shared_minutes(root, s)
-        arms = [sum(sec.values()) / 60 if (sec := Arm(root, s, n).seconds) else None for n in names]
+        arms = [None if (sec := Arm(root, s, n).kept_seconds()) is None else sec / 60 for n in names]
         done = [m for m in [shared, *arms] if m is not None]
         rows.append([s, num1(shared), *map(num1, arms),
                      f"{sum(done) / 60:.1f}" + ("" if len(done) == len(names) + 1 else " (unfinished)")])
