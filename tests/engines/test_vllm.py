@@ -123,6 +123,19 @@ def test_prompts_are_handed_back_as_they_finish_and_a_failed_call_leaves_nothing
     assert again == out[:1]
 
 
+def test_the_stepped_call_draws_what_llm_generate_draws(engine):
+    """The engine steps vLLM itself (to hand prompts back as they finish); the samples are the ones
+    vLLM's own ``LLM.generate`` draws for the same seeded requests."""
+    eng, _ = engine
+    prompts = ["Reply with only the word yes.", "Name three fruits.", "What is 7 * 8?"]
+    seeds = [[5, 6], [7, 8], [9, 10]]
+    ours = eng.generate(prompts, n=2, temperature=0.9, max_tokens=24, seeds=seeds)
+    params = [vllm.SamplingParams(n=1, temperature=0.9, top_p=0.95, max_tokens=24, seed=s) for row in seeds for s in row]
+    theirs = eng.llm.generate([{"prompt_token_ids": eng.encode(p)} for p in prompts for _ in range(2)], params,
+                              use_tqdm=False)
+    assert [c.text for r in ours for c in r] == [r.outputs[0].text for r in theirs]
+
+
 def test_progress_lines_come_from_inside_one_vllm_call(tmp_path, engine, capsys, monkeypatch):
     """Output that is not a terminal: vLLM's own bar (``use_tqdm`` given our factory) counts the
     finished requests into the scoring line, and the engine gets its setting back at the end."""
