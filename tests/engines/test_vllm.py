@@ -101,8 +101,9 @@ def test_a_seeded_batch_larger_than_one_steps_token_budget(engine):
 
 def test_prompts_are_handed_back_as_they_finish_and_a_failed_call_leaves_nothing_running(engine):
     """``on_done`` hears of a prompt while vLLM still runs other requests of the call (a short limit
-    beside a long one), with what the call returns; when the caller fails mid-call, the call's other
-    requests are aborted and the next call gets only its own."""
+    beside a long one), with what the call returns; when the caller fails mid-call, or vLLM refuses a
+    request after others were added, the call's other requests are aborted and the next call gets only
+    its own."""
     eng, _ = engine
     core = eng.llm.llm_engine
     heard: list[tuple[int, list, bool]] = []
@@ -118,6 +119,10 @@ def test_prompts_are_handed_back_as_they_finish_and_a_failed_call_leaves_nothing
 
     with pytest.raises(KeyError, match="the caller failed"):
         eng.generate(prompts, n=2, temperature=1.0, max_tokens=48, seeds=seeds, on_done=fail)
+    assert not core.has_unfinished_requests()
+    too_long = "x " * (eng.llm.llm_engine.model_config.max_model_len + 10)  # refused after "hi" was added
+    with pytest.raises(Exception, match="maximum context length"):
+        eng.generate(["hi", too_long], n=1, max_tokens=4, seeds=[[1], [2]])
     assert not core.has_unfinished_requests()
     again = eng.generate(prompts[:1], n=2, temperature=1.0, max_tokens=48, seeds=seeds[:1])
     assert again == out[:1]

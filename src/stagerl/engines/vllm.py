@@ -131,12 +131,13 @@ class VLLMEngine(ClosingEngine):
 
         engine = self.llm.llm_engine
         tag = f"stagerl-{next(self._calls)}-"
-        left = {f"{tag}{r}": r for r in range(len(requests))}
-        for (rid, _), request, p in zip(left.items(), requests, plist):
-            p.output_kind = RequestOutputKind.FINAL_ONLY  # as LLM.generate sets: no partial outputs
-            engine.add_request(rid, request, p)
+        left: dict[str, int] = {}  # requests added and not finished
         bar = bar_of(self.progress, len(requests), "generate")
         try:
+            for r, (request, p) in enumerate(zip(requests, plist)):  # a request vLLM refuses stops the call
+                p.output_kind = RequestOutputKind.FINAL_ONLY  # as LLM.generate sets: no partial outputs
+                engine.add_request(f"{tag}{r}", request, p)
+                left[f"{tag}{r}"] = r
             while left and engine.has_unfinished_requests():
                 for result in engine.step():
                     if result.finished and result.request_id in left:
