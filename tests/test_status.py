@@ -50,7 +50,7 @@ def test_a_run_levelled_from_a_table_and_not_trained_yet(tmp_path, capsys):
 
     with SampleStore(run / "eval" / "base" / "heldout.sqlite") as store:
         store.add({"problem_id": p, "model": "base", "idx": i, "text": "\\boxed{2}", "tokens": 5, "finish": "stop",
-                   "reward": 1.0} for p in ("a", "b") for i in range(2))
+                   "reward": 1.0, "seconds": 45.0} for p in ("a", "b") for i in range(2))
     assert main(["status", str(run)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == \
         "  eval base: stopped (no results.json; no process works here); samples stored: heldout 4"
@@ -58,4 +58,4 @@ def test_a_run_levelled_from_a_table_and_not_trained_yet(tmp_path, capsys):
         store.register_problems([("a", "math"), ("b", "math"), ("c", "math")])
         store.set_meta("scoring", {"k": 2, "models": ["base"]})
     assert main(["status", str(run)]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].endswith("samples stored: heldout 4 of 6")
+    assert capsys.readouterr().out.splitlines()[-1].endswith("samples stored: heldout 4 of 6, about 1 min 30 s left")

@@ -114,21 +114,27 @@ def _store_counts(path: Path) -> dict[str, tuple[int, int]]:
 
 
 def _eval_progress(path: Path) -> str:
-    """``"960 of 1,440"``: an evaluation store's samples against its problems × k (just the count
-    while its settings are not written yet), read-only."""
-    stored = sum(n for n, _ in _store_counts(path).values())
+    """``"960 of 1,440, about 12 min left"``: an evaluation store's samples against its problems × k,
+    the time left at the stored samples' mean seconds (just the count while its settings are not
+    written yet), read-only."""
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
+            stored, seconds = db.execute("SELECT COUNT(*), COALESCE(SUM(seconds), 0) FROM samples").fetchone()
             problems = db.execute("SELECT COUNT(*) FROM problems").fetchone()[0]
             meta = db.execute("SELECT value FROM meta WHERE key = 'scoring'").fetchone()
         finally:
             db.close()
+    except sqlite3.Error:
+        return "0"
+    try:
         setting = json.loads(meta[0]) if meta else {}
         expected = problems * int(setting["k"]) * len(setting["models"])
-    except (sqlite3.Error, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return f"{stored:,}"
-    return f"{stored:,} of {expected:,}"
+    left = f", about {console.duration(seconds / stored * (expected - stored))} left" \
+        if 0 < stored < expected and seconds > 0 else ""
+    return f"{stored:,} of {expected:,}{left}"
 
 
 def levels_line(run: RunDir) -> str | None:
