@@ -99,34 +99,34 @@ def scoring_line(run: RunDir, working: bool) -> str | None:
     return f"scoring: {head}{stored}"
 
 
-def _store_counts(path: Path) -> dict[str, tuple[int, int]]:
-    """Samples and tokens per model, read-only (a writer's open transaction is not waited for)."""
+def _read_only(path: Path, *queries: str) -> list[list[tuple]] | None:
+    """Each query's rows from the SQLite file ``path`` opened read-only (a writer's open transaction is
+    not waited for); ``None`` when it cannot be read."""
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
-            rows = db.execute("SELECT model, COUNT(*), COALESCE(SUM(tokens), 0) FROM samples GROUP BY model "
-                              "ORDER BY model").fetchall()
+            return [db.execute(q).fetchall() for q in queries]
         finally:
             db.close()
     except sqlite3.Error:
-        return {}
-    return {m: (n, t) for m, n, t in rows}
+        return None
+
+
+def _store_counts(path: Path) -> dict[str, tuple[int, int]]:
+    """Samples and tokens per model, read-only."""
+    got = _read_only(path, "SELECT model, COUNT(*), COALESCE(SUM(tokens), 0) FROM samples GROUP BY model ORDER BY model")
+    return {} if got is None else {m: (n, t) for m, n, t in got[0]}
 
 
 def _eval_progress(path: Path) -> str:
     """``"960 of 1,440, about 12 min left"``: an evaluation store's samples against its problems × k,
     the time left at the stored samples' mean seconds (just the count while its settings are not
     written yet), read-only."""
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            stored, seconds = db.execute("SELECT COUNT(*), COALESCE(SUM(seconds), 0) FROM samples").fetchone()
-            problems = db.execute("SELECT COUNT(*) FROM problems").fetchone()[0]
-            meta = db.execute("SELECT value FROM meta WHERE key = 'scoring'").fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
+    got = _read_only(path, "SELECT COUNT(*), COALESCE(SUM(seconds), 0) FROM samples", "SELECT COUNT(*) FROM problems",
+                     "SELECT value FROM meta WHERE key = 'scoring'")
+    if got is None:
         return "0"
+    (stored, seconds), problems, meta = got[0][0], got[1][0][0], (got[2] or [None])[0]
     try:
         setting = json.loads(meta[0]) if meta else {}
         expected = problems * int(setting["k"]) * len(setting["models"])
