@@ -34,25 +34,28 @@ def _command(problems: Path, run: Path, model_dir: str, call_size: int = K, mode
             "device=\"cpu\"", "--no-progress"]
 
 
-def test_sigkill_mid_run_then_resume_regenerates_nothing_stored(tmp_path, tiny_model_dir):
-    problems, run = tmp_path / "problems.jsonl", tmp_path / "run"
-    _write_problems(problems)
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(_command(problems, run, tiny_model_dir), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    db = run / "samples.sqlite"
-    deadline = time.time() + 120
-    store = None
+def _kill_once_stored(command: list[str], env: dict, run: Path, rows: int) -> Path:
+    """Start the scorer, SIGKILL it once its store holds ``rows`` samples; return the store's path."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db, store, deadline = run / "samples.sqlite", None, time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if db.exists():
             store = store or SampleStore(db)
-            if len(store) >= 2 * K:
+            if len(store) >= rows:
                 break
         time.sleep(0.02)
     assert proc.poll() is None, f"the scorer ended before it could be killed: {proc.communicate()}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
+    return db
+
+
+def test_sigkill_mid_run_then_resume_regenerates_nothing_stored(tmp_path, tiny_model_dir):
+    problems, run = tmp_path / "problems.jsonl", tmp_path / "run"
+    _write_problems(problems)
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    db = _kill_once_stored(_command(problems, run, tiny_model_dir), env, run, 2 * K)
 
     before = {(r["problem_id"], r["model"], r["idx"]): r for r in SampleStore(db).samples(with_rowid=True)}
     total = 2 * N_PROBLEMS * K
@@ -95,17 +98,7 @@ def test_one_long_call_killed_midway_keeps_what_finished(tmp_path, tiny_model_di
     total = N_PROBLEMS * K  # one model, all of it in one call of 12 batches of 4
     command = _command(problems, run, tiny_model_dir, call_size=total, models=1)
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "STAGERL_FLUSH_SECONDS": "0"}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    db, store, deadline = run / "samples.sqlite", None, time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if db.exists():
-            store = store or SampleStore(db)
-            if len(store) >= 2 * K:
-                break
-        time.sleep(0.02)
-    assert proc.poll() is None, f"the scorer ended before it could be killed: {proc.communicate()}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(30)
+    db = _kill_once_stored(command, env, run, 2 * K)
     before = {(r["problem_id"], r["idx"]): r for r in SampleStore(db).samples()}
     assert 2 * K <= len(before) < total
     assert all(r["seconds"] > 0 for r in before.values())
