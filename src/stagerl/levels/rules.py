@@ -18,27 +18,26 @@ A rules file (YAML or dict)::
 
 A condition is one of
 
-- an atom ``"<alias> in <interval>"`` (quote it in YAML) with ``(`` / ``)`` for open and ``[`` / ``]``
-  for closed ends, or the same as a mapping ``{<alias>: "(0,1]"}`` or
-  ``{<alias>: {min: 0, max: 1, min_open: true, max_open: false}}`` (``min`` 0, ``max`` 1 and closed
-  ends by default);
+- an atom ``"<alias> in <interval>"`` (quote it in YAML) with ``(`` / ``)`` for open and ``[`` / ``]`` for closed
+  ends, or the same as a mapping ``{<alias>: "(0,1]"}`` or ``{<alias>: {min: 0, max: 1, min_open: true,
+  max_open: false}}`` (``min`` 0, ``max`` 1 and closed ends by default);
 - ``{all: [cond, ...]}``, ``{any: [cond, ...]}`` (nest freely) or ``{not: cond}``;
-- ``{retain: {domain: fraction}}`` or ``{retain: fraction}`` (every domain): true when a seeded hash
-  of (seed, level, problem id) falls below the fraction — deterministic, independent of order and
-  of the other problems. A domain the mapping does not list is an error, not a silent 0.
+- ``{retain: {domain: fraction}}`` or ``{retain: fraction}`` (every domain): true when a seeded hash of (seed,
+  level, problem id) falls below the fraction — deterministic, independent of order and of the other problems. A
+  domain the mapping does not list is an error, not a silent 0.
 
-``rate`` (optional) says per domain what a model's rate is: ``pass`` (the default: the share of its
-samples that solve the problem, reward 1) or ``reward`` (its mean reward, partial credit counted),
-e.g. ``rate: {code: reward}``. With partial-credit code rewards a GRPO group carries signal when its
-rewards differ, which a mean reward in (0,1) predicts where a pass rate of 0 does not.
+``rate`` (optional) says per domain what a model's rate is: ``pass`` (the default: the share of its samples that
+solve the problem, reward 1) or ``reward`` (its mean reward, partial credit counted), e.g. ``rate: {code: reward}``.
+With partial-credit code rewards a GRPO group carries signal when its rewards differ, which a mean reward in (0,1)
+predicts where a pass rate of 0 does not.
 
-``keep`` (optional) is a condition every level implicitly requires. Levels may overlap. Level names
-are file and dataset-config names: letters, digits, ``_ . -``. Aliases cannot be ``all``, ``any``,
-``not`` or ``retain``.
+``keep`` (optional) is a condition every level implicitly requires. Levels may overlap. Level names are file and
+dataset-config names: letters, digits, ``_ . -``. Aliases cannot be ``all``, ``any``, ``not`` or ``retain``.
 
-``label`` evaluates the rules on known rates. ``decide`` evaluates them on *bounds* — the closed
-range each model's final rate can still take — in Kleene three-valued logic (True / False / None
-for "still open"); adaptive scoring stops sampling once nothing it could draw changes a verdict.
+``label`` evaluates the rules on known rates. ``decide`` evaluates them on *bounds* — the closed range each model's
+final rate can still take — in Kleene three-valued logic (True / False / None for "still open"); adaptive scoring
+stops sampling once nothing it could draw changes a verdict. ``decide`` and ``relevant_models`` remember their
+cases (``memo.py``).
 """
 
 from __future__ import annotations
@@ -52,6 +51,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .box import exact, relevant
+from .memo import memoized
 
 Bounds = dict[str, tuple[float, float]]
 _NAME = r"[\w.\-/:]+"
@@ -333,13 +335,12 @@ def _level_parts(rules: Rules, cond: Any, name: str) -> list[tuple[Any, str]]:
     return [(cond, name)] if rules.keep is None else [(rules.keep, "keep"), (cond, name)]
 
 
+@memoized
 def decide(rules: Rules, bounds: Bounds, problem_id: str, domain: str) -> dict[str, bool | None]:
     """Three-valued verdicts ("keep" and each level) given the closed range of each model's final
     pass rate (a model missing from ``bounds`` may be anywhere in [0, 1]). A verdict is True/False
     exactly when it holds (fails) for every rate inside the bounds; a dropped problem is in no level.
     Kleene logic first, then ``box.exact`` for what it leaves open."""
-    from .box import exact
-
     keep = True if rules.keep is None else _eval(rules.keep, rules, bounds, "keep", problem_id, domain)
     if keep is None:
         keep = exact(rules, [(rules.keep, "keep")], bounds, problem_id, domain)
@@ -375,13 +376,12 @@ def _open_models(node: Any, rules: Rules, bounds: Bounds, level: str, pid: str, 
             _open_models(c, rules, bounds, level, pid, domain, out)
 
 
+@memoized
 def relevant_models(rules: Rules, bounds: Bounds, problem_id: str, domain: str) -> set[str]:
     """Model names whose rate could still change an undecided verdict of this problem: those on
     which the verdict depends inside the bounds (``box.relevant``; with too many pieces, those in an
     undecided atom under undecided connectives). Sound: a model left out cannot change any verdict;
     empty exactly when every verdict is decided."""
-    from .box import relevant
-
     out: set[str] = set()
     verdicts = decide(rules, bounds, problem_id, domain)
     if verdicts["keep"] is None:

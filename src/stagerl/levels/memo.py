@@ -1,0 +1,75 @@
+"""Verdicts remembered: ``rules.decide`` and ``rules.relevant_models`` computed once per distinct case.
+
+Both depend on a problem only through the bounds of each model's rate, its domain and the outcome
+of the rules' seeded ``retain`` draws for it; the problem id enters nowhere else (error messages
+aside: an error is raised, never remembered). Adaptive scoring asks them about every open pair in
+every round, and the statistical stopping rules once per sample still to be drawn, while the bounds
+take few values (``s`` successes of ``m`` samples of ``k``): in the simulations of
+``tests/scoring/test_joint_stop.py`` nine calls in ten repeated an earlier case, and the box
+evaluation behind each (``box.py``) was nearly all of the time. Each ``Rules`` instance keeps its
+own table (rules are not changed after parsing: ``bind`` makes a new instance); a table is emptied
+when it reaches ``MAX_ENTRIES``. A call whose case cannot be keyed (bounds that are not pairs of
+numbers, a domain the ``retain`` fractions do not list) is computed as before, unremembered.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+MAX_ENTRIES = 200_000
+"""Cases remembered per function and rules instance before the table starts over."""
+ENABLED = True
+"""False: every call computed (the anchor of ``benchmarks/verdicts.py``)."""
+
+
+def _retain_specs(node: Any, level: str, out: list[tuple[str, Any]]) -> None:
+    kind = node[0]
+    if kind == "retain":
+        out.append((level, node))
+    elif kind == "not":
+        _retain_specs(node[1], level, out)
+    elif kind in ("all", "any"):
+        for child in node[1]:
+            _retain_specs(child, level, out)
+
+
+def _draws(rules: Any, problem_id: str, domain: str) -> tuple[bool, ...]:
+    """The problem's outcome of every ``retain`` draw of the rules (each as the level it counts for)."""
+    from .rules import _retain_fraction, retained
+
+    specs = rules.__dict__.get("_memo_retain")
+    if specs is None:
+        specs = []
+        if rules.keep is not None:
+            _retain_specs(rules.keep, "keep", specs)
+        for name, cond in rules.levels.items():
+            _retain_specs(cond, name, specs)
+        rules.__dict__["_memo_retain"] = specs
+    return tuple(retained(rules.seed, level, problem_id, _retain_fraction(node, level, domain)) for level, node in specs)
+
+
+def memoized(fn: Callable) -> Callable:
+    """``fn(rules, bounds, problem_id, domain)`` remembered per rules instance (see the module docstring);
+    each call returns its own copy of the result."""
+
+    @functools.wraps(fn)
+    def wrapper(rules: Any, bounds: dict, problem_id: str, domain: str) -> Any:
+        if not ENABLED:
+            return fn(rules, bounds, problem_id, domain)
+        try:
+            key = (tuple(sorted((m, float(lo), float(hi)) for m, (lo, hi) in bounds.items())), domain,
+                   _draws(rules, problem_id, domain))
+        except Exception:  # not a case a table can hold: computed as before (and any error raised by fn)
+            return fn(rules, bounds, problem_id, domain)
+        table = rules.__dict__.setdefault("_memo", {}).setdefault(fn.__name__, {})
+        got = table.get(key)
+        if got is None:
+            got = fn(rules, bounds, problem_id, domain)
+            if len(table) >= MAX_ENTRIES:
+                table.clear()
+            table[key] = got
+        return type(got)(got)
+
+    wrapper.uncached = fn  # type: ignore[attr-defined]
+    return wrapper
