@@ -32,8 +32,7 @@ from pathlib import Path
 
 from stagerl.config import OnlineConfig
 from stagerl.config.online import online_field
-from stagerl.train.online import has_signal
-from stagerl.train.online_prior import SeededEstimator, pool_grid
+from stagerl.train.online_prior import SeededEstimator, has_signal, pool_grid
 
 DEFAULTS = {k: getattr(OnlineConfig(), k) for k in ("skip_threshold", "skip_per_sample", "explore", "explore_refills", "decay",
                                                      "seed_decay", "seed_drift", "seed_sharpen", "pooled_prior",

@@ -14,7 +14,8 @@ from stagerl.data.prompts import to_messages
 from stagerl.train import train_stages
 from stagerl.train.callbacks import StageMetricsCallback
 from stagerl.train.grpo import grpo_config, stage_dataset
-from stagerl.train.online import OnlineGRPOTrainer, PassRateEstimator, has_signal, pool_rows
+from stagerl.train.online import OnlineGRPOTrainer, pool_rows
+from stagerl.train.online_prior import PassRateEstimator, has_signal
 
 from parity import ParityReward  # tests/train is on the path: conftest.py
 

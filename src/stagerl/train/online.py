@@ -32,7 +32,8 @@ advantages TRL computed for it in its own round (group-normalized, so rounds do 
 **Pass-rate estimate.** Per problem, a Beta posterior over the policy's pass rate, updated from
 every group generated for it (each reward in [0, 1] counts as that share of a success), with older
 evidence discounted by ``decay`` per new group so the estimate follows the policy. The chance of an
-all-equal group of G is the Beta-binomial probability of 0 or G successes.
+all-equal group of G is the Beta-binomial probability of 0 or G successes. The estimate and ``has_signal``
+live in ``online_prior.py``, which needs no TRL (``scripts/sim_online_filter.py`` replays them).
 
 **Metrics** (per step, in ``metrics.jsonl``): ``GROUP_KEYS`` below (``groups_dropped``: generated, not
 trained on; ``groups_signal``: trained groups with non-zero reward variance), ``seed_shift``, ``seed_slope``;
@@ -66,8 +67,8 @@ from trl import GRPOTrainer  # noqa: E402
 
 from ..config import OnlineConfig
 from ..data.problem import Problem
+from .online_prior import SeededEstimator, has_signal
 
-EQUAL_TOL = 1e-6  # rewards of a group within this of each other are equal (float noise of partial credit)
 _PROMPT_SIDE = ("prompt_ids", "prompt_mask")
 GROUP_KEYS = ("groups_generated", "groups_dropped", "groups_skipped", "groups_filled", "groups_signal",
               "extra_rounds", "groups_skipped_seeded", "groups_explored", "groups_explored_signal")
@@ -77,51 +78,6 @@ def pool_rows(pool: list[Problem], messages: Callable[[Problem], list[dict]]) ->
     """One dataset row per pool problem, in the form of ``stage_dataset``'s rows (fresh prompts)."""
     return [{"prompt": messages(p), "problem_index": i, "problem_id": p.id, "domain": p.domain}
             for i, p in enumerate(pool)]
-
-
-def has_signal(rewards: list[float]) -> bool:
-    """Whether a group's rewards differ (non-zero variance); NaN (unscorable) rewards are ignored."""
-    vals = [r for r in rewards if r == r]
-    return len(vals) > 1 and max(vals) - min(vals) > EQUAL_TOL
-
-
-class PassRateEstimator:
-    """Per-problem discounted Beta(a, b) posterior of the policy's pass rate."""
-
-    def __init__(self, prior: float = 0.5, decay: float = 1.0) -> None:
-        self.prior, self.decay = prior, decay
-        self.ab: dict[Any, tuple[float, float]] = {}
-        self.groups: Counter = Counter()
-
-    def update(self, key: Any, rewards: list[float]) -> None:
-        """Add one group's rewards (each in [0, 1]) after discounting older evidence."""
-        vals = [min(1.0, max(0.0, r)) for r in rewards if r == r]
-        a, b = self.ab.get(key, (self.prior, self.prior))
-        a = self.prior + self.decay * (a - self.prior) + sum(vals)
-        b = self.prior + self.decay * (b - self.prior) + len(vals) - sum(vals)
-        self.ab[key] = (a, b)
-        self.groups[key] += 1
-
-    def _ab(self, key: Any) -> tuple[float, float]:
-        return self.ab.get(key, (self.prior, self.prior))
-
-    def known(self, key: Any) -> bool:
-        """Whether the estimate holds any evidence on ``key`` (an unknown problem is never skipped)."""
-        return bool(self.groups[key])
-
-    def mean(self, key: Any) -> float:
-        a, b = self._ab(key)
-        return a / (a + b)
-
-    def p_all_equal(self, key: Any, n: int) -> float:
-        """Predicted probability that the next group of ``n`` is all failures or all successes."""
-        a, b = self._ab(key)
-
-        def log_beta(x: float, y: float) -> float:
-            return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
-
-        base = log_beta(a, b)
-        return math.exp(log_beta(a, b + n) - base) + math.exp(log_beta(a + n, b) - base)
 
 
 class OnlineGRPOTrainer(GRPOTrainer):
@@ -136,8 +92,6 @@ class OnlineGRPOTrainer(GRPOTrainer):
         super().__init__(*args, **kwargs)
         if self.tools or self.environment_factories is not None:
             raise ValueError("online filtering does not support tools or environments")
-        from .online_prior import SeededEstimator
-
         self.online = online
         self.estimator = SeededEstimator.for_config(online, seeds)
         self._flags: list[bool] = []  # per admitted prompt: let through by the exploration draw

@@ -1,4 +1,5 @@
-"""Seeded pass-rate estimates for predictive skipping: what the run already knows of the policy.
+"""Pass-rate estimates for predictive skipping (``PassRateEstimator``: the stage's own groups;
+``SeededEstimator``: also what the run already knows of the policy) and ``has_signal``; no TRL here.
 
 Without a seed a problem is never skipped on its first visit, though the run may hold samples of the
 very policy the stage trains: the reference scoring's (``samples.sqlite``, when the policy is one of
@@ -67,7 +68,54 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .online import PassRateEstimator
+
+EQUAL_TOL = 1e-6  # rewards of a group within this of each other are equal (float noise of partial credit)
+
+
+def has_signal(rewards: list[float]) -> bool:
+    """Whether a group's rewards differ (non-zero variance); NaN (unscorable) rewards are ignored."""
+    vals = [r for r in rewards if r == r]
+    return len(vals) > 1 and max(vals) - min(vals) > EQUAL_TOL
+
+
+class PassRateEstimator:
+    """Per-problem discounted Beta(a, b) posterior of the policy's pass rate."""
+
+    def __init__(self, prior: float = 0.5, decay: float = 1.0) -> None:
+        self.prior, self.decay = prior, decay
+        self.ab: dict[Any, tuple[float, float]] = {}
+        self.groups: Counter = Counter()
+
+    def update(self, key: Any, rewards: list[float]) -> None:
+        """Add one group's rewards (each in [0, 1]) after discounting older evidence."""
+        vals = [min(1.0, max(0.0, r)) for r in rewards if r == r]
+        a, b = self.ab.get(key, (self.prior, self.prior))
+        a = self.prior + self.decay * (a - self.prior) + sum(vals)
+        b = self.prior + self.decay * (b - self.prior) + len(vals) - sum(vals)
+        self.ab[key] = (a, b)
+        self.groups[key] += 1
+
+    def _ab(self, key: Any) -> tuple[float, float]:
+        return self.ab.get(key, (self.prior, self.prior))
+
+    def known(self, key: Any) -> bool:
+        """Whether the estimate holds any evidence on ``key`` (an unknown problem is never skipped)."""
+        return bool(self.groups[key])
+
+    def mean(self, key: Any) -> float:
+        a, b = self._ab(key)
+        return a / (a + b)
+
+    def p_all_equal(self, key: Any, n: int) -> float:
+        """Predicted probability that the next group of ``n`` is all failures or all successes."""
+        a, b = self._ab(key)
+
+        def log_beta(x: float, y: float) -> float:
+            return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
+
+        base = log_beta(a, b)
+        return math.exp(log_beta(a, b + n) - base) + math.exp(log_beta(a + n, b) - base)
+
 
 Seed = tuple[float, int, int]
 """(mean reward in [0, 1], samples, lag in training steps before the stage's start)."""
