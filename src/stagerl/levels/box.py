@@ -17,6 +17,8 @@ import itertools
 import math
 from typing import Any
 
+from .tree import nodes
+
 MAX_POINTS = 4096
 """Combinations evaluated at most; beyond that the verdict stays open (sound, as Kleene logic)."""
 
@@ -29,18 +31,10 @@ def _grid(rules: Any, parts: list[tuple[Any, str]], bounds: dict, problem_id: st
 
     cuts: dict[str, set[float]] = {}
 
-    def collect(node: Any, level: str) -> None:
-        if node[0] == "atom":
-            if _eval(node, rules, bounds, level, problem_id, domain) is None:
+    for part, level in parts:
+        for node in nodes(part):
+            if node[0] == "atom" and _eval(node, rules, bounds, level, problem_id, domain) is None:
                 cuts.setdefault(rules.models[node[1]], set()).update((node[2].lo, node[2].hi))
-        elif node[0] == "not":
-            collect(node[1], level)
-        elif node[0] in ("all", "any"):
-            for child in node[1]:
-                collect(child, level)
-
-    for node, level in parts:
-        collect(node, level)
     reps = {}
     for model, ends in cuts.items():
         lo, hi = bounds.get(model, (0.0, 1.0))

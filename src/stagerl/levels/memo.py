@@ -17,6 +17,8 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
+from .tree import nodes
+
 MAX_ENTRIES = 100_000
 """Cases remembered per function and rules instance before the table starts over (about 1 KB a case: a
 simulated scoring of 3,000 problems on the paper's four-model ladder, k=16, rounds of 1, left 12,221 cases
@@ -25,28 +27,14 @@ ENABLED = True
 """False: every call computed (the anchor of ``benchmarks/verdicts.py``)."""
 
 
-def _retain_specs(node: Any, level: str, out: list[tuple[str, Any]]) -> None:
-    kind = node[0]
-    if kind == "retain":
-        out.append((level, node))
-    elif kind == "not":
-        _retain_specs(node[1], level, out)
-    elif kind in ("all", "any"):
-        for child in node[1]:
-            _retain_specs(child, level, out)
-
-
 def _draws(rules: Any, problem_id: str, domain: str) -> tuple[bool, ...]:
     """The problem's outcome of every ``retain`` draw of the rules (each as the level it counts for)."""
     from .rules import _retain_fraction, retained
 
     specs = rules.__dict__.get("_memo_retain")
     if specs is None:
-        specs = []
-        if rules.keep is not None:
-            _retain_specs(rules.keep, "keep", specs)
-        for name, cond in rules.levels.items():
-            _retain_specs(cond, name, specs)
+        specs = [(level, node) for level, cond in [("keep", rules.keep), *rules.levels.items()]
+                 for node in nodes(cond) if node[0] == "retain"]
         rules.__dict__["_memo_retain"] = specs
     return tuple(retained(rules.seed, level, problem_id, _retain_fraction(node, level, domain)) for level, node in specs)
 

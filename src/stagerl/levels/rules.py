@@ -54,6 +54,7 @@ import yaml
 
 from .box import exact, relevant
 from .memo import memoized
+from .tree import nodes
 
 Bounds = dict[str, tuple[float, float]]
 _NAME = r"[\w.\-/:]+"
@@ -365,15 +366,11 @@ def label(rules: Rules, rates: dict[str, float], problem_id: str, domain: str) -
 
 
 def _open_models(node: Any, rules: Rules, bounds: Bounds, level: str, pid: str, domain: str, out: set[str]) -> None:
-    if _eval(node, rules, bounds, level, pid, domain) is not None:
-        return
-    if node[0] == "atom":
-        out.add(rules.models[node[1]])
-    elif node[0] == "not":
-        _open_models(node[1], rules, bounds, level, pid, domain, out)
-    elif node[0] in ("all", "any"):
-        for c in node[1]:
-            _open_models(c, rules, bounds, level, pid, domain, out)
+    """Adds the models of the undecided atoms reached through undecided connectives only."""
+    def decided(n: Any) -> bool:
+        return _eval(n, rules, bounds, level, pid, domain) is not None
+
+    out.update(rules.models[n[1]] for n in nodes(node, skip=decided) if n[0] == "atom")
 
 
 @memoized

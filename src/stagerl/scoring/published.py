@@ -36,6 +36,7 @@ import pandas as pd
 import yaml
 
 from ..levels.rules import RulesError
+from ..levels.tree import nodes
 
 FORMS: dict[str, dict] = {
     "am-team": {"id": "question", "rows_per_problem": "agree",
@@ -302,17 +303,9 @@ def convert(source: str | Path, form: str | Path | dict | None, cache_dir: str |
     return out
 
 
-def _aliases(node: Any, acc: set[str] | None = None) -> set[str]:
+def _aliases(node: Any) -> set[str]:
     """The model aliases a parsed condition uses (atoms under all / any / not)."""
-    acc = set() if acc is None else acc
-    if isinstance(node, tuple) and node and node[0] == "atom":
-        acc.add(node[1])
-    elif isinstance(node, tuple) and node and node[0] == "not":
-        _aliases(node[1], acc)
-    elif isinstance(node, tuple) and node and node[0] in ("all", "any"):
-        for c in node[1]:
-            _aliases(c, acc)
-    return acc
+    return {n[1] for n in nodes(node) if n[0] == "atom"}
 
 
 def levels_without(rules: Any, models: set[str]) -> dict[str, list[str]]:
