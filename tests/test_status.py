@@ -44,6 +44,18 @@ def test_a_run_levelled_from_a_table_and_not_trained_yet(tmp_path, capsys):
     assert lines[2:] == [f"  levels: {sizes} (of {stats['problems']} problems)",
                          "  training: not started (stages 1_one, 2_two)"]
     assert stats["levels"]["L1"]["total"] == 1 and stats["levels"]["L2"]["total"] == 2
+    # a folder of folders of runs (experiments/run.py's runs/experiments/seed<S>/<arm>), found below folders
+    # that hold no run (logs/), and a run folder's own subfolders not searched
+    import shutil
+
+    nested = tmp_path / "experiments"
+    for seed in ("seed0", "seed1"):
+        shutil.copytree(run, nested / seed / "arm")
+    (nested / "logs").mkdir()
+    (nested / "seed1" / "arm" / "stages" / "inner" / "levels").mkdir(parents=True)
+    assert main(["status", str(nested)]) == 0
+    heads = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
+    assert heads == [str(nested / "seed0" / "arm"), str(nested / "seed1" / "arm")]
 
     # an evaluation under way (or stopped): its benchmark store, written by the store the evaluator uses
     from stagerl.store import SampleStore

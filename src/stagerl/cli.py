@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="where runs stand, read from their folders without loading anything or taking "
                                     "their lock: the process working there now (or how the last command ended), "
                                     "scoring, levels, each stage's step, reward, dev score and pace, evaluations")
-    sp.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders, or a folder of run folders (runs/)")
+    sp.add_argument("run_dirs", nargs="+", metavar="RUN",
+                    help="run folders, or a folder holding run folders up to 3 levels down (runs/, runs/experiments/)")
 
     sp = sub.add_parser("compare", help="several runs on one page: curves, final scores, paired differences",
                         description="several runs on one page: dev and benchmark curves over steps, final scores "

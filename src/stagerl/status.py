@@ -218,11 +218,24 @@ def eval_lines(run: RunDir, working: bool) -> list[str]:
     return out
 
 
+def runs_below(folder: Path, depth: int = 3) -> list[Path]:
+    """The run folders under ``folder``, at most ``depth`` levels down, in name order; a run folder's own
+    subfolders are not searched (``experiments/run.py`` keeps ``runs/experiments/seed<S>/<arm>``)."""
+    out = []
+    for d in sorted(folder.iterdir()):
+        if d.is_dir() and not d.is_symlink():
+            if RunDir(d).holds_run():
+                out.append(d)
+            elif depth > 1:
+                out += runs_below(d, depth - 1)
+    return out
+
+
 def status_lines(folder: str | Path) -> list[str]:
-    """The status block of a run folder, or of every run folder directly in ``folder``."""
+    """The status block of a run folder, or of every run folder under ``folder`` (``runs_below``)."""
     path = Path(folder)
     if path.is_dir() and not RunDir(path).holds_run():
-        runs = [d for d in sorted(path.iterdir()) if d.is_dir() and RunDir(d).holds_run()]
+        runs = runs_below(path)
         if runs:
             return [line for d in runs for line in status_lines(d)]
     run = RunDir(path).require()
