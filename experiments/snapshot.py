@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from stagerl.rundir import atomic_path, replace_dir
+
 MANIFEST = "SNAPSHOT.json"
 WEIGHTS = {"checkpoint", "checkpoints"}  # folders of model weights, never packed
 SKIP_FILES = {".lock"}
@@ -120,25 +122,18 @@ def save(root: Path, out: Path) -> dict:
     keep, seeds = plan(root)
     manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": commit_of(root),
                 "folder": str(root.resolve()), "seeds": seeds, "files": 0, "bytes": 0}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, part = tempfile.mkstemp(prefix=out.name + ".", suffix=".part", dir=out.parent)
-    os.close(fd)
-    try:
-        with tempfile.TemporaryDirectory() as tmp, tarfile.open(part, "w:xz") as tar:
-            members = []
-            for folder in keep:
-                for path in _files(root / folder):
-                    data = _content(path, Path(tmp))
-                    members.append((path.relative_to(root).as_posix(), data))
-                    manifest["files"] += 1
-                    manifest["bytes"] += len(data)
-            for name, data in [(MANIFEST, json.dumps(manifest, indent=1).encode())] + members:
-                info = tarfile.TarInfo(name)
-                info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
-                tar.addfile(info, io.BytesIO(data))
-        os.replace(part, out)
-    finally:
-        Path(part).unlink(missing_ok=True)
+    with atomic_path(out) as part, tempfile.TemporaryDirectory() as tmp, tarfile.open(part, "w:xz") as tar:
+        members = []
+        for folder in keep:
+            for path in _files(root / folder):
+                data = _content(path, Path(tmp))
+                members.append((path.relative_to(root).as_posix(), data))
+                manifest["files"] += 1
+                manifest["bytes"] += len(data)
+        for name, data in [(MANIFEST, json.dumps(manifest, indent=1).encode())] + members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+            tar.addfile(info, io.BytesIO(data))
     return manifest
 
 
@@ -147,8 +142,8 @@ def read_manifest(archive: Path) -> dict:
         with tarfile.open(archive, "r:*") as tar:
             member = tar.extractfile(MANIFEST)
             return json.loads(member.read()) if member else {}
-    except (OSError, KeyError, tarfile.TarError, json.JSONDecodeError) as e:
-        raise SnapshotError(f"{archive}: not a snapshot made by experiments/snapshot.py ({e})") from None
+    except (OSError, EOFError, KeyError, tarfile.TarError, json.JSONDecodeError) as e:
+        raise SnapshotError(f"{archive}: not a whole snapshot made by experiments/snapshot.py ({e})") from None
 
 
 def restore(archive: Path, dest: Path, any_commit: bool = False) -> dict:
@@ -163,13 +158,14 @@ def restore(archive: Path, dest: Path, any_commit: bool = False) -> dict:
     if not any_commit and (made or "").removesuffix("+dirty") != (here or "").removesuffix("+dirty"):
         raise SnapshotError(f"{archive}: made at commit {made}, but {dest.parent} is at {here}; check out {made} "
                             "(the run must go on with the code it started with) or pass --any-commit")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent))
-    with tarfile.open(archive, "r:*") as tar:
-        tar.extractall(tmp, members=[m for m in tar.getmembers() if m.name != MANIFEST], filter="data")
-    if dest.exists():
-        dest.rmdir()
-    os.replace(tmp, dest)
+    def unpack(tmp: Path) -> None:
+        with tarfile.open(archive, "r:*") as tar:
+            tar.extractall(tmp, members=[m for m in tar.getmembers() if m.name != MANIFEST], filter="data")
+
+    try:
+        replace_dir(dest, unpack)  # dest is absent or empty: nothing of it is lost
+    except (EOFError, tarfile.TarError, ValueError) as e:
+        raise SnapshotError(f"{archive}: cannot be unpacked ({type(e).__name__}: {e}); {dest} was not created") from None
     return manifest
 
 
