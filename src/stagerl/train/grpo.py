@@ -39,7 +39,12 @@ down-weighted — TRL's ``grpo`` per-sequence mean is length-biased), group-scal
 reverse-KL gradient; ``False`` is GRPO's original k3 penalty), and under vLLM
 ``vllm_is_correction=True`` (importance-sampling correction of the vLLM/trainer log-prob
 mismatch). On-policy, the clipped ratio is 1, so these choices only change the normalization and
-the KL gradient. ``stage.json`` records them under ``loss``.
+the KL gradient. ``stage.json`` records them under ``loss``. The entropy bonus is TRL's: the mean
+per-token entropy *of each micro-batch* (``per_device_train_batch_size`` completions), divided by the
+accumulation steps, whatever ``loss_type`` is. So it weighs tokens only within a micro-batch: with a
+micro-batch of one completion, every completion's mean entropy counts the same however long it is,
+while the dapo policy term weighs every token the same. Raise the per-device batch to move the bonus
+towards token weighting.
 
 **Resume.** Every ``checkpoint_every`` steps TRL saves model, optimizer, scheduler, RNG states and
 trainer state to ``checkpoints/checkpoint-<step>/`` (the last ``keep_checkpoints`` kept). Running
