@@ -11,7 +11,7 @@ SmolLM2-135M-Instruct in training mode, one thread.
     .venv/bin/python scripts/probe_shared_prompt.py
 """
 import time, torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 from stagerl.models import resolve_model
 torch.manual_seed(0)
 torch.set_num_threads(1)

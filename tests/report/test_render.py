@@ -14,7 +14,7 @@ def test_empty_run_folder_says_what_is_missing(tmp_path):
     text = html.read_text()
     md = (run / "report" / "report.md").read_text()
     for section in ("Difficulty scoring", "Levels", "Training", "Evaluation", "Cost ledger", "Sandbox"):
-        assert f"<h2 id=" in text and f">{section}</h2>" in text and f"## {section}" in md
+        assert "<h2 id=" in text and f">{section}</h2>" in text and f"## {section}" in md
     for missing in ("No pass_rates.parquet", "No levels/stats.json", "No stages/", "No eval/*/results.json",
                     "No cost recorded", "No sandbox mode recorded"):
         assert missing in text and missing in md

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import stagerl
-from stagerl.rewards import sandbox as sb
 
 ECHO = {"inputs": ["hi\n"], "outputs": ["hi\n"]}
 GOOD = "```python\nprint(input())\n```"

@@ -9,7 +9,6 @@ from stagerl.config import ConfigError, RelevelConfig, StageConfig
 from stagerl.curriculum import StageDataError
 from stagerl.data.generated import demo_math
 from stagerl.data.problem import Problem
-from stagerl.data.prompts import to_messages
 from stagerl.store import SampleStore
 from stagerl.train import train_stages
 from stagerl.report import build_report

@@ -6,7 +6,6 @@ counters equal the uninterrupted run's, and dev samples made after the resumed c
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

@@ -87,7 +87,7 @@ hide_vllm_if_asked()  # before TRL's trainer is imported (see trl_vllm.py)
 
 import trl
 from datasets import Dataset
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOConfig
 
 from ..config import RewardsConfig, StageConfig, to_dict
 from ..curriculum import mixed_order, smooth
