@@ -4,6 +4,7 @@ minute); evaluation makes and closes its own. Skipped where vLLM is not installe
 
 from __future__ import annotations
 
+import os
 import re
 from contextlib import nullcontext
 
@@ -16,12 +17,14 @@ from stagerl.config import EvalConfig, ModelRef, RewardsConfig, SamplingConfig, 
 from stagerl.data.problem import Problem  # noqa: E402
 from stagerl.engines import make_engine  # noqa: E402
 from stagerl.engines.hf import TransformersEngine  # noqa: E402
+from stagerl.engines.vllm import CPU_STEP_TIMEOUT_S, STEP_TIMEOUT_ENV  # noqa: E402
 from stagerl.evaluate import evaluate_checkpoint  # noqa: E402
 from stagerl.scoring import score  # noqa: E402
 from stagerl.store import SampleStore  # noqa: E402
 from seeded import draw_rounds, together_alone_other  # noqa: E402
 
 K = 4
+STEP_TIMEOUT_PRESET = os.environ.get(STEP_TIMEOUT_ENV)  # read before any engine here is made
 PROBLEMS = [Problem(id="short", domain="math", prompt="1+1?", answer="2"),
             Problem(id="long", domain="math", prompt="What is the sum of the first ten odd numbers? Show it.",
                     answer="100"),
@@ -62,6 +65,23 @@ def test_engine_runs_in_child_processes_that_close_ends(engine):
     _, started = engine
     assert started, "vLLM's engine core was expected in a child process"
     assert all(p.is_running() for p in started)  # the module's engine: ended (and checked) by the fixture
+
+
+def test_on_the_cpu_an_engine_step_may_take_an_hour_unless_the_user_says_otherwise(engine):
+    """vLLM declares its engine dead when one step outlasts VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS (300 s by
+    default), which a whole-prompt prefill on a shared CPU core has done. Making the engine leaves an
+    hour in this process's environment, or the user's value when the user set one; vLLM's engine
+    processes, which read it, inherit it (they are forked, so /proc/<pid>/environ, the environment
+    at exec, does not show it)."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CPU-only default")
+    from vllm import envs
+
+    assert engine[1], "the fixture made the engine"
+    assert os.environ.get(STEP_TIMEOUT_ENV) == (STEP_TIMEOUT_PRESET or str(CPU_STEP_TIMEOUT_S))
+    assert envs.VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS == int(STEP_TIMEOUT_PRESET or CPU_STEP_TIMEOUT_S)
 
 
 def test_rounds_of_1_and_4_draw_exactly_the_fixed_runs_samples(tmp_path, engine):

@@ -14,7 +14,8 @@ default to ``CPU_DEFAULTS``: float32, eager mode, a 1 GiB KV cache (vLLM's own d
 92% of the machine's RAM and refuses to start when less is free), and no chunked prefill: a seeded
 request whose prompt is split across steps makes vLLM rewind its generator, which the CPU build
 cannot do ("CPU Generator does not use offset"), and the engine dies; without chunking vLLM sets the
-step's token budget to the model's length, so every prompt is prefilled in one step. ``close()`` shuts the engine's
+step's token budget to the model's length, so every prompt is prefilled in one step; such a step can
+outlast vLLM's 300 s limit on a busy CPU, so the engine gets an hour (``CPU_STEP_TIMEOUT_S``). ``close()`` shuts the engine's
 processes down (vLLM runs its engine core and worker as child processes); tested on the CPU in
 tests/engines/test_vllm.py. GPU settings (``tensor_parallel_size``, ``gpu_memory_utilization``)
 go through unchanged and need a GPU (not run here).
@@ -23,6 +24,7 @@ go through unchanged and need a GPU (not run here).
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,16 +38,30 @@ CPU_DEFAULTS: dict[str, Any] = {"dtype": "float32", "enforce_eager": True, "kv_c
 ``gpu_memory_utilization`` is given: on the CPU it is the share of RAM to claim)."""
 
 
+STEP_TIMEOUT_ENV = "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS"
+CPU_STEP_TIMEOUT_S = 3600
+"""``VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS`` on a machine without CUDA unless the user set it. vLLM declares
+its engine dead (``TimeoutError: RPC call to execute_model timed out``, then ``EngineDeadError``) when
+one step takes longer than this in wall-clock time, 300 s by default. On the CPU a step prefills whole
+prompts (no chunked prefill: ``CPU_DEFAULTS``), up to the model's length in tokens, and its core may be
+shared: an evaluation's first step, on a core that another engine was using, took over 300 s
+(2026-12-07, issue 24's clean run), and the engine died. An hour still ends a hung engine."""
+
+
 def cpu_defaults(options: dict[str, Any]) -> dict[str, Any]:
     """``options`` completed with ``CPU_DEFAULTS`` when CUDA is not available."""
-    import torch
-
-    if torch.cuda.is_available():
+    if _has_cuda():
         return dict(options)
     out = {k: v for k, v in CPU_DEFAULTS.items() if k not in options}
     if "gpu_memory_utilization" in options:
         out.pop("kv_cache_memory_bytes", None)
     return {**out, **options}
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _import_vllm() -> Any:
@@ -70,6 +86,8 @@ class VLLMEngine(ClosingEngine):
         self.model_path = resolve_model(model)
         self.progress = progress
         self._calls = itertools.count()  # numbers this engine's calls, so request ids never repeat
+        if not _has_cuda():  # vLLM's engine processes, started by vllm.LLM, read it from the environment
+            os.environ.setdefault(STEP_TIMEOUT_ENV, str(CPU_STEP_TIMEOUT_S))
         self.llm = vllm.LLM(model=self.model_path, **cpu_defaults(llm_options))
         self.tokenizer = self.llm.get_tokenizer()
 
