@@ -28,9 +28,10 @@ policy evaluated once, in ``seed<S>/_shared``, and every arm reuses that. Layout
 A seed sets the generated training problems, the scoring sampling seed and every stage's seed; the
 held-out problems and the evaluation sampling seed stay fixed, so arms and seeds are evaluated on the
 same problems. An arm with ``experiment.json`` is skipped; anything else resumes (each stagerl stage
-resumes from what it stored). Every step is a ``python -m stagerl.cli`` process (memory is freed
-between steps; the commands are the ones a user would type); two processes may share a seed with
-disjoint ``--arms``, as each run folder is locked while a command works in it.
+resumes from what it stored; one that fails with exit status 1 runs once more). Every step is a
+``python -m stagerl.cli`` process (memory is freed between steps; the commands are the ones a user
+would type); two processes may share a seed with disjoint ``--arms``, as each run folder is locked
+while a command works in it.
 
 Staged arms: with ``total_steps`` set for the experiment, stage 1 trains first (until its plateau or
 ``max_steps``), then stage 2 gets ``total_steps`` minus the steps stage 1 used, so the staged and the
@@ -59,7 +60,6 @@ GENERATED = ("demo_math", "demo_code", "chain_math", "gen_code")
 
 class ExperimentError(ValueError):
     """The experiment files are inconsistent (unknown arm, arms that do not share scoring, ...)."""
-
 
 
 def load_manifest(path: Path = HERE / "experiments.yaml") -> dict:
@@ -196,17 +196,22 @@ def smoke(recipe: dict) -> dict:
     return d
 
 
-
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "stagerl.cli", *args]
 
 
-def sh(cmd: list[str], dry: bool) -> None:
-    """Print the command as a user would type it; run it (this tree's ``src`` first on the path)."""
+def sh(cmd: list[str], dry: bool, retries: int = 1) -> None:
+    """Print the command as a user would type it; run it (this tree's ``src`` first on the path); on an
+    unexpected error (exit 1: a dead engine, not a bad recipe's 2) run it again: it resumes."""
     print("  $", " ".join(["stagerl", *cmd[3:]] if cmd[1:3] == ["-m", "stagerl.cli"] else cmd), flush=True)
     if not dry:
         env = {**os.environ, "STAGERL_TRACEBACK": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent / "src"), os.environ.get("PYTHONPATH")]))}
-        subprocess.run(cmd, check=True, env=env)
+        for attempt in range(retries + 1):
+            if (code := subprocess.run(cmd, env=env).returncode) != 1 or attempt == retries:
+                break
+            print(f"  (failed with exit status 1: running it again, retry {attempt + 1} of {retries}; it resumes)", flush=True)
+        if code:
+            raise subprocess.CalledProcessError(code, cmd)
 
 
 def write_recipe(recipe: dict, path: Path, dry: bool = False) -> Path:
@@ -295,10 +300,8 @@ def run_arm(seed: int, arm: str, recipe: dict, root: Path, total_steps: int | No
     return run_dir
 
 
-
 def arm_result(run_dir: Path) -> dict:
-    """What one finished arm's files say: held-out results, training reward, stages, seconds (read
-    with the report's readers, ``stagerl.report.read``: the one reader of run folders)."""
+    """What one finished arm's files say (held-out results, training reward, stages, seconds), read by ``stagerl.report.read``."""
     from stagerl.report.read import read_eval, read_json, read_stages
 
     out: dict = {"run_dir": str(run_dir), "stages": [], "eval": read_eval(run_dir)}

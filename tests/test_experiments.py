@@ -372,3 +372,24 @@ def test_same_compares_two_runs_file_by_file(tmp_path, capsys):
     assert "DIFFERS seed0/arm/stages/1_L1/metrics.jsonl: 1 of 2 rows differ" in capsys.readouterr().out
     with pytest.raises(SystemExit):                                      # a folder that is not there
         same.main([str(first), str(tmp_path / "nowhere")])
+
+
+def test_a_command_that_fails_unexpectedly_runs_once_more_and_a_bad_recipe_does_not(run, tmp_path, capsys):
+    """A real process: exit status 1 (an unexpected error, e.g. vLLM's engine died) the first time and 0
+    the second passes after one retry; exit status 2 (a bad recipe) and a second 1 are not retried."""
+    import subprocess
+    import sys
+
+    def script(codes: list[int]) -> tuple[list[str], Path]:
+        calls = tmp_path / f"calls-{'-'.join(map(str, codes))}"
+        return [sys.executable, "-c", f"import pathlib, sys; p = pathlib.Path({str(calls)!r}); n = len(p.read_text()) "
+                f"if p.exists() else 0; p.write_text('x' * (n + 1)); sys.exit({codes!r}[min(n, {len(codes) - 1})])"], calls
+
+    cmd, calls = script([1, 0])
+    run.sh(cmd, dry=False)
+    assert calls.read_text() == "xx" and "running it again, retry 1 of 1" in capsys.readouterr().out
+    for codes, runs in (([2, 0], 1), ([1, 1, 0], 2)):
+        cmd, calls = script(codes)
+        with pytest.raises(subprocess.CalledProcessError) as e:
+            run.sh(cmd, dry=False)
+        assert e.value.returncode == codes[runs - 1] and len(calls.read_text()) == runs
