@@ -66,6 +66,7 @@ def straight_and_resumed(kit, make_run, model: str) -> tuple[dict, dict]:
     a, b = kit.stage_json(ref_dir), kit.stage_json(run_dir)
     resumed = b["resumed_from"]
     assert a["resumed_from"] is None and resumed in (1, 2)       # checkpoint-2 may or may not be complete at the kill
+    assert f"resuming after step {resumed} (checkpoint-{resumed})" in done.stdout, done.stdout[-3000:]
     assert (out / "checkpoints" / f"checkpoint-{b['steps']}" / STATE_FILE).is_file()
     # dev samples: those of evaluations after the resumed checkpoint were deleted and made again
     with SampleStore(out / "dev.sqlite") as store:
@@ -134,3 +135,26 @@ def test_a_checkpoint_without_stagerl_state_is_not_resumed_from(tmp_path):
         for name in files:
             (folder / name).write_text("{}")
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint-1"
+
+
+def test_a_checkpoint_cut_short_is_removed_and_the_resume_line_says_from_which_step(tmp_path):
+    """A kill during a checkpoint's save leaves its folder with a half-written weights file: the next run
+    removes it before training (it could never be resumed from) and its stage line says so."""
+    from stagerl.train.grpo import drop_cut_short
+    from stagerl.train.runner import _resume_note
+
+    out, ck = tmp_path / "1_s1", tmp_path / "1_s1" / "checkpoints"
+    assert _resume_note(out, drop_cut_short(ck)) == ""  # a fresh stage: nothing to say, no folder needed
+    for step, files in ((2, ("trainer_state.json", STATE_FILE, "model.safetensors")), (4, ("config.json", ".tmpu1DjY7"))):
+        (ck / f"checkpoint-{step}").mkdir(parents=True)
+        for name in files:
+            (ck / f"checkpoint-{step}" / name).write_bytes(b"{}" if name.endswith(".json") else b"\0" * 4096)
+    (out / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n')
+    cut = drop_cut_short(ck)
+    assert cut == [4] and not (ck / "checkpoint-4").exists()
+    assert sorted(p.name for p in (ck / "checkpoint-2").iterdir()) == ["model.safetensors", STATE_FILE, "trainer_state.json"]
+    assert _resume_note(out, cut) == "resuming after step 2 (checkpoint-2); checkpoint-4: save cut short by a kill, removed, "
+    assert drop_cut_short(ck) == [] and _resume_note(out, []) == "resuming after step 2 (checkpoint-2), "
+    (ck / "checkpoint-2" / STATE_FILE).unlink()  # now no complete checkpoint: training starts again at step 0
+    assert _resume_note(out, drop_cut_short(ck)) == ("resuming at step 0 (no complete checkpoint yet); "
+                                                     "checkpoint-2: save cut short by a kill, removed, ")

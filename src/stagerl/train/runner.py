@@ -44,7 +44,7 @@ from ..curriculum import stage_dir, stage_problems
 from ..data.problem import Problem
 from ..data.prompts import to_messages
 from ..rundir import stage_finished, write_json
-from .grpo import TrainConfigError, check_stage, latest_checkpoint, train_stage
+from .grpo import TrainConfigError, check_stage, drop_cut_short, latest_checkpoint, train_stage
 from .identity import ACCEPT_TRL_ENV, changes, stage_identity
 from .trl_contract import check_contract
 from .trl_vllm import ENV as TRL_VLLM_ENV
@@ -68,6 +68,18 @@ def _has_results(out_dir: Path) -> bool:
     metrics = out_dir / "metrics.jsonl"
     return ((out_dir / "stage.json").exists() or latest_checkpoint(out_dir / "checkpoints") is not None
             or (metrics.is_file() and metrics.stat().st_size > 0))
+
+
+def _resume_note(out_dir: Path, cut: list[int]) -> str:
+    """Where an unfinished stage goes on from (with what a kill cut short), or "" for a fresh stage."""
+    if not _has_results(out_dir) and not cut:
+        return ""
+    last = latest_checkpoint(out_dir / "checkpoints")
+    note = (f"resuming after step {last.name.rsplit('-', 1)[1]} ({last.name})" if last is not None
+            else "resuming at step 0 (no complete checkpoint yet)")
+    if cut:
+        note += f"; {', '.join(f'checkpoint-{s}' for s in cut)}: save cut short by a kill, removed"
+    return note + ", "
 
 
 def _recorded_identity(out_dir: Path) -> dict | None:
@@ -298,15 +310,17 @@ def train_stages(policy: str | Path, levels: dict[str, list[Problem]], stages: l
             info = finished(out)
         else:
             identity = stage_identity(stage, problems, current, messages)
+            cut: list[int] = []
             if ranks.rank == 0:
                 out.mkdir(parents=True, exist_ok=True)
                 write_json(out / "identity.json", identity)
+                cut = drop_cut_short(out / "checkpoints")
             ranks.barrier(f"{i}/identity")
             if stage.relevel is not None:  # keep only candidates in the band for the current policy
                 problems = _run(relevel_stage, ranks, isolate, f"{i}/relevel-port", policy=current, stage=stage,
                                 levels=levels, run_dir=run_dir, index=i + 1, messages=messages, rewards=rewards)
             _say(ranks, f"stage {out.name}: {len(problems)} problems of {', '.join(stage.levels)}, "
-                 f"{'resuming, ' if _has_results(out) else ''}up to {stage.max_steps} steps")
+                 f"{_resume_note(out, cut)}up to {stage.max_steps} steps")
             info = _run(train_stage, ranks, isolate, f"{i}/port", policy=current, problems=problems, stage=stage,
                         out_dir=out, rewards=rewards, messages=messages, identity=identity)
         _say(ranks, ("" if i >= reuse else "reused finished ")
