@@ -42,10 +42,12 @@ def _dev_rows(run_dir: Path, kit) -> list[tuple[int, float]]:
     return [(r["step"], r["dev_score"]) for r in map(json.loads, kit.metric_lines(run_dir)) if "dev_score" in r]
 
 
-def straight_and_resumed(kit, make_run, model: str) -> tuple[dict, dict]:
+def straight_and_resumed(kit, make_run, model: str, stage: dict = STAGE, resumed_at=(1, 2)) -> tuple[dict, dict]:
+    """The stage run straight and killed just after its second dev evaluation, then run again; ``resumed_at``:
+    the checkpoints it may resume from (``None``: none complete at the kill, it starts again at step 0)."""
     levels = {"L1": demo_math(n=10, seed=0)}
-    straight, ref_dir = make_run(model, [STAGE], levels=levels, name="straight")
-    killed, run_dir = make_run(model, [STAGE], levels=levels, name="killed")
+    straight, ref_dir = make_run(model, [stage], levels=levels, name="straight")
+    killed, run_dir = make_run(model, [stage], levels=levels, name="killed")
     out = run_dir / "stages" / "1_s1"
     # the two runs side by side (one core each on a 2-core box): the straight one runs to its end meanwhile
     ref = subprocess.Popen([sys.executable, "-m", "stagerl.cli", "train", str(straight)], env=kit.cli_env(),
@@ -65,16 +67,19 @@ def straight_and_resumed(kit, make_run, model: str) -> tuple[dict, dict]:
 
     a, b = kit.stage_json(ref_dir), kit.stage_json(run_dir)
     resumed = b["resumed_from"]
-    assert a["resumed_from"] is None and resumed in (1, 2)       # checkpoint-2 may or may not be complete at the kill
-    assert f"resuming after step {resumed} (checkpoint-{resumed})" in done.stdout, done.stdout[-3000:]
+    assert a["resumed_from"] is None and resumed in resumed_at   # e.g. checkpoint-2 may or may not be complete at the kill
+    line = ("resuming at step 0 (no complete checkpoint yet)" if resumed is None
+            else f"resuming after step {resumed} (checkpoint-{resumed})")
+    assert line in done.stdout, done.stdout[-3000:]
     assert (out / "checkpoints" / f"checkpoint-{b['steps']}" / STATE_FILE).is_file()
-    # dev samples: those of evaluations after the resumed checkpoint were deleted and made again
+    # dev samples: those of evaluations after the resumed checkpoint were deleted and made again; with no
+    # checkpoint, the starting policy's whole evaluation (step 0) was kept
     with SampleStore(out / "dev.sqlite") as store:
         made = {m: max(c for (c,) in store.query("SELECT created FROM samples WHERE model = ?", (m,)))
                 for (m,) in store.query("SELECT DISTINCT model FROM samples")}
     assert sorted(made, key=lambda m: int(m[5:])) == [f"step-{s}" for s, _ in _dev_rows(ref_dir, kit)]
     for model_name, created in made.items():
-        assert (created > kill_time) == (int(model_name[5:]) > resumed), (model_name, resumed)
+        assert (created > kill_time) == (int(model_name[5:]) > (resumed or 0)), (model_name, resumed)
     return a, b
 
 
@@ -108,6 +113,17 @@ def test_killed_stage_makes_the_same_decisions_tiny(kit, make_run, tiny_model_di
     check_same_decisions(kit, a, b, Path(a["checkpoint"]).parents[2], Path(b["checkpoint"]).parents[2])
     assert a["reason"] == "plateau at step 4" and a["online"]["groups_skipped"] > 0
     report(a, b)
+
+
+def test_killed_before_its_first_checkpoint_keeps_the_step0_evaluation_and_its_decisions_tiny(kit, make_run,
+                                                                                              tiny_model_dir):
+    """Killed after two dev evaluations but before its first checkpoint (every 4 steps): the stage starts again at
+    step 0 without evaluating the starting policy again (its stored samples, made before the kill, are kept and
+    cost what they cost), remakes step 2's, and decides as the straight run does."""
+    stage = dict(STAGE, checkpoint_every=4)
+    a, b = straight_and_resumed(kit, make_run, tiny_model_dir, stage=stage, resumed_at=(None,))
+    check_same_decisions(kit, a, b, Path(a["checkpoint"]).parents[2], Path(b["checkpoint"]).parents[2])
+    assert a["reason"] == "plateau at step 4" and b["cost"]["dev_tokens"] > 0
 
 
 @pytest.mark.slow

@@ -15,8 +15,11 @@ is the mean pass@1 over the dev problems (a sample passes when its reward is 1, 
   checkpoint of step S gets them back (``restore``), step 0 included, and the samples stored for
   evaluations after step S are deleted: they were made by weights the checkpoint does not hold, so
   those evaluations run again on the resumed weights (an evaluation killed half-way before the
-  checkpoint of its step is redone whole). A stage that starts again from step 0 is a new run of
-  the stage: its old ``dev.sqlite`` is removed first.
+  checkpoint of its step is redone whole). A stage that starts again from step 0 (killed before its
+  first complete checkpoint) keeps the starting policy's evaluation (``step-0``) when it is complete,
+  as the same weights and seeds would make the same samples again; every other evaluation of the
+  earlier attempt, and a half-made step 0, is removed first. An evaluation's cost counts the tokens
+  of all its samples, so a kept step 0 costs what it cost when it was made.
 * **Several processes.** Every rank evaluates its share of the dev problems (``problems[rank::world]``)
   inside TRL's ``unwrap_model_for_generation`` (which gathers ZeRO-3 parameters), the pass counts
   are gathered, and every rank gets the same score, so a plateau on ``dev_score`` stops all ranks at
@@ -101,6 +104,23 @@ def _remove_store(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+def _start_afresh(path: Path, problems: list[Problem], k: int) -> None:
+    """Before a stage's step 0: keep only a complete ``step-0`` evaluation of ``problems`` (``k`` samples
+    each) from an earlier attempt; anything else in the store is stale (made by weights no checkpoint
+    holds, or a step 0 cut short, whose samples depend on the batches they were made in)."""
+    if not path.exists():
+        return
+    from ..store import SampleStore
+
+    with SampleStore(path) as store:
+        rows = store.query("SELECT problem_id, model, idx FROM samples")
+    if {(pid, idx) for pid, model, idx in rows if model == "step-0"} != {(p.id, i) for p in problems for i in range(k)}:
+        _remove_store(path)
+        return
+    with SampleStore(path) as store:
+        store.delete_models({model for _, model, _ in rows} - {"step-0"})
+
+
 class DevEvalCallback(TrainerCallback):
     """Evaluates ``trainer``'s live policy on ``problems`` at step 0 and every ``stage.eval_every`` steps.
 
@@ -151,7 +171,7 @@ class DevEvalCallback(TrainerCallback):
             return  # resumed from a checkpoint: ``restore`` has run (resume_state.py)
         acc = self.trainer.accelerator
         if acc.is_main_process:
-            _remove_store(self.store_path)  # a stage started afresh: samples of an earlier attempt are stale
+            _start_afresh(self.store_path, self.problems, self.k)  # an earlier attempt's: only a whole step 0 stays
         acc.wait_for_everyone()
         if self.best is not None:
             self.best.drop_after(-1)  # and so are the policies it kept
@@ -186,8 +206,9 @@ class DevEvalCallback(TrainerCallback):
         parts = gather_object([(counts, tokens)])
         all_counts = [c for part_counts, _ in parts for c in part_counts]
         score = sum(c / n for n, c in all_counts) / len(all_counts)  # mean pass@1, as evaluation computes it
+        if step not in self.history:  # an evaluation's tokens count once (all stored a second time: none made)
+            self.tokens += sum(t for _, t in parts)
         self.history[step] = score
-        self.tokens += sum(t for _, t in parts)
         self.seconds += time.time() - t0
         if acc.is_main_process:
             print(f"[stagerl] stage {self.stage_name} step {step}: dev_score {score:.3f} "
@@ -197,7 +218,7 @@ class DevEvalCallback(TrainerCallback):
         return score
 
     def _score(self, model: Any, problems: list[Problem], step: int) -> tuple[list[tuple[int, int]], int]:
-        """``(samples, successes)`` per problem and the tokens newly generated for them."""
+        """``(samples, successes)`` per problem and the tokens of their samples (stored or made now)."""
         from ..engines.hf import TransformersEngine
         from ..scoring import score
         from ..store import SampleStore
@@ -208,10 +229,6 @@ class DevEvalCallback(TrainerCallback):
         store = SampleStore(self.store_path)
         ids = [p.id for p in problems]  # this process's share: the others write to the same store meanwhile
 
-        def stored_tokens() -> int:
-            return sum(int(r["tokens"]) for r in store.samples(model=name, problem_ids=ids))
-
-        before = stored_tokens()
         bf16 = bool(self.trainer.args.bf16) and torch.cuda.is_available()
         try:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
@@ -221,11 +238,11 @@ class DevEvalCallback(TrainerCallback):
                               engine_factory=lambda _ref: TransformersEngine(model, tokenizer,
                                                                              batch_size=self.batch_size),
                               progress=False)
-            after = stored_tokens()
+            tokens = sum(int(r["tokens"]) for r in store.samples(model=name, problem_ids=ids))
         finally:
             store.close()
         counts = list(zip(table["samples"].astype(int).tolist(), table["successes"].astype(int).tolist()))
-        return counts, after - before
+        return counts, tokens
 
 
 def add_dev_eval(trainer: Any, problems: list[Problem], stage: StageConfig, out_dir: str | Path,
