@@ -164,3 +164,29 @@ def test_two_stages_render_in_the_report_with_their_dev_rows(tiny_model_dir, tmp
     report = (tmp_path / "report" / "report.md").read_text()  # the markdown twin of index.html
     assert "| 1_s1 | L1 | 2 | max_steps |" in report and "| 2_s2 | L2 | 2 | max_steps |" in report
     assert (tmp_path / "report" / "training.png").stat().st_size > 1000
+
+
+def test_a_stage_started_again_keeps_only_a_whole_step0_evaluation(tmp_path):
+    """Before step 0 of a stage started again: the starting policy's evaluation stays when every dev problem
+    has its k samples; later steps' samples go, and a step 0 cut short goes whole (a real store on disk)."""
+    from stagerl.train.dev_eval import _start_afresh
+
+    path, dev = tmp_path / "dev.sqlite", MATH[:3]
+
+    def fill(step0_problems):
+        with SampleStore(path) as store:
+            store.add({"problem_id": p.id, "model": f"step-{s}", "idx": i, "domain": "math", "text": "x", "tokens": 3,
+                       "finish": "stop", "reward": 1.0} for s, ps in ((0, step0_problems), (2, dev)) for p in ps
+                      for i in range(2))
+
+    _start_afresh(path, dev, 2)  # no store yet: nothing to do
+    assert not path.exists()
+    fill(dev)
+    _start_afresh(path, dev, 2)
+    with SampleStore(path) as store:
+        assert store.counts() == {(p.id, "step-0"): 2 for p in dev}
+    _start_afresh(path, dev, 3)  # k samples of each problem are needed: 2 of 3 is a step 0 cut short
+    assert not path.exists()
+    fill(dev[:2])
+    _start_afresh(path, dev, 2)
+    assert not path.exists()
