@@ -95,7 +95,7 @@ class StageConfig:
     """Save a resumable TRL checkpoint (model, optimizer, scheduler, RNG, trainer state) every this
     many optimizer steps; rerunning the same command resumes a killed stage from the latest one."""
     keep_checkpoints: int = 2
-    """How many of the latest resumable checkpoints a stage keeps (older ones are deleted)."""
+    """How many of the latest resumable checkpoints a stage keeps (older ones go once a newer one is complete)."""
     loss_type: str = "dapo"
     """TRL's GRPO loss aggregation: ``dapo`` (token-level, normalized by the active tokens of the
     whole accumulated batch: no length bias), ``grpo`` (per-sequence mean, length-biased),

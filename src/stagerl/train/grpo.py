@@ -47,7 +47,8 @@ while the dapo policy term weighs every token the same. Raise the per-device bat
 towards token weighting.
 
 **Resume.** Every ``checkpoint_every`` steps TRL saves model, optimizer, scheduler, RNG states and
-trainer state to ``checkpoints/checkpoint-<step>/`` (the last ``keep_checkpoints`` kept). Running
+trainer state to ``checkpoints/checkpoint-<step>/`` (the last ``keep_checkpoints`` complete ones kept:
+older ones go once a new one is complete, ``resume_state.rotate``). Running
 the same command again resumes from the latest complete one: Transformers skips the batches
 already consumed (our order is fixed, so the data continues exactly), restores the RNG states,
 ``metrics.jsonl`` keeps its rows up to that step (step 0's dev row included) and appends, and the
@@ -106,7 +107,7 @@ from .observe import observe, report_to
 from .online import trainer_for
 from .online_prior import policy_seeds
 from .promises import LOSS_TYPES, RESERVED, promise_issues  # noqa: F401 (re-exported)
-from .resume_state import STATE_FILE, ResumeStateCallback
+from .resume_state import ResumeStateCallback, complete
 from .reward import make_reward
 from .shared_prompt import with_shared_prompt
 
@@ -202,7 +203,7 @@ def grpo_fields(stage: StageConfig, out_dir: str | Path, world: int | None = Non
         "report_to": report_to(stage),
         "save_strategy": "steps",
         "save_steps": stage.checkpoint_every,
-        "save_total_limit": stage.keep_checkpoints,
+        "save_total_limit": None,  # rotation is ours, once a new checkpoint is complete (resume_state.py)
         "disable_tqdm": False,
         **batch_fields(stage, world),
     }
@@ -256,12 +257,8 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     stagerl its ``stagerl_state.json`` after that (``resume_state.py``), so a folder without both
     was cut short by a kill and is ignored.
     """
-    found = [(step, d) for step, d in numbered_folders(folder, "checkpoint").items() if _complete(d)]
+    found = [(step, d) for step, d in numbered_folders(folder, "checkpoint").items() if complete(d)]
     return max(found)[1] if found else None
-
-
-def _complete(checkpoint: Path) -> bool:
-    return (checkpoint / "trainer_state.json").is_file() and (checkpoint / STATE_FILE).is_file()
 
 
 def drop_cut_short(folder: str | Path) -> list[int]:
@@ -270,7 +267,7 @@ def drop_cut_short(folder: str | Path) -> list[int]:
     ``latest_checkpoint`` ignores them already; left in place, one keeps its half-written weights file
     until checkpoint rotation removes the folder, or for good when no later checkpoint comes. Call it
     only while no process trains in the stage folder (before its training starts)."""
-    cut = sorted(step for step, d in numbered_folders(folder, "checkpoint").items() if not _complete(d))
+    cut = sorted(step for step, d in numbered_folders(folder, "checkpoint").items() if not complete(d))
     for step in cut:
         shutil.rmtree(Path(folder) / f"checkpoint-{step}", ignore_errors=True)
     return cut
@@ -308,7 +305,7 @@ def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig,
         trainer = trainer_cls(model=str(policy), reward_funcs=[make_reward(pool, rewards, stage.num_generations)],
                               args=args, train_dataset=dataset, callbacks=[callback], **online)
     dev = observe(trainer, stage, out_dir, dev_problems, messages, rewards)
-    trainer.add_callback(ResumeStateCallback(trainer, dev, resume))  # online state, dev record: saved, restored
+    trainer.add_callback(ResumeStateCallback(trainer, dev, resume, keep=stage.keep_checkpoints))  # saved, restored, rotated
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     checkpoint, steps = out_dir / "checkpoint", trainer.state.global_step
     kept = None

@@ -13,18 +13,25 @@ and restores at the start of a resumed ``train()``, so the resumed stage makes t
 uninterrupted one makes (``tests/train/test_resume_exact.py``). The file is written last (rank 0,
 after gathering every process's part; atomically): ``grpo.latest_checkpoint`` resumes only from a
 checkpoint that has it, so a kill during a save falls back to the checkpoint before.
+
+**Rotation is ours, after that write.** Transformers' own (``save_total_limit``) deletes the oldest
+checkpoints inside its save, after ``trainer_state.json`` but before this file: with
+``keep_checkpoints: 1`` a kill in between would leave no complete checkpoint and restart the stage
+at step 0. So the stage sets no ``save_total_limit``, and this callback deletes the checkpoints older
+than the newest ``keep`` complete ones only once the new one is complete (``rotate``).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from accelerate.utils import gather_object
 from transformers import TrainerCallback
 
-from ..rundir import write_json
+from ..rundir import numbered_folders, write_json
 
 STATE_FILE = "stagerl_state.json"
 
@@ -34,8 +41,8 @@ class ResumeStateCallback(TrainerCallback):
     evaluation's record (``dev``, a ``DevEvalCallback`` or None); ``resume`` is the checkpoint
     ``train()`` resumes from (None: a fresh start)."""
 
-    def __init__(self, trainer: Any, dev: Any = None, resume: str | Path | None = None) -> None:
-        self.trainer, self.dev = trainer, dev
+    def __init__(self, trainer: Any, dev: Any = None, resume: str | Path | None = None, keep: int | None = None) -> None:
+        self.trainer, self.dev, self.keep = trainer, dev, keep
         self.resume = Path(resume) if resume else None
 
     def _online(self) -> bool:
@@ -52,6 +59,8 @@ class ResumeStateCallback(TrainerCallback):
                 "online": parts if self._online() else None,
                 "dev": self.dev.state() if self.dev is not None else None,
             })
+            if self.keep:
+                rotate(folder.parent, self.keep)
         acc.wait_for_everyone()
 
     def on_train_begin(self, args, state, control, **kwargs) -> None:
@@ -75,3 +84,21 @@ class ResumeStateCallback(TrainerCallback):
 def load_state(checkpoint: str | Path) -> dict[str, Any]:
     """The ``stagerl_state.json`` of a checkpoint folder."""
     return json.loads((Path(checkpoint) / STATE_FILE).read_text())
+
+
+def complete(checkpoint: Path) -> bool:
+    """Whether a ``checkpoint-<step>`` folder's save completed (``trainer_state.json``, then ours, written last)."""
+    return (checkpoint / "trainer_state.json").is_file() and (checkpoint / STATE_FILE).is_file()
+
+
+def rotate(folder: Path, keep: int) -> list[int]:
+    """Delete the ``checkpoint-<step>`` folders under ``folder`` older than its newest ``keep`` complete ones;
+    their steps. Nothing goes while fewer than ``keep`` are complete."""
+    found = numbered_folders(folder, "checkpoint")
+    done = sorted(step for step, d in found.items() if complete(d))
+    if len(done) < keep:
+        return []
+    old = [step for step in sorted(found) if step < done[-keep]]
+    for step in old:
+        shutil.rmtree(found[step], ignore_errors=True)
+    return old
