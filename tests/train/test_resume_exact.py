@@ -156,7 +156,7 @@ def test_a_checkpoint_without_stagerl_state_is_not_resumed_from(tmp_path):
 def test_a_checkpoint_cut_short_is_removed_and_the_resume_line_says_from_which_step(tmp_path):
     """A kill during a checkpoint's save leaves its folder with a half-written weights file: the next run
     removes it before training (it could never be resumed from) and its stage line says so."""
-    from stagerl.train.grpo import drop_cut_short
+    from stagerl.train.resume_state import drop_cut_short
     from stagerl.train.runner import _resume_note
 
     out, ck = tmp_path / "1_s1", tmp_path / "1_s1" / "checkpoints"

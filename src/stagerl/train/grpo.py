@@ -76,7 +76,6 @@ import contextlib
 import dataclasses
 import difflib
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -259,18 +258,6 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     """
     found = [(step, d) for step, d in numbered_folders(folder, "checkpoint").items() if complete(d)]
     return max(found)[1] if found else None
-
-
-def drop_cut_short(folder: str | Path) -> list[int]:
-    """Remove the ``checkpoint-<step>`` folders under ``folder`` whose save a kill cut short; their steps.
-
-    ``latest_checkpoint`` ignores them already; left in place, one keeps its half-written weights file
-    until checkpoint rotation removes the folder, or for good when no later checkpoint comes. Call it
-    only while no process trains in the stage folder (before its training starts)."""
-    cut = sorted(step for step, d in numbered_folders(folder, "checkpoint").items() if not complete(d))
-    for step in cut:
-        shutil.rmtree(Path(folder) / f"checkpoint-{step}", ignore_errors=True)
-    return cut
 
 
 def train_stage(policy: str | Path, problems: list[Problem], stage: StageConfig, out_dir: str | Path,

@@ -91,6 +91,19 @@ def complete(checkpoint: Path) -> bool:
     return (checkpoint / "trainer_state.json").is_file() and (checkpoint / STATE_FILE).is_file()
 
 
+def drop_cut_short(folder: str | Path) -> list[int]:
+    """Remove the ``checkpoint-<step>`` folders under ``folder`` whose save a kill cut short; their steps.
+
+    ``grpo.latest_checkpoint`` ignores them already; left in place, one keeps its half-written weights
+    file until ``rotate`` removes the folder, or for good when no later checkpoint comes. Call it only
+    while no process trains in the stage folder (before its training starts)."""
+    found = numbered_folders(folder, "checkpoint")
+    cut = sorted(step for step, d in found.items() if not complete(d))
+    for step in cut:
+        shutil.rmtree(found[step], ignore_errors=True)
+    return cut
+
+
 def rotate(folder: Path, keep: int) -> list[int]:
     """Delete the ``checkpoint-<step>`` folders under ``folder`` older than its newest ``keep`` complete ones;
     their steps. Nothing goes while fewer than ``keep`` are complete."""

@@ -44,8 +44,9 @@ from ..curriculum import stage_dir, stage_problems
 from ..data.problem import Problem
 from ..data.prompts import to_messages
 from ..rundir import stage_finished, write_json
-from .grpo import TrainConfigError, check_stage, drop_cut_short, latest_checkpoint, train_stage
+from .grpo import TrainConfigError, check_stage, latest_checkpoint, train_stage
 from .identity import ACCEPT_TRL_ENV, changes, stage_identity
+from .resume_state import drop_cut_short
 from .trl_contract import check_contract
 from .trl_vllm import ENV as TRL_VLLM_ENV
 from .trl_vllm import child_value
