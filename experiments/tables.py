@@ -274,7 +274,8 @@ def shared_minutes(root: Path, seed: int) -> float | None:
 
 def cost(root: Path, seeds: list[int]) -> str:
     """What a seed of all arms cost: the shared scoring and base evaluation, then each arm (its
-    levels, training, evaluation; ``Arm.kept_seconds``), in minutes of one process on one core. Work
+    levels, training, evaluation; ``Arm.kept_seconds``), in wall-clock minutes of the process that ran it
+    (a process may have shared its core with others: say how many beside the table). Work
     redone after a kill (steps since the last checkpoint, samples unfinished) is not counted."""
     names = list(dict.fromkeys(n for arms in ARMS.values() for n in arms))
     rows = []
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                       ("Across seeds: between-seed spread beside within-run intervals", spread),
                       ("Where the gains sit: held-out pass@1 by problem level and overlap with training", strata_table),
                       ("Held-out math answers by level: tokens / equations written", steps_table),
-                      ("Cost: minutes of one process on one core", cost)):
+                      ("Cost: wall-clock minutes of the process that ran each part", cost)):
         sections[title] = fn(root, seeds)
         print(f"### {title}\n\n{sections[title]}\n")
     if args.into:
