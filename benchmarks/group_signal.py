@@ -85,8 +85,9 @@ def setting(spec: str, seed: int) -> OnlineConfig:
     """The setting ``spec``: a name of ``SETTINGS``, then any ``@key=value`` overrides of ``TUNABLE``
     (``dynamic+skip@seed_decay=0.97@explore=0.05``), with the run's seed."""
     name, *over = spec.split("@")
-    kv = dict(o.split("=", 1) for o in over)
-    if name not in SETTINGS or not set(kv) <= set(TUNABLE):
+    parts = [o.partition("=") for o in over]
+    kv = {k: v for k, _, v in parts}
+    if name not in SETTINGS or not set(kv) <= set(TUNABLE) or not all(eq for _, eq, _ in parts):
         raise SystemExit(f"bad setting {spec!r}: a name of {', '.join(SETTINGS)}, then @key=value of {', '.join(TUNABLE)}")
     return dataclasses.replace(SETTINGS[name], seed=seed, **{k: online_field(k, v) for k, v in kv.items()})
 

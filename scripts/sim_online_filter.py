@@ -133,7 +133,10 @@ def one_run(seed: int, args: argparse.Namespace, drift: float, cfg: dict | None,
 def parse(spec: str) -> dict:
     cfg = dict(DEFAULTS)
     for part in filter(None, spec.split("@")):
-        key, value = part.split("=", 1)
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise SystemExit(f"--settings {spec!r}: {part!r} is not key=value (the simulation always filters; "
+                             f"give only the online settings to change, e.g. 'seed_decay=0.97@skip_threshold=0.1')")
         if key not in DEFAULTS:
             raise SystemExit(f"unknown setting {key!r} in {spec!r}; known: {', '.join(DEFAULTS)}")
         cfg[key] = online_field(key, value)
@@ -160,6 +163,8 @@ def main() -> None:
     ap.add_argument("--truth", choices=("rates", "fitted"), default="rates",
                     help="with --rates: draw the pool from the rates themselves, or from the distribution fitted to them")
     args = ap.parse_args()
+    settings = [(spec, parse(spec), None) for spec in args.settings]  # a bad setting stops before any run
+    settings += [(f"oracle (true pass rates), threshold {t:g}", parse(""), t) for t in args.oracle]
     args.fitted = None
     if args.rates:
         path, args.rates = args.rates, [float(x) for x in json.loads(args.rates.read_text())]
@@ -178,9 +183,7 @@ def main() -> None:
             anchor = [one_run(s, pool_args, drift, None) for s in range(args.runs)]
             a_gen, a_useful = sum(g for g, _ in anchor), sum(u for _, u in anchor)
             print(f"zero-max {zero_max}, drift {drift}: anchor share {a_useful / a_gen:.3f}")
-            rows = [(spec, parse(spec), None) for spec in args.settings]
-            rows += [(f"oracle (true pass rates), threshold {t:g}", parse(""), t) for t in args.oracle]
-            for spec, cfg, oracle in rows:
+            for spec, cfg, oracle in settings:
                 runs = [one_run(s, pool_args, drift, cfg, oracle) for s in range(args.runs)]
                 gen, useful = sum(g for g, _ in runs), sum(u for _, u in runs)
                 ratio = (gen / max(1, useful)) / (a_gen / max(1, a_useful))

@@ -52,3 +52,12 @@ def test_training_benchmark_anchor_trains_with_our_stage_settings(tmp_path):
             "use_bias_correction_kl", "mask_truncated_completions", "num_iterations", "temperature", "max_steps",
             "seed", "shuffle_dataset", "lr_scheduler_type", "gradient_checkpointing", "bf16", "use_cpu"]
     assert {k: getattr(anchor, k) for k in keys} == {k: getattr(ours, k) for k in keys}
+
+
+def test_group_signal_setting_names_a_malformed_override():
+    """A setting such as ``dynamic+skip@seed_decay`` (no value) is a clear error naming the setting and
+    the keys it may set, not a traceback from building a dict."""
+    group_signal = load("benchmarks/group_signal.py")
+    with pytest.raises(SystemExit, match=r"bad setting 'dynamic\+skip@seed_decay'.*seed_decay"):
+        group_signal.setting("dynamic+skip@seed_decay", 0)
+    assert group_signal.setting("dynamic+skip@seed_decay=0.97", 3).seed_decay == 0.97

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from repo_files import load  # tests/ is on the path: conftest.py
+from repo_files import ROOT, load  # tests/ is on the path: conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,15 @@ def test_skipping_a_pool_of_never_solved_problems_saves(sim):
 def test_unknown_setting_is_named(sim):
     with pytest.raises(SystemExit, match="seed_dacay"):
         sim.parse("seed_dacay=0.9")
+
+
+def test_a_setting_that_is_not_key_value_stops_before_any_run():
+    """group_signal.py's arm names ('dynamic+skip@...') are not simulation settings: the script says so
+    and names the part, before it simulates anything (no anchor line printed)."""
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "sim_online_filter.py"), "--runs", "1",
+                           "--settings", "dynamic+skip@seed_decay=0.97"], capture_output=True, text=True)
+    assert done.returncode != 0 and "'dynamic+skip' is not key=value" in done.stderr
+    assert "anchor share" not in done.stdout and "Traceback" not in done.stderr
 
 
 def test_pool_from_measured_rates(sim, tmp_path):
