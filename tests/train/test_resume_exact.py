@@ -169,8 +169,8 @@ def test_a_checkpoint_cut_short_is_removed_and_the_resume_line_says_from_which_s
     cut = drop_cut_short(ck)
     assert cut == [4] and not (ck / "checkpoint-4").exists()
     assert sorted(p.name for p in (ck / "checkpoint-2").iterdir()) == ["model.safetensors", STATE_FILE, "trainer_state.json"]
-    assert _resume_note(out, cut) == "resuming after step 2 (checkpoint-2); checkpoint-4: save cut short by a kill, removed, "
+    assert _resume_note(out, cut) == "resuming after step 2 (checkpoint-2); checkpoint-4: save cut short (killed, or the disk filled), removed, "
     assert drop_cut_short(ck) == [] and _resume_note(out, []) == "resuming after step 2 (checkpoint-2), "
     (ck / "checkpoint-2" / STATE_FILE).unlink()  # now no complete checkpoint: training starts again at step 0
     assert _resume_note(out, drop_cut_short(ck)) == ("resuming at step 0 (no complete checkpoint yet); "
-                                                     "checkpoint-2: save cut short by a kill, removed, ")
+                                                     "checkpoint-2: save cut short (killed, or the disk filled), removed, ")

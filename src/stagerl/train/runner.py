@@ -79,7 +79,7 @@ def _resume_note(out_dir: Path, cut: list[int]) -> str:
     note = (f"resuming after step {last.name.rsplit('-', 1)[1]} ({last.name})" if last is not None
             else "resuming at step 0 (no complete checkpoint yet)")
     if cut:
-        note += f"; {', '.join(f'checkpoint-{s}' for s in cut)}: save cut short by a kill, removed"
+        note += f"; {', '.join(f'checkpoint-{s}' for s in cut)}: save cut short (killed, or the disk filled), removed"
     return note + ", "
 
 
