@@ -92,7 +92,8 @@ def complete(checkpoint: Path) -> bool:
 
 
 def drop_cut_short(folder: str | Path) -> list[int]:
-    """Remove the ``checkpoint-<step>`` folders under ``folder`` whose save a kill cut short; their steps.
+    """Remove the ``checkpoint-<step>`` folders under ``folder`` whose save was cut short (a kill, a full
+    disk); their steps.
 
     ``grpo.latest_checkpoint`` ignores them already; left in place, one keeps its half-written weights
     file until ``rotate`` removes the folder, or for good when no later checkpoint comes. Call it only
