@@ -131,7 +131,8 @@ def pooled(ms: list[dict]) -> dict:
 
 def seed_store(args: argparse.Namespace, problems: list, policy: str, seed: int, folder: Path) -> Path:
     """The pool scored with the policy (``--seed-k`` samples each, no early stop) in ``folder/scoring``
-    (reused when a run with the same pool, K, length and seed made it)."""
+    (reused when a run with the same pool, K, length and seed made it; a scoring killed midway resumes
+    from its store, whose per-sample seeds draw what it would have drawn)."""
     from stagerl.config import ModelRef, SamplingConfig, ScoringConfig
     from stagerl.scoring import score
     from stagerl.store import SampleStore
@@ -141,8 +142,13 @@ def seed_store(args: argparse.Namespace, problems: list, policy: str, seed: int,
     if done.is_file() and json.loads(done.read_text())["key"] == key:
         print(f"  scoring (seeds, made before): {json.loads(done.read_text())['report']}", flush=True)
         return path
-    shutil.rmtree(path.parent, ignore_errors=True)
-    path.parent.mkdir(parents=True)
+    started = path.parent / "started.json"
+    if started.is_file() and json.loads(started.read_text())["key"] == key:
+        print(f"  scoring (seeds): resuming the store in {path.parent}", flush=True)
+    else:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        path.parent.mkdir(parents=True)
+        started.write_text(json.dumps({"key": key}))
     t0 = time.time()
     config = ScoringConfig(models=[ModelRef(name="policy", model=str(policy), engine="transformers")], k=args.seed_k,
                            adaptive=False, sampling=SamplingConfig(temperature=0.8, top_p=TRAIN_TOP_P,

@@ -61,3 +61,30 @@ def test_group_signal_setting_names_a_malformed_override():
     with pytest.raises(SystemExit, match=r"bad setting 'dynamic\+skip@seed_decay'.*seed_decay"):
         group_signal.setting("dynamic+skip@seed_decay", 0)
     assert group_signal.setting("dynamic+skip@seed_decay=0.97", 3).seed_decay == 0.97
+
+
+def test_group_signal_seed_store_resumes_a_scoring_cut_short(tmp_path, tiny_model_dir):
+    """A seed store cut short (no done mark, its last sample missing, as a kill leaves it) is resumed,
+    not made again: the sample it kept stays, and the missing one is drawn as it was the first time."""
+    import argparse
+    import sqlite3
+
+    from stagerl.data.generated import demo_math
+
+    group_signal = load("benchmarks/group_signal.py")
+    args = argparse.Namespace(math=1, code=0, seed_k=2, max_tokens=4)
+    problems = demo_math(n=1, seed=0)
+    path = group_signal.seed_store(args, problems, tiny_model_dir, 0, tmp_path)
+    db = sqlite3.connect(path)
+    first = db.execute("SELECT idx, text FROM samples ORDER BY idx").fetchall()
+    with db:
+        db.execute("DELETE FROM samples WHERE idx = 1")
+        db.execute("UPDATE samples SET text = 'kept' WHERE idx = 0")
+    db.close()
+    (tmp_path / "scoring" / "done.json").unlink()
+    group_signal.seed_store(args, problems, tiny_model_dir, 0, tmp_path)
+    db = sqlite3.connect(path)
+    again = db.execute("SELECT idx, text FROM samples ORDER BY idx").fetchall()
+    db.close()
+    assert len(first) == 2
+    assert again == [(0, "kept"), first[1]]
