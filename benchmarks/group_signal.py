@@ -209,11 +209,26 @@ def run_seed(args: argparse.Namespace, seed: int, policy: str, messages, out: Pa
     return arms
 
 
-def report(args: argparse.Namespace, seeds: list[int], runs: dict[int, dict[str, dict]]) -> None:
-    """Per-seed table, pooled figures and interval for each setting; the RESULT line."""
+def late_half(args: argparse.Namespace, out: Path, seeds: list[int], name: str) -> tuple[dict, int]:
+    """One arm's figures pooled over the seeds, from the second half of its steps only (read from each
+    run's metrics.jsonl), and the first step counted: a ratio met only in the first steps is an artefact
+    of them (the seeds are freshest there)."""
+    folder = "anchor" if name == "anchor" else folder_name(name)
+    start = args.steps // 2
+    ms = []
+    for s in seeds:
+        path = out / f"seed{s}" / folder / "stages" / f"1_{folder}" / "metrics.jsonl"
+        rows = [json.loads(x) for x in path.read_text().splitlines()]
+        ms.append(measure(rows[start:], args.prompts, args.G, name != "anchor"))
+    return pooled(ms), start + 1
+
+
+def report(args: argparse.Namespace, seeds: list[int], runs: dict[int, dict[str, dict]], out: Path) -> None:
+    """Per-seed table, pooled figures and interval for each setting, the second half's ratio; the RESULT line."""
     anchors = [runs[s]["anchor"] for s in seeds]
     anchor = pooled(anchors)
     print(f"anchor pooled over {len(seeds)} seed(s): {json.dumps(anchor)}")
+    late_anchor, first = late_half(args, out, seeds, "anchor")
     summary = {}
     for name in args.settings.split(","):
         ours = [runs[s][name] for s in seeds]
@@ -230,19 +245,25 @@ def report(args: argparse.Namespace, seeds: list[int], runs: dict[int, dict[str,
         mean, half = interval(ratios)
         ci = f"{mean:.3f} ± {half:.3f} (95% t, n={len(ratios)})" if half is not None else f"{mean:.3f} (n=1)"
         ratio = p["tokens_per_useful_group"] / anchor["tokens_per_useful_group"]
-        summary[name] = (ratio, p, ci, ratios)
+        late, _ = late_half(args, out, seeds, name)
+        late_ratio = late["tokens_per_useful_group"] / late_anchor["tokens_per_useful_group"]
+        summary[name] = (ratio, p, ci, ratios, late_ratio)
         print(f"pooled: ours {p['tokens_per_useful_group']} vs anchor {anchor['tokens_per_useful_group']} tokens per "
               f"useful group, ratio {ratio:.3f}; signal share {p['signal_share']} (anchor {anchor['signal_share']}); "
               f"per-seed ratio mean {ci}, min-max {min(ratios):.3f}-{max(ratios):.3f}; "
               f"seeds meeting both goals {sum(r <= 0.6 and o['signal_share'] >= 0.9 for r, o in zip(ratios, ours))}"
               f"/{len(seeds)}")
+        print(f"steps {first}-{args.steps} only, pooled: ours {late['tokens_per_useful_group']} vs anchor "
+              f"{late_anchor['tokens_per_useful_group']} tokens per useful group, ratio {late_ratio:.3f}; signal share "
+              f"{late['signal_share']} (anchor {late_anchor['signal_share']})")
     ok_share = {n: v for n, v in summary.items() if v[1]["signal_share"] >= 0.9}
-    best, (ratio, p, ci, ratios) = min((ok_share or summary).items(), key=lambda kv: kv[1][0])
+    best, (ratio, p, ci, ratios, late_ratio) = min((ok_share or summary).items(), key=lambda kv: kv[1][0])
     ok = ratio <= 0.6 and p["signal_share"] >= 0.9
     print(f"\nbest setting: {best}; steps {args.steps}, seeds {','.join(map(str, seeds))}")
     print(f"RESULT signal_tokens_per_useful_group ours={p['tokens_per_useful_group']} "
           f"anchor={anchor['tokens_per_useful_group']} ratio={ratio:.3f} share={p['signal_share']} "
           f"seed_ratios={','.join(f'{r:.3f}' for r in ratios)} mean={ci.split(' (')[0].replace(' ', '')} "
+          f"late_ratio={late_ratio:.3f} "
           f"goal=<=0.6,share>=0.9 ok={'yes' if ok else 'no'}")
 
 
@@ -288,7 +309,7 @@ def main() -> None:
         print(f"seed {s}:", flush=True)
         runs[s] = run_seed(args, s, policy, messages, out)
     if args.only is None:
-        report(args, seeds, runs)
+        report(args, seeds, runs, out)
     if not args.out:
         shutil.rmtree(out, ignore_errors=True)
 
