@@ -88,3 +88,30 @@ def test_group_signal_seed_store_resumes_a_scoring_cut_short(tmp_path, tiny_mode
     db.close()
     assert len(first) == 2
     assert again == [(0, "kept"), first[1]]
+
+
+def test_group_signal_late_half_reads_only_the_second_half_of_the_steps(tmp_path):
+    """The report's second-half ratio counts the steps after the first half, from each seed's metrics."""
+    import argparse
+    import json
+
+    group_signal = load("benchmarks/group_signal.py")
+    args = argparse.Namespace(steps=4, prompts=2, G=4)
+    name = "dynamic+skip@seed_decay=0.97"
+    folder = group_signal.folder_name(name)
+    for seed, scale in ((0, 1), (1, 2)):
+        anchor = [{"completion_length": 10.0 * scale * (s + 1), "frac_reward_zero_std": 0.5, "seconds": s}
+                  for s in range(4)]
+        ours = [{"completion_length": 10.0 * scale, "groups_generated": s + 1, "groups_signal": 1, "seconds": s}
+                for s in range(4)]
+        for arm, rows in (("anchor", anchor), (folder, ours)):
+            stage = tmp_path / f"seed{seed}" / arm / "stages" / f"1_{arm}"
+            stage.mkdir(parents=True)
+            (stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    anchor, first = group_signal.late_half(args, tmp_path, [0, 1], "anchor")
+    ours, _ = group_signal.late_half(args, tmp_path, [0, 1], name)
+    assert first == 3
+    # anchor: steps 3, 4 of seed 0 (30, 40 tokens x 2 prompts x G 4) and seed 1 (60, 80), one useful group each step
+    assert anchor["tokens"] == (30 + 40 + 60 + 80) * 2 * 4 and anchor["useful_groups"] == 4
+    # ours: 3 and 4 groups generated at steps 3, 4; 10 (seed 0) and 20 (seed 1) tokens each
+    assert ours["tokens"] == (3 + 4) * 4 * (10 + 20) and ours["useful_groups"] == 4 and ours["trained_groups"] == 8
