@@ -88,3 +88,16 @@ def test_relevel_with_smollm2_keeps_only_the_band(smollm2_dir, tmp_path):
     assert info["moves"]["L"].get("L", 0) == len(kept) and sum(info["moves"]["L"].values()) == 6
     assert info["dropped"]["too_easy"] + info["dropped"]["too_hard"] == 6 - len(kept)
     assert info["cost"]["samples"] == sum(n for _, n in rates.values()) < 6 * 4 + 1
+
+
+def test_relevel_with_round_size_k_draws_every_sample_of_every_candidate(tiny_model_dir, tmp_path):
+    """``round_size: k`` gives predictive skipping seeds of k samples for every candidate (README): the first
+    round draws them all, though one failure settles the band [0,1) here; rounds of 1 stop at that failure."""
+    one = relevel_stage(tiny_model_dir, stage(band="[0,1)", round_size=1), LEVELS, tmp_path / "one", 1,
+                        progress=False)
+    full = relevel_stage(tiny_model_dir, stage(band="[0,1)", round_size=4), LEVELS, tmp_path / "full", 1,
+                         progress=False)
+    assert [p.id for p in one] == [p.id for p in full] == ["add1", "add2", "add3"]
+    counts = [json.loads((d / "stages" / "1_s1" / "relevel.json").read_text())["generated"]
+              for d in (tmp_path / "one", tmp_path / "full")]
+    assert counts == [3, 3 * 4]
