@@ -218,8 +218,8 @@ def late_half(args: argparse.Namespace, out: Path, seeds: list[int], name: str) 
     ms = []
     for s in seeds:
         path = out / f"seed{s}" / folder / "stages" / f"1_{folder}" / "metrics.jsonl"
-        rows = [json.loads(x) for x in path.read_text().splitlines()]
-        ms.append(measure(rows[start:], args.prompts, args.G, name != "anchor"))
+        rows = [r for r in map(json.loads, path.read_text().splitlines()) if r["step"] > start]
+        ms.append(measure(rows, args.prompts, args.G, name != "anchor"))
     return pooled(ms), start + 1
 
 

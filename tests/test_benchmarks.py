@@ -100,10 +100,10 @@ def test_group_signal_late_half_reads_only_the_second_half_of_the_steps(tmp_path
     name = "dynamic+skip@seed_decay=0.97"
     folder = group_signal.folder_name(name)
     for seed, scale in ((0, 1), (1, 2)):
-        anchor = [{"completion_length": 10.0 * scale * (s + 1), "frac_reward_zero_std": 0.5, "seconds": s}
-                  for s in range(4)]
-        ours = [{"completion_length": 10.0 * scale, "groups_generated": s + 1, "groups_signal": 1, "seconds": s}
-                for s in range(4)]
+        anchor = [{"step": s + 1, "completion_length": 10.0 * scale * (s + 1), "frac_reward_zero_std": 0.5,
+                   "seconds": s} for s in range(4)]
+        ours = [{"step": s + 1, "completion_length": 10.0 * scale, "groups_generated": s + 1, "groups_signal": 1,
+                 "seconds": s} for s in range(4)]
         for arm, rows in (("anchor", anchor), (folder, ours)):
             stage = tmp_path / f"seed{seed}" / arm / "stages" / f"1_{arm}"
             stage.mkdir(parents=True)
