@@ -129,6 +129,26 @@ def pooled(ms: list[dict]) -> dict:
             "signal_share": round(useful / groups, 3), "tokens_per_useful_group": round(tokens / max(useful, 1e-9), 1)}
 
 
+def resumes(folder: Path, record: dict) -> bool:
+    """True when ``folder`` holds work begun with ``record`` (its ``started.json``), to resume; else the
+    folder is emptied and False returned (the caller sets it up, then calls ``mark_started``)."""
+    started = folder / "started.json"
+    if started.is_file() and json.loads(started.read_text()) == record:
+        return True
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return False
+
+
+def mark_started(folder: Path, record: dict) -> None:
+    (folder / "started.json").write_text(json.dumps(record))
+
+
+def arm_rows(folder: Path, arm: str) -> list[dict]:
+    """The per-step rows (its stage's metrics.jsonl) of the arm run in ``folder / arm``."""
+    return [json.loads(x) for x in (folder / arm / "stages" / f"1_{arm}" / "metrics.jsonl").read_text().splitlines()]
+
+
 def seed_store(args: argparse.Namespace, problems: list, policy: str, seed: int, folder: Path) -> Path:
     """The pool scored with the policy (``--seed-k`` samples each, no early stop) in ``folder/scoring``
     (reused when a run with the same pool, K, length and seed made it; a scoring killed midway resumes
@@ -142,13 +162,10 @@ def seed_store(args: argparse.Namespace, problems: list, policy: str, seed: int,
     if done.is_file() and json.loads(done.read_text())["key"] == key:
         print(f"  scoring (seeds, made before): {json.loads(done.read_text())['report']}", flush=True)
         return path
-    started = path.parent / "started.json"
-    if started.is_file() and json.loads(started.read_text())["key"] == key:
+    if resumes(path.parent, {"key": key}):
         print(f"  scoring (seeds): resuming the store in {path.parent}", flush=True)
     else:
-        shutil.rmtree(path.parent, ignore_errors=True)
-        path.parent.mkdir(parents=True)
-        started.write_text(json.dumps({"key": key}))
+        mark_started(path.parent, {"key": key})
     t0 = time.time()
     config = ScoringConfig(models=[ModelRef(name="policy", model=str(policy), engine="transformers")], k=args.seed_k,
                            adaptive=False, sampling=SamplingConfig(temperature=0.8, top_p=TRAIN_TOP_P,
@@ -181,20 +198,17 @@ def run_seed(args: argparse.Namespace, seed: int, policy: str, messages, out: Pa
             print(f"  {name} (measured before, {kept}): {json.dumps(m)}", flush=True)
             return m
         t0 = time.time()
-        started = folder / name / "started.json"  # a run killed midway resumes from its last checkpoint
-        if started.is_file() and json.loads(started.read_text()) == {"args": key, "online": repr(online)}:
+        record = {"args": key, "online": repr(online)}
+        if resumes(folder / name, record):  # a run killed midway resumes from its last checkpoint
             print(f"  {name}: resuming the run in {folder / name}", flush=True)
         else:
-            shutil.rmtree(folder / name, ignore_errors=True)
-            (folder / name).mkdir(parents=True)
             if online is not None and args.seed_k:
                 store[:] = store or [seed_store(args, problems, policy, seed, folder)]
                 shutil.copy(store[0], folder / name / "samples.sqlite")
-            started.write_text(json.dumps({"args": key, "online": repr(online)}))
+            mark_started(folder / name, record)
         [info] = train_stages(policy, {"pool": problems}, [stage(name, args, online, seed)], folder / name,
                               messages=messages)
-        rows = [json.loads(x) for x in (folder / name / "stages" / f"1_{name}" / "metrics.jsonl").read_text().splitlines()]
-        m = measure(rows, args.prompts, args.G, online is not None)
+        m = measure(arm_rows(folder, name), args.prompts, args.G, online is not None)
         m["wall_s"] = round(time.time() - t0, 1)
         print(f"  {name}: {json.dumps(m)}", flush=True)
         kept.write_text(json.dumps({"args": key, "measure": m}))
@@ -217,8 +231,7 @@ def late_half(args: argparse.Namespace, out: Path, seeds: list[int], name: str) 
     start = args.steps // 2
     ms = []
     for s in seeds:
-        path = out / f"seed{s}" / folder / "stages" / f"1_{folder}" / "metrics.jsonl"
-        rows = [r for r in map(json.loads, path.read_text().splitlines()) if r["step"] > start]
+        rows = [r for r in arm_rows(out / f"seed{s}", folder) if r["step"] > start]
         ms.append(measure(rows, args.prompts, args.G, name != "anchor"))
     return pooled(ms), start + 1
 
