@@ -35,6 +35,8 @@ setting is printed.
     ... --math 40 --steps 20 --seed-k 8 --seeds 0,1,2 --out /tmp/signal --only anchor   # arms side by side,
     ... --math 40 --steps 20 --seed-k 8 --seeds 0,1,2 --out /tmp/signal --only ours     # then without --only
     ... --only scoring    # only the seeds' scoring store, so that a later --only ours starts training at once
+    ... --only report     # only the report, from arms measured before: e.g. --out docs/results/group_signal_k16,
+                          # the measurements and per-step metrics of runs recorded in docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -197,6 +199,10 @@ def run_seed(args: argparse.Namespace, seed: int, policy: str, messages, out: Pa
             m = json.loads(kept.read_text())["measure"]
             print(f"  {name} (measured before, {kept}): {json.dumps(m)}", flush=True)
             return m
+        if args.only == "report":
+            why = "measured with other arguments" if kept.is_file() else "missing"
+            raise SystemExit(f"--only report: {kept} is {why} (this command's arguments: {json.dumps(key)}); "
+                             f"run the arm first, or give the arguments it was measured with")
         t0 = time.time()
         record = {"args": key, "online": repr(online)}
         if resumes(folder / name, record):  # a run killed midway resumes from its last checkpoint
@@ -296,10 +302,11 @@ def main() -> None:
                          f"overrides of {', '.join(TUNABLE)} (e.g. dynamic+skip@seed_decay=0.97)")
     ap.add_argument("--seed-k", type=int, default=0, help="score the pool with the policy first (K samples each) "
                     "and seed ours from it (0: no seeding store)")
-    ap.add_argument("--only", choices=("anchor", "ours", "scoring"), default=None,
+    ap.add_argument("--only", choices=("anchor", "ours", "scoring", "report"), default=None,
                     help="run one arm and keep its figures in --out (two such processes can run side by side); "
                          "a later run with the same --out reuses the arms already measured there; 'scoring': "
-                         "only score the pool for the seeds (--seed-k), so ours can start from it later")
+                         "only score the pool for the seeds (--seed-k), so ours can start from it later; "
+                         "'report': only the report, from arms measured before (an error names any arm not measured)")
     ap.add_argument("--out", default=None, help="keep the run folders here (default: a temp folder)")
     ap.add_argument("--pass-size", type=int, default=None,
                     help="completions per forward/backward pass (trl.per_device_train_batch_size; default: a step's "
@@ -313,7 +320,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     [setting(spec, 0) for spec in args.settings.split(",")]  # a bad spec fails before any run
     messages = PromptConfig(fewshot=True).messages
-    policy = resolve_model("smollm2-135m")
+    policy = None if args.only == "report" else resolve_model("smollm2-135m")
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="signal-"))
     print(f"pool: {args.math} math + {args.code} code; {args.steps} steps × {args.prompts} prompts × G={args.G}, "
           f"{args.max_tokens} tokens; seeds {seeds}; runs in {out}", flush=True)
@@ -321,7 +328,7 @@ def main() -> None:
     for s in seeds:
         print(f"seed {s}:", flush=True)
         runs[s] = run_seed(args, s, policy, messages, out)
-    if args.only is None:
+    if args.only in (None, "report"):
         report(args, seeds, runs, out)
     if not args.out:
         shutil.rmtree(out, ignore_errors=True)

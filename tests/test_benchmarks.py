@@ -115,3 +115,46 @@ def test_group_signal_late_half_reads_only_the_second_half_of_the_steps(tmp_path
     assert anchor["tokens"] == (30 + 40 + 60 + 80) * 2 * 4 and anchor["useful_groups"] == 4
     # ours: 3 and 4 groups generated at steps 3, 4; 10 (seed 0) and 20 (seed 1) tokens each
     assert ours["tokens"] == (3 + 4) * 4 * (10 + 20) and ours["useful_groups"] == 4 and ours["trained_groups"] == 8
+
+
+def test_group_signal_report_only_reprints_recorded_arms_and_names_a_missing_one(tmp_path):
+    """``--only report`` trains nothing: it names the arm it lacks, and reports from the measured arms it finds."""
+    import json
+    import re
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    cmd = [sys.executable, "benchmarks/group_signal.py", "--steps", "2", "--G", "4", "--seeds", "0,1",
+           "--out", str(tmp_path), "--only", "report"]
+    missing = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert missing.returncode != 0
+    assert f"{tmp_path / 'seed0' / 'anchor.json'} is missing" in missing.stderr
+    assert not (tmp_path / "seed0" / "anchor").exists()  # nothing started
+    group_signal = load("benchmarks/group_signal.py")
+    name = "dynamic+skip"
+    folder = group_signal.folder_name(name)
+    for seed, (anchor_tokens, ours_tokens) in enumerate(((800, 300), (600, 500))):
+        key = json.loads(re.search(r"arguments: (\{.*?\})\)", missing.stderr).group(1)) | {"seed": seed}
+        anchor = {"tokens": anchor_tokens, "useful_groups": 2.0, "trained_groups": 4, "signal_share": 0.5,
+                  "tokens_per_useful_group": anchor_tokens / 2}
+        ours = {"tokens": ours_tokens, "useful_groups": 4, "trained_groups": 4, "signal_share": 1.0,
+                "tokens_per_useful_group": ours_tokens / 4, "generated_groups": 5, "skipped_groups": 3,
+                "skipped_seeded": 2, "explored": 1, "explored_signal": 0}
+        for arm, m in (("anchor", anchor), (folder, ours)):
+            (tmp_path / f"seed{seed}").mkdir(exist_ok=True)
+            (tmp_path / f"seed{seed}" / f"{arm}.json").write_text(json.dumps({"args": key, "measure": m}))
+            stage = tmp_path / f"seed{seed}" / arm / "stages" / f"1_{arm}"
+            stage.mkdir(parents=True)
+            rows = [{"step": 2, "completion_length": 10.0, "frac_reward_zero_std": 0.5, "groups_generated": 2,
+                     "groups_signal": 2, "seconds": 1}]
+            (stage / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # pooled: ours 800 tokens / 8 useful = 100, anchor 1400 / 4 = 350
+    assert "RESULT signal_tokens_per_useful_group ours=100.0 anchor=350.0 ratio=0.286 share=1.0 " \
+           "seed_ratios=0.188,0.417 " in done.stdout  # 75/400, 125/300
+    key["steps"] = 3  # an arm measured with other arguments is named, not rerun
+    (tmp_path / "seed1" / "anchor.json").write_text(json.dumps({"args": key, "measure": anchor}))
+    other = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert other.returncode != 0 and f"{tmp_path / 'seed1' / 'anchor.json'} is measured with other arguments" \
+        in other.stderr
