@@ -317,6 +317,8 @@ def main() -> None:
                          "last one when the same command runs again with the same --out (figures unchanged)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.only == "report" and not args.out:
+        ap.error("--only report reads the arms measured in --out: give --out")
     seeds = [int(s) for s in args.seeds.split(",")]
     [setting(spec, 0) for spec in args.settings.split(",")]  # a bad spec fails before any run
     messages = PromptConfig(fewshot=True).messages
