@@ -15,14 +15,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "benchmarks").glob("*.py"))
 
 
+def script_env() -> dict:
+    """The environment a benchmark script runs in here: one thread, the package importable from src/."""
+    return {**os.environ, "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+
+
 def test_there_are_benchmarks():
     assert {p.stem for p in SCRIPTS} >= {"generation", "math_reward", "code_reward", "scoring", "group_signal", "training"}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_benchmark_script_starts(script):
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    env = script_env()
     done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120,
                           env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -122,8 +127,7 @@ def test_group_signal_report_only_reprints_recorded_arms_and_names_a_missing_one
     import json
     import re
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    env = script_env()
     cmd = [sys.executable, "benchmarks/group_signal.py", "--steps", "2", "--G", "4", "--seeds", "0,1",
            "--out", str(tmp_path), "--only", "report"]
     missing = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
@@ -133,8 +137,11 @@ def test_group_signal_report_only_reprints_recorded_arms_and_names_a_missing_one
     group_signal = load("benchmarks/group_signal.py")
     name = "dynamic+skip"
     folder = group_signal.folder_name(name)
+    args = json.loads(re.search(r"arguments: (\{.*?\})\)", missing.stderr).group(1))
+    row = {"step": 2, "completion_length": 10.0, "frac_reward_zero_std": 0.5, "groups_generated": 2, "groups_signal": 2,
+           "seconds": 1}
     for seed, (anchor_tokens, ours_tokens) in enumerate(((800, 300), (600, 500))):
-        key = json.loads(re.search(r"arguments: (\{.*?\})\)", missing.stderr).group(1)) | {"seed": seed}
+        key = args | {"seed": seed}
         anchor = {"tokens": anchor_tokens, "useful_groups": 2.0, "trained_groups": 4, "signal_share": 0.5,
                   "tokens_per_useful_group": anchor_tokens / 2}
         ours = {"tokens": ours_tokens, "useful_groups": 4, "trained_groups": 4, "signal_share": 1.0,
@@ -145,9 +152,7 @@ def test_group_signal_report_only_reprints_recorded_arms_and_names_a_missing_one
             (tmp_path / f"seed{seed}" / f"{arm}.json").write_text(json.dumps({"args": key, "measure": m}))
             stage = tmp_path / f"seed{seed}" / arm / "stages" / f"1_{arm}"
             stage.mkdir(parents=True)
-            rows = [{"step": 2, "completion_length": 10.0, "frac_reward_zero_std": 0.5, "groups_generated": 2,
-                     "groups_signal": 2, "seconds": 1}]
-            (stage / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
+            (stage / "metrics.jsonl").write_text(json.dumps(row) + "\n")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     # pooled: ours 800 tokens / 8 useful = 100, anchor 1400 / 4 = 350
