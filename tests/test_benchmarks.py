@@ -163,3 +163,22 @@ def test_group_signal_report_only_reprints_recorded_arms_and_names_a_missing_one
     other = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     assert other.returncode != 0 and f"{tmp_path / 'seed1' / 'anchor.json'} is measured with other arguments" \
         in other.stderr
+
+
+def test_group_signal_results_in_the_docs_reprint_from_the_kept_records():
+    """Every ``--only report`` command that docs/benchmarks.md gives over the records kept in docs/results
+    prints, from those records, the RESULT line the page shows beside it."""
+    import re
+    import shlex
+
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    commands = re.findall(r"`OMP_NUM_THREADS=1 \.venv/bin/python (benchmarks/group_signal\.py [^`]*--only report[^`]*)`", page)
+    assert commands, "docs/benchmarks.md gives no report command over kept records"
+    for command in commands:
+        argv = shlex.split(" ".join(command.split()))
+        assert argv[argv.index("--out") + 1].startswith("docs/results/"), command
+        done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=300, env=script_env(),
+                              cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        assert len(result) == 1 and f"`{result[0]}`" in page, (command, result)
