@@ -167,12 +167,13 @@ def test_group_signal_report_only_reprints_recorded_arms_and_names_a_missing_one
 
 def test_group_signal_results_in_the_docs_reprint_from_the_kept_records():
     """Every ``--only report`` command that docs/benchmarks.md gives over the records kept in docs/results
-    prints, from those records, the RESULT line the page shows beside it."""
+    prints, from those records alone, a RESULT line that the page shows word for word."""
     import re
     import shlex
 
     page = (ROOT / "docs" / "benchmarks.md").read_text()
-    commands = re.findall(r"`OMP_NUM_THREADS=1 \.venv/bin/python (benchmarks/group_signal\.py [^`]*--only report[^`]*)`", page)
+    command_re = r"`OMP_NUM_THREADS=1 \.venv/bin/python (benchmarks/group_signal\.py [^`]*--only report[^`]*)`"
+    commands = re.findall(command_re, page)
     assert commands, "docs/benchmarks.md gives no report command over kept records"
     for command in commands:
         argv = shlex.split(" ".join(command.split()))
